@@ -1,0 +1,122 @@
+use super::*;
+
+#[test]
+fn accepts_well_formed_values() {
+    for text in [
+        r#"{"a":1,"b":[1,2,{"c":null}],"d":{"e":"f"}}"#,
+        "[]",
+        "\"x\"",
+        "12345678901234567890",
+        r#"{"a":{"x":1},"b":{"x":2}}"#,
+    ] {
+        assert_eq!(validate_strict(text.as_bytes()), Ok(()), "{text}");
+    }
+}
+
+#[test]
+fn rejects_repeated_key_at_top_level() {
+    let err = validate_strict(br#"{"name":"read","name":"delete"}"#).unwrap_err();
+    assert!(
+        matches!(&err, JsonError::DuplicateKey { key, .. } if key == "name"),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("duplicate key `name`"));
+}
+
+#[test]
+fn rejects_repeated_key_deep_inside() {
+    let text = r#"{"params":{"arguments":{"list":[{"path":"/a","path":"/etc/shadow"}]}}}"#;
+    let err = validate_strict(text.as_bytes()).unwrap_err();
+    assert!(matches!(err, JsonError::DuplicateKey { ref key, .. } if key == "path"));
+}
+
+#[test]
+fn compares_keys_after_unescaping() {
+    let err = validate_strict(br#"{"name":"a","n\u0061me":"b"}"#).unwrap_err();
+    assert!(matches!(err, JsonError::DuplicateKey { ref key, .. } if key == "name"));
+}
+
+#[test]
+fn detects_repeats_in_large_objects() {
+    let mut text = String::from("{");
+    for i in 0..100 {
+        text.push_str(&format!("\"k{i}\":{i},"));
+    }
+    text.push_str("\"k57\":0}");
+    let err = validate_strict(text.as_bytes()).unwrap_err();
+    assert!(matches!(err, JsonError::DuplicateKey { ref key, .. } if key == "k57"));
+}
+
+#[test]
+fn reports_syntax_errors_with_position() {
+    let err = validate_strict(b"{\"a\":\n  tru}").unwrap_err();
+    match err {
+        JsonError::Syntax { line, .. } => assert_eq!(line, 2),
+        other => panic!("unexpected {other:?}"),
+    }
+    assert!(matches!(
+        validate_strict(b"{} {}"),
+        Err(JsonError::Syntax { .. })
+    ));
+    assert!(matches!(
+        validate_strict(b""),
+        Err(JsonError::Syntax { .. })
+    ));
+}
+
+#[test]
+fn bounds_nesting_depth() {
+    let deep = "[".repeat(10_000) + &"]".repeat(10_000);
+    assert!(matches!(
+        validate_strict(deep.as_bytes()),
+        Err(JsonError::Syntax { .. })
+    ));
+}
+
+proptest::proptest! {
+    #[test]
+    fn never_panics_on_arbitrary_bytes(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..256)) {
+        let _ = validate_strict(&bytes);
+    }
+}
+
+#[test]
+fn member_finds_top_level_values_only() {
+    let text = r#"{"arguments":{"name":"inner"},"name":"tool\/x","n":1}"#;
+    assert_eq!(member(text, "name"), Some(r#""tool\/x""#));
+    assert_eq!(member_str(text, "name").as_deref(), Some("tool/x"));
+    assert_eq!(member(text, "arguments"), Some(r#"{"name":"inner"}"#));
+    assert_eq!(member(text, "missing"), None);
+    assert_eq!(member("[1,2]", "name"), None);
+    assert_eq!(member_str(text, "n"), None);
+}
+
+#[test]
+fn set_member_replaces_in_place_or_appends() {
+    let text = r#"{"name":"a__b", "arguments":{"x":1}}"#;
+    assert_eq!(
+        set_member(text, "name", r#""b""#),
+        r#"{"name":"b", "arguments":{"x":1}}"#
+    );
+    assert_eq!(
+        set_member(text, "_meta", r#"{"k":1}"#),
+        r#"{"name":"a__b", "arguments":{"x":1},"_meta":{"k":1}}"#
+    );
+    assert_eq!(set_member("{ }", "a", "1"), r#"{"a":1}"#);
+}
+
+#[test]
+fn remove_member_keeps_the_object_valid() {
+    for (text, key, want) in [
+        (r#"{"a":1,"b":2,"c":3}"#, "b", r#"{"a":1,"c":3}"#),
+        (r#"{"a":1,"b":2,"c":3}"#, "a", r#"{"b":2,"c":3}"#),
+        (r#"{"a":1,"b":2,"c":3}"#, "c", r#"{"a":1,"b":2}"#),
+        (r#"{ "a" : {"x":"}"} }"#, "a", r#"{  }"#),
+        (r#"{"a":1}"#, "z", r#"{"a":1}"#),
+        (r#"{"q\"":1, "a":[1]}"#, "a", r#"{"q\"":1}"#),
+    ] {
+        let out = remove_member(text, key);
+        assert_eq!(out, want, "{text} - {key}");
+        validate_strict(out.as_bytes()).unwrap();
+    }
+}
