@@ -9,9 +9,11 @@ It exposes:
   - ``add(a, b)``           returns ``a + b``
   - ``slow(seconds)``       sleeps, sending a progress notification every 100 ms
                             when the caller asked for progress (sent a progress token)
-  - ``log(message, level)`` sends one logging notification, then returns ``message``
+  - ``log(message, level)`` sends one logging notification (unless logging/setLevel
+                            raised this connection's threshold above ``level``),
+                            then returns ``message``
   - ``ask_user(question)``  elicits ``{"value": <string>}`` from the client and returns
-                            the value (or ``declined`` / ``cancelled``)
+                            the value (or ``decline`` / ``cancel``)
   - ``sample(prompt)``      asks the client to sample an LLM, returns the sampled text
   - ``list_roots()``        asks the client for its roots, returns them as JSON
 * resources: ``echo://static`` and the template ``echo://item/{id}``
@@ -24,7 +26,12 @@ the mechanism that fits the negotiated protocol era - a standalone
 server-to-client request (``elicitation/create``, ``sampling/createMessage``,
 ``roots/list``) on handshake-era connections (<= 2025-11-25), or an
 ``InputRequiredResult`` that the client answers by retrying the call with
-``inputResponses`` on 2026-07-28 connections.
+``inputResponses`` on 2026-07-28 connections. The inputRequests keys are the
+resolvers' ``module:qualname`` (``__main__:_ask``, ``__main__:_sample``,
+``__main__:_roots`` when run as a script).
+
+Note: the default 127.0.0.1 bind turns on the SDK's DNS-rebinding protection,
+which only accepts Host headers 127.0.0.1:*, localhost:* and [::1]:*.
 
 Usage:
     py_echo_server.py [--transport stdio|streamable-http] [--host 127.0.0.1] [--port 8000]
@@ -35,7 +42,9 @@ from __future__ import annotations
 
 import argparse
 import json
-from typing import Annotated
+import warnings
+import weakref
+from typing import Annotated, Any
 
 import anyio
 from mcp.server.mcpserver import (
@@ -53,13 +62,18 @@ from mcp_types import (
     CompletionArgument,
     CompletionContext,
     CreateMessageResult,
+    EmptyResult,
     ListRootsResult,
     PromptReference,
     ResourceTemplateReference,
     SamplingMessage,
+    SetLevelRequestParams,
     TextContent,
 )
 from pydantic import BaseModel
+
+# Logging, roots and sampling are deprecated at 2026-07-28 but are exactly what this server exercises.
+warnings.filterwarnings("ignore")
 
 server = MCPServer(
     name="py-echo-server",
@@ -100,14 +114,36 @@ async def slow(seconds: float, ctx: Context) -> str:
     return f"slept {seconds}s"
 
 
+_LEVELS = ["debug", "info", "notice", "warning", "error", "critical", "alert", "emergency"]
+# Threshold set by logging/setLevel (handshake era), per connection; "debug" until set.
+_min_level: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()
+
+
+def _connection(session: Any) -> Any:
+    # Each request gets its own ServerSession wrapper; the Connection behind it is per client.
+    return getattr(session, "_connection", session)
+
+
+async def _set_level(ctx: Any, params: SetLevelRequestParams) -> EmptyResult:
+    """logging/setLevel handler; registering it also advertises the logging capability."""
+    _min_level[_connection(ctx.session)] = params.level
+    return EmptyResult()
+
+
+server._lowlevel_server.add_request_handler("logging/setLevel", SetLevelRequestParams, _set_level)
+
+
 @server.tool()
 async def log(message: str, ctx: Context, level: str = "info") -> str:
     """Send `message` as a logging notification at `level`, then return it.
 
-    Handshake-era clients receive it once they have called logging/setLevel (or
-    by default); 2026-07-28 clients only when the request opted in to logs.
+    Handshake-era clients receive it unless logging/setLevel raised the threshold
+    above `level`; 2026-07-28 clients only when the request opted in to logs
+    (`io.modelcontextprotocol/logLevel` in `_meta`) at or below `level`.
     """
-    await ctx.log(level, message, logger_name="py-echo-server")  # type: ignore[arg-type]
+    threshold = _min_level.get(_connection(ctx.session), "debug")
+    if _LEVELS.index(level) >= _LEVELS.index(threshold):
+        await ctx.log(level, message, logger_name="py-echo-server")  # type: ignore[arg-type]
     return message
 
 

@@ -20,6 +20,27 @@ pub const RESOURCE_NOT_FOUND: i64 = -32002;
 /// MCP 2026-07-28: an `Mcp-*` header disagrees with the body, or a required one is missing.
 pub const HEADER_MISMATCH: i64 = -32020;
 
+/// MCP 2026-07-28: the request needs a client capability the client did not declare.
+pub const MISSING_CLIENT_CAPABILITY: i64 = -32021;
+/// MCP 2026-07-28: the request's protocol revision is not supported.
+pub const UNSUPPORTED_PROTOCOL_VERSION: i64 = -32022;
+/// MCP: the request was cancelled or the connection closed.
+pub const CONNECTION_CLOSED: i64 = -32000;
+
+/// The HTTP status a 2026-07-28 server sends with a JSON-RPC error code (200 when none).
+pub fn http_status_for(code: i64) -> u16 {
+    match code {
+        PARSE_ERROR
+        | INVALID_REQUEST
+        | INVALID_PARAMS
+        | HEADER_MISMATCH
+        | MISSING_CLIENT_CAPABILITY
+        | UNSUPPORTED_PROTOCOL_VERSION => 400,
+        METHOD_NOT_FOUND => 404,
+        _ => 200,
+    }
+}
+
 /// MCPGuard: the upstream server could not be reached or died.
 pub const UPSTREAM_UNAVAILABLE: i64 = -32050;
 /// MCPGuard: the upstream did not answer within the per-call timeout.

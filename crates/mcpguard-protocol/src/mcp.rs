@@ -122,6 +122,109 @@ pub fn target_name<'a>(method: &str, params: Option<&'a str>) -> Option<Cow<'a, 
     json::member_str(params?, name_param(method)?)
 }
 
+/// The `Mcp-Method` and `Mcp-Name` headers a 2026-07-28 request carries over HTTP, as
+/// (lowercase name, encoded value) pairs. `Mcp-Param-*` headers depend on the tool's input
+/// schema and are computed elsewhere.
+pub fn stateless_headers(message: &crate::Message) -> Vec<(&'static str, String)> {
+    let Some(method) = message.method() else {
+        return Vec::new();
+    };
+    let mut headers = vec![(header::METHOD, encode_header_value(method))];
+    if let Some(key) = stateless_name_param(method) {
+        if let Some(name) = message.params().and_then(|p| json::member_str(p, key)) {
+            headers.push((header::NAME, encode_header_value(&name)));
+        }
+    }
+    headers
+}
+
+/// The parameter mirrored into the `Mcp-Name` header in the 2026-07-28 revision.
+pub fn stateless_name_param(method: &str) -> Option<&'static str> {
+    match method {
+        method::TOOLS_CALL | method::PROMPTS_GET => Some("name"),
+        method::RESOURCES_READ => Some("uri"),
+        _ => None,
+    }
+}
+
+const B64_OPEN: &str = "=?base64?";
+const B64_CLOSE: &str = "?=";
+
+/// Encodes a header value as the 2026-07-28 HTTP transport does: printable ASCII without
+/// edge whitespace passes as is; anything else is wrapped as `=?base64?<base64>?=`.
+pub fn encode_header_value(value: &str) -> String {
+    let plain = value.bytes().all(|b| (0x20..=0x7e).contains(&b))
+        && value.trim() == value
+        && !(value.starts_with(B64_OPEN) && value.ends_with(B64_CLOSE));
+    if plain {
+        return value.to_string();
+    }
+    format!("{B64_OPEN}{}{B64_CLOSE}", base64_encode(value.as_bytes()))
+}
+
+/// Decodes a header value written by [`encode_header_value`]; `None` when the base64 form is
+/// malformed, not canonical, or not UTF-8.
+pub fn decode_header_value(value: &str) -> Option<String> {
+    let Some(payload) = value
+        .strip_prefix(B64_OPEN)
+        .and_then(|rest| rest.strip_suffix(B64_CLOSE))
+    else {
+        return Some(value.to_string());
+    };
+    let bytes = base64_decode(payload)?;
+    if base64_encode(&bytes) != payload {
+        return None;
+    }
+    String::from_utf8(bytes).ok()
+}
+
+const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+fn base64_encode(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            chunk.get(1).copied().unwrap_or(0),
+            chunk.get(2).copied().unwrap_or(0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(char::from(B64[((n >> (18 - 6 * i)) & 63) as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+fn base64_decode(text: &str) -> Option<Vec<u8>> {
+    if text.len() % 4 != 0 {
+        return None;
+    }
+    let mut out = Vec::with_capacity(text.len() / 4 * 3);
+    for chunk in text.as_bytes().chunks(4) {
+        let mut n = 0u32;
+        let mut pad = 0;
+        for (i, c) in chunk.iter().enumerate() {
+            let v = match c {
+                b'=' if i >= 2 => {
+                    pad += 1;
+                    0
+                }
+                _ if pad > 0 => return None,
+                _ => B64.iter().position(|x| x == c)? as u32,
+            };
+            n = (n << 6) | v;
+        }
+        let bytes = [(n >> 16) as u8, (n >> 8) as u8, n as u8];
+        out.extend_from_slice(&bytes[..3 - pad]);
+    }
+    Some(out)
+}
+
 /// The raw `_meta` object of a params object.
 pub fn meta(params: Option<&str>) -> Option<&str> {
     json::member(params?, "_meta")
@@ -158,6 +261,67 @@ mod tests {
             Some("file:///x")
         );
         assert_eq!(target_name("tools/list", params), None);
+    }
+
+    #[test]
+    fn header_values_roundtrip() {
+        for value in [
+            "echo",
+            "file:///tmp/a b.txt",
+            " edge",
+            "héllo",
+            "line\nbreak",
+            "=?base64?eA==?=",
+            "",
+        ] {
+            let encoded = encode_header_value(value);
+            assert!(
+                encoded.bytes().all(|b| (0x20..=0x7e).contains(&b)),
+                "{encoded}"
+            );
+            assert_eq!(
+                decode_header_value(&encoded).as_deref(),
+                Some(value),
+                "{encoded}"
+            );
+        }
+        assert_eq!(encode_header_value("tools/call"), "tools/call");
+        assert_eq!(encode_header_value("héllo"), "=?base64?aMOpbGxv?=");
+        assert_eq!(
+            decode_header_value("=?base64?aMOpbGxv?=").as_deref(),
+            Some("héllo")
+        );
+        // Non-canonical or broken base64 never decodes.
+        assert_eq!(
+            decode_header_value("=?base64?aMOpbGxw?="),
+            Some("héllp".into())
+        );
+        assert_eq!(decode_header_value("=?base64?aMOpbGx?="), None);
+        assert_eq!(decode_header_value("=?base64?YQ=a?="), None);
+        assert_eq!(decode_header_value("=?base64?YR==?="), None);
+    }
+
+    #[test]
+    fn stateless_headers_mirror_method_and_name() {
+        let msg = crate::Message::parse(
+            br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"caf\u00e9"}}"#
+                .to_vec(),
+        )
+        .unwrap();
+        assert_eq!(
+            stateless_headers(&msg),
+            vec![
+                ("mcp-method", "tools/call".to_string()),
+                ("mcp-name", "=?base64?Y2Fmw6k=?=".to_string())
+            ]
+        );
+        let msg =
+            crate::Message::parse(br#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#.to_vec())
+                .unwrap();
+        assert_eq!(
+            stateless_headers(&msg),
+            vec![("mcp-method", "tools/list".to_string())]
+        );
     }
 
     #[test]

@@ -1,0 +1,189 @@
+//! Bridging the two protocol eras.
+//!
+//! - A handshake-era agent calling a stateless upstream: each request gets the 2026-07-28
+//!   `_meta` envelope built from the agent's `initialize`, and an `input_required` result
+//!   is answered by asking the agent with real server→client requests (elicitation,
+//!   sampling, roots) and retrying with `inputResponses` and the opaque `requestState`.
+//! - A stateless agent calling a handshake-era upstream: the envelope keys are removed
+//!   and results get `resultType: "complete"`. A server→client request from such an
+//!   upstream cannot reach the agent (it has no channel for one) and is refused with a
+//!   clear error.
+
+use std::sync::Arc;
+
+use mcpguard_protocol::json;
+use mcpguard_protocol::{Message, RpcError, codes};
+
+use crate::caller::Caller;
+use crate::error::CallError;
+use crate::upstream::setup::meta_key;
+use crate::upstream::{CallOptions, Connection, Relay};
+
+/// Most `input_required` rounds one call may take before the gateway gives up.
+pub const MAX_INPUT_ROUNDS: usize = 8;
+
+/// Adds the 2026-07-28 envelope to a request from a handshake-era agent, keeping any
+/// `_meta` the agent sent (a progress token, for one).
+pub fn add_envelope(request: &Message, caller: &Caller) -> Message {
+    let params = request.params().unwrap_or("{}");
+    let mut meta = json::member(params, "_meta").unwrap_or("{}").to_string();
+    meta = json::set_member(&meta, meta_key::PROTOCOL_VERSION, "\"2026-07-28\"");
+    meta = json::set_member(
+        &meta,
+        meta_key::CLIENT_INFO,
+        caller.client_info.as_deref().unwrap_or("{}"),
+    );
+    meta = json::set_member(
+        &meta,
+        meta_key::CLIENT_CAPABILITIES,
+        caller.client_capabilities.as_deref().unwrap_or("{}"),
+    );
+    let level = caller
+        .session
+        .as_ref()
+        .and_then(|s| s.log_level.lock().clone());
+    if let Some(level) = level {
+        meta = json::set_member(
+            &meta,
+            meta_key::LOG_LEVEL,
+            &serde_json::Value::from(level).to_string(),
+        );
+    }
+    request.with_params(&json::set_member(params, "_meta", &meta))
+}
+
+/// Removes the 2026-07-28 envelope keys from a request bound for a handshake-era upstream.
+pub fn strip_envelope(request: &Message) -> Message {
+    let Some(params) = request.params() else {
+        return request.clone();
+    };
+    let Some(meta) = json::member(params, "_meta") else {
+        return request.clone();
+    };
+    let mut stripped = meta.to_string();
+    for key in [
+        meta_key::PROTOCOL_VERSION,
+        meta_key::CLIENT_INFO,
+        meta_key::CLIENT_CAPABILITIES,
+        meta_key::LOG_LEVEL,
+    ] {
+        stripped = json::remove_member(&stripped, key);
+    }
+    let empty = stripped
+        .chars()
+        .all(|c| c == '{' || c == '}' || c.is_whitespace());
+    let params = if empty {
+        json::remove_member(params, "_meta")
+    } else {
+        json::set_member(params, "_meta", &stripped)
+    };
+    request.with_params(&params)
+}
+
+/// Adds `resultType: "complete"` to a result that lacks one (for stateless agents).
+pub fn mark_complete(reply: Message) -> Message {
+    match reply.result() {
+        Some(result) if result.starts_with('{') && json::member(result, "resultType").is_none() => {
+            let result = json::set_member(result, "resultType", "\"complete\"");
+            reply.with_result(&result)
+        }
+        _ => reply,
+    }
+}
+
+/// True when a reply is an `input_required` result.
+pub fn is_input_required(reply: &Message) -> bool {
+    reply
+        .result()
+        .and_then(|r| json::member_str(r, "resultType"))
+        .is_some_and(|t| t == "input_required")
+}
+
+/// Calls a stateless upstream for a handshake-era agent, answering `input_required`
+/// rounds by asking the agent.
+pub async fn call_with_input_rounds(
+    connection: &Arc<dyn Connection>,
+    request: Message,
+    relay: &Arc<dyn Relay>,
+    options: &CallOptions,
+) -> Result<Message, CallError> {
+    let mut current = request;
+    for _ in 0..MAX_INPUT_ROUNDS {
+        let reply = connection
+            .call(current.clone(), relay.clone(), options)
+            .await?;
+        if !is_input_required(&reply) {
+            return Ok(reply);
+        }
+        let result = reply.result().unwrap_or("{}");
+        let responses = match answer_input_requests(result, relay).await {
+            Ok(responses) => responses,
+            Err(error) => return Ok(Message::error_response(current.id(), &error)),
+        };
+        let params = current.params().unwrap_or("{}");
+        let mut params = json::set_member(params, "inputResponses", &responses);
+        params = match json::member(result, "requestState") {
+            Some(state) => json::set_member(&params, "requestState", state),
+            None => json::remove_member(&params, "requestState"),
+        };
+        current = current.with_params(&params);
+    }
+    Ok(Message::error_response(
+        current.id(),
+        &RpcError::new(
+            codes::INTERNAL_ERROR,
+            format!(
+                "the upstream asked for input more than {MAX_INPUT_ROUNDS} times in one call; the gateway stopped"
+            ),
+        ),
+    ))
+}
+
+/// Asks the agent every request in `inputRequests`; returns the `inputResponses` object.
+async fn answer_input_requests(result: &str, relay: &Arc<dyn Relay>) -> Result<String, RpcError> {
+    let requests = json::member(result, "inputRequests").unwrap_or("{}");
+    let entries: Vec<(String, Box<serde_json::value::RawValue>)> = serde_json::from_str::<
+        std::collections::BTreeMap<String, Box<serde_json::value::RawValue>>,
+    >(requests)
+    .map(|map| map.into_iter().collect())
+    .map_err(|_| {
+        RpcError::new(
+            codes::INTERNAL_ERROR,
+            "the upstream's `inputRequests` is not an object",
+        )
+    })?;
+    let mut out = serde_json::Map::new();
+    for (key, entry) in entries {
+        let entry = entry.get();
+        let method = json::member_str(entry, "method").ok_or_else(|| {
+            RpcError::new(
+                codes::INTERNAL_ERROR,
+                format!("input request `{key}` names no method"),
+            )
+        })?;
+        let params = json::member(entry, "params");
+        let ask = Message::request("0", &method, params);
+        let answer = relay.request(ask).await;
+        match answer.result() {
+            Some(value) => {
+                let value: serde_json::Value =
+                    serde_json::from_str(value).unwrap_or(serde_json::Value::Null);
+                out.insert(key, value);
+            }
+            None => {
+                let error = answer.error().unwrap_or("{}");
+                let message = json::member_str(error, "message")
+                    .unwrap_or_default()
+                    .into_owned();
+                let code = json::member(error, "code")
+                    .and_then(|c| c.parse().ok())
+                    .unwrap_or(codes::INTERNAL_ERROR);
+                return Err(RpcError::new(code, message));
+            }
+        }
+    }
+    Ok(serde_json::Value::Object(out).to_string())
+}
+
+#[cfg(test)]
+mod tests;

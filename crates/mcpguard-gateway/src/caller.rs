@@ -1,0 +1,50 @@
+//! Who is calling, and how they speak.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use mcpguard_protocol::mcp::Era;
+
+use crate::session::Session;
+
+/// The agent side of the connection a call came on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Downstream {
+    /// Streamable HTTP at `/mcp`.
+    Http,
+    /// `mcpguard stdio`.
+    Stdio,
+}
+
+/// The caller of one request.
+#[derive(Clone)]
+pub struct Caller {
+    /// The protocol era the agent speaks.
+    pub era: Era,
+    /// The revision the agent speaks.
+    pub protocol_version: Arc<str>,
+    /// The handshake-era session the call belongs to.
+    pub session: Option<Arc<Session>>,
+    /// Raw JSON of the agent's `clientInfo`, when known.
+    pub client_info: Option<Arc<str>>,
+    /// Raw JSON of the agent's capabilities, when known.
+    pub client_capabilities: Option<Arc<str>>,
+    /// How the agent reached the gateway.
+    pub downstream: Downstream,
+    /// The agent's address (HTTP).
+    pub remote: Option<SocketAddr>,
+}
+
+impl Caller {
+    /// True when the agent declared capability `key` (e.g. `sampling`, `elicitation`).
+    pub fn has_capability(&self, key: &str) -> bool {
+        self.client_capabilities
+            .as_deref()
+            .is_some_and(|caps| mcpguard_protocol::json::member(caps, key).is_some())
+    }
+
+    /// The session id, when there is a session.
+    pub fn session_id(&self) -> Option<&str> {
+        self.session.as_deref().map(Session::id)
+    }
+}

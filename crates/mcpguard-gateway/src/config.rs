@@ -1,0 +1,309 @@
+//! The gateway's configuration: what `.mcpguard/config.yaml` may hold.
+//!
+//! Every struct refuses unknown keys, so a misspelt option is an error with its position,
+//! never a silently ignored setting. Defaults are safe for one machine: loopback only,
+//! bounded bodies and timeouts.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// The whole configuration.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// The agent-facing HTTP endpoint.
+    pub proxy: ProxyConfig,
+    /// The MCP servers behind the gateway, by name.
+    pub upstreams: BTreeMap<String, UpstreamConfig>,
+    /// How several upstreams are merged behind one endpoint.
+    pub federation: FederationConfig,
+    /// Logs.
+    pub observability: ObservabilityConfig,
+}
+
+/// The agent-facing HTTP endpoint.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProxyConfig {
+    /// Address to bind. Loopback by default; binding elsewhere exposes the gateway.
+    pub host: String,
+    /// Port to bind (0 picks a free port and prints it).
+    pub port: u16,
+    /// Largest accepted request body in bytes (MCP carries images: the default is 16 MiB).
+    pub max_body_bytes: usize,
+    /// Largest accepted message from an upstream, in bytes.
+    pub max_upstream_message_bytes: usize,
+    /// Origins allowed besides loopback ones (`http://localhost:*`, `http://127.0.0.1:*`,
+    /// `http://[::1]:*`). Requests with any other `Origin` get 403 (DNS-rebinding defence).
+    pub allowed_origins: Vec<String>,
+    /// Host names accepted in the `Host` header besides loopback ones. When the gateway
+    /// binds a loopback address, any other `Host` gets 403 (DNS-rebinding defence).
+    pub allowed_hosts: Vec<String>,
+    /// Default time an upstream has to answer one call, in seconds.
+    pub call_timeout_seconds: f64,
+    /// How long in-flight calls may run after SIGTERM/SIGINT before they are cut off.
+    pub shutdown_grace_seconds: f64,
+    /// A session with no traffic for this long is ended.
+    pub session_idle_timeout_seconds: f64,
+    /// How many SSE events each stream keeps for `Last-Event-ID` resumption.
+    pub replay_buffer_events: usize,
+}
+
+impl Default for ProxyConfig {
+    fn default() -> Self {
+        ProxyConfig {
+            host: "127.0.0.1".into(),
+            port: 8000,
+            max_body_bytes: 16 * 1024 * 1024,
+            max_upstream_message_bytes: 64 * 1024 * 1024,
+            allowed_origins: Vec::new(),
+            allowed_hosts: Vec::new(),
+            call_timeout_seconds: 60.0,
+            shutdown_grace_seconds: 10.0,
+            session_idle_timeout_seconds: 3600.0,
+            replay_buffer_events: 256,
+        }
+    }
+}
+
+/// How the gateway talks to one upstream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    /// A child process speaking newline-delimited JSON-RPC on stdin/stdout.
+    #[default]
+    Stdio,
+    /// A Streamable HTTP endpoint.
+    Http,
+}
+
+/// Which protocol revision to speak to an upstream.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum UpstreamProtocol {
+    /// Probe with `server/discover` (2026-07-28); fall back to the `initialize` handshake.
+    #[default]
+    Auto,
+    /// Always use the `initialize` handshake (2025-11-25 and earlier).
+    Handshake,
+    /// Always use the stateless 2026-07-28 revision.
+    Stateless,
+}
+
+/// One MCP server behind the gateway.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct UpstreamConfig {
+    /// `stdio` (spawn `command`) or `http` (connect to `url`).
+    pub transport: Transport,
+    /// Program to run (stdio).
+    pub command: Option<String>,
+    /// Its arguments (stdio).
+    pub args: Vec<String>,
+    /// Extra environment variables for the child (stdio). The child inherits only `PATH`,
+    /// `HOME`, `LANG`, `TERM`, `TMPDIR`, `USER` and these, so the gateway's own secrets
+    /// do not leak into tools.
+    pub env: BTreeMap<String, String>,
+    /// Working directory of the child (stdio).
+    pub cwd: Option<PathBuf>,
+    /// Endpoint URL (http), e.g. `http://127.0.0.1:3001/mcp`.
+    pub url: Option<String>,
+    /// Extra HTTP headers sent to the upstream (http), e.g. an `Authorization` header.
+    pub headers: BTreeMap<String, String>,
+    /// Prefix for this upstream's tool and prompt names (`<prefix><separator><name>`).
+    /// Absent: the upstream's name. Empty: no prefix (names must not collide).
+    pub prefix: Option<String>,
+    /// Protocol revision to speak.
+    pub protocol: UpstreamProtocol,
+    /// Per-call timeout in seconds (overrides `proxy.call_timeout_seconds`).
+    pub timeout_seconds: Option<f64>,
+    /// `/readyz` fails while a required upstream is unreachable.
+    pub required: bool,
+    /// Disabled upstreams are neither started nor routed to.
+    pub enabled: bool,
+}
+
+impl Default for UpstreamConfig {
+    fn default() -> Self {
+        UpstreamConfig {
+            transport: Transport::Stdio,
+            command: None,
+            args: Vec::new(),
+            env: BTreeMap::new(),
+            cwd: None,
+            url: None,
+            headers: BTreeMap::new(),
+            prefix: None,
+            protocol: UpstreamProtocol::Auto,
+            timeout_seconds: None,
+            required: true,
+            enabled: true,
+        }
+    }
+}
+
+/// How upstreams share one endpoint.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FederationConfig {
+    /// Between prefix and name: `fs__read_file`.
+    pub separator: String,
+    /// Where requests for methods the gateway cannot route by name go when there are
+    /// several upstreams. Absent: such requests get "method not found".
+    pub default_upstream: Option<String>,
+}
+
+impl Default for FederationConfig {
+    fn default() -> Self {
+        FederationConfig {
+            separator: "__".into(),
+            default_upstream: None,
+        }
+    }
+}
+
+/// Logging.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ObservabilityConfig {
+    /// `error`, `warn`, `info`, `debug` or `trace`, or a `tracing` filter directive.
+    pub log_level: String,
+    /// `text` or `json`.
+    pub log_format: LogFormat,
+}
+
+impl Default for ObservabilityConfig {
+    fn default() -> Self {
+        ObservabilityConfig {
+            log_level: "info".into(),
+            log_format: LogFormat::Text,
+        }
+    }
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// A problem found by [`Config::check`]: the dotted key and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigProblem {
+    /// Dotted path of the offending key, e.g. `upstreams.fs.command`.
+    pub key: String,
+    /// What is wrong and how to fix it.
+    pub message: String,
+}
+
+impl Config {
+    /// Semantic checks that types alone cannot express.
+    pub fn check(&self) -> Vec<ConfigProblem> {
+        let mut problems = Vec::new();
+        let mut push = |key: String, message: String| problems.push(ConfigProblem { key, message });
+        if self.federation.separator.is_empty() {
+            push(
+                "federation.separator".into(),
+                "the separator must not be empty; the default is `__`".into(),
+            );
+        }
+        for (name, upstream) in &self.upstreams {
+            let key = |field: &str| format!("upstreams.{name}.{field}");
+            if name.is_empty()
+                || !name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            {
+                push(
+                    format!("upstreams.{name}"),
+                    "an upstream name may hold only letters, digits, `-` and `_`".into(),
+                );
+            }
+            match upstream.transport {
+                Transport::Stdio => {
+                    if upstream.command.as_deref().is_none_or(str::is_empty) {
+                        push(key("command"), "a stdio upstream needs `command`".into());
+                    }
+                    if upstream.url.is_some() {
+                        push(
+                            key("url"),
+                            "`url` applies to http upstreams; remove it or set `transport: http`"
+                                .into(),
+                        );
+                    }
+                }
+                Transport::Http => {
+                    match upstream.url.as_deref() {
+                        None | Some("") => push(key("url"), "an http upstream needs `url`".into()),
+                        Some(url) => {
+                            if reqwest::Url::parse(url)
+                                .map(|u| !matches!(u.scheme(), "http" | "https"))
+                                .unwrap_or(true)
+                            {
+                                push(key("url"), format!("`{url}` is not an http(s) url"));
+                            }
+                        }
+                    }
+                    if upstream.command.is_some() {
+                        push(key("command"), "`command` applies to stdio upstreams; remove it or set `transport: stdio`".into());
+                    }
+                }
+            }
+            if let Some(t) = upstream.timeout_seconds {
+                if !(t > 0.0 && t.is_finite()) {
+                    push(
+                        key("timeout_seconds"),
+                        "must be a positive number of seconds".into(),
+                    );
+                }
+            }
+        }
+        if let Some(default) = &self.federation.default_upstream {
+            if !self.upstreams.contains_key(default) {
+                push(
+                    "federation.default_upstream".into(),
+                    format!("no upstream is named `{default}`"),
+                );
+            }
+        }
+        for (key, value) in [
+            (
+                "proxy.call_timeout_seconds",
+                self.proxy.call_timeout_seconds,
+            ),
+            (
+                "proxy.shutdown_grace_seconds",
+                self.proxy.shutdown_grace_seconds,
+            ),
+            (
+                "proxy.session_idle_timeout_seconds",
+                self.proxy.session_idle_timeout_seconds,
+            ),
+        ] {
+            if !(value > 0.0 && value.is_finite()) {
+                push(key.into(), "must be a positive number of seconds".into());
+            }
+        }
+        if self.proxy.max_body_bytes < 1024 {
+            push(
+                "proxy.max_body_bytes".into(),
+                "must be at least 1024 bytes".into(),
+            );
+        }
+        problems
+    }
+}
+
+impl UpstreamConfig {
+    /// The effective tool/prompt prefix for an upstream called `name`.
+    pub fn effective_prefix<'a>(&'a self, name: &'a str) -> &'a str {
+        self.prefix.as_deref().unwrap_or(name)
+    }
+}

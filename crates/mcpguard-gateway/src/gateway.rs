@@ -1,0 +1,230 @@
+//! The gateway: upstreams, router, sessions and pipeline wired together, and the one entry
+//! point every transport calls with each message from an agent.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use mcpguard_protocol::{Kind, Message, RpcError};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::caller::Caller;
+use crate::config::Config;
+use crate::pipeline::forward::Forward;
+use crate::pipeline::logging::CallLog;
+use crate::pipeline::{CallContext, Pipeline, Plugin};
+use crate::relay::BroadcastRelay;
+use crate::router::Router;
+use crate::session::SessionStore;
+use crate::upstream::Relay;
+use crate::upstream::registry::Upstream;
+
+/// JSON-RPC code for a request the agent cancelled (the LSP convention).
+pub const REQUEST_CANCELLED: i64 = -32800;
+
+/// The running gateway.
+pub struct Gateway {
+    config: Arc<Config>,
+    router: Arc<Router>,
+    pipeline: Pipeline,
+    sessions: Arc<SessionStore>,
+    shutdown: CancellationToken,
+    draining: CancellationToken,
+    calls: TaskTracker,
+}
+
+impl Gateway {
+    /// Starts the upstreams and builds the pipeline: `plugins` plus the built-in call log
+    /// and forwarder. Must run inside a Tokio runtime.
+    pub fn start(config: Config, plugins: Vec<Arc<dyn Plugin>>) -> Result<Arc<Gateway>, String> {
+        let shutdown = CancellationToken::new();
+        let sessions = Arc::new(SessionStore::new());
+        let broadcast: Arc<dyn Relay> = Arc::new(BroadcastRelay::new(&sessions));
+        let mut upstreams = Vec::new();
+        for (name, upstream) in &config.upstreams {
+            if !upstream.enabled {
+                continue;
+            }
+            upstreams.push(
+                Upstream::start(
+                    name,
+                    upstream,
+                    &config.proxy,
+                    &config.federation.separator,
+                    broadcast.clone(),
+                    shutdown.clone(),
+                )
+                .map_err(|e| format!("upstreams.{name}: {e}"))?,
+            );
+        }
+        let router = Arc::new(Router::new(
+            upstreams,
+            config.federation.default_upstream.as_deref(),
+            sessions.clone(),
+        ));
+        let mut all: Vec<Arc<dyn Plugin>> = plugins;
+        all.push(Arc::new(CallLog));
+        all.push(Arc::new(Forward::new(router.clone())));
+        let gateway = Arc::new(Gateway {
+            config: Arc::new(config),
+            router,
+            pipeline: Pipeline::new(all),
+            sessions,
+            shutdown,
+            draining: CancellationToken::new(),
+            calls: TaskTracker::new(),
+        });
+        gateway.spawn_housekeeping();
+        Ok(gateway)
+    }
+
+    fn spawn_housekeeping(self: &Arc<Self>) {
+        // Probe HTTP upstreams now so /readyz and the first call do not wait.
+        for upstream in self.router.upstreams().iter().cloned() {
+            let shutdown = self.shutdown.clone();
+            tokio::spawn(async move {
+                let mut delay = Duration::from_millis(250);
+                loop {
+                    match upstream.probe().await {
+                        Ok(()) => return,
+                        Err(e) => {
+                            tracing::warn!(upstream = %upstream.name, "not reachable yet: {e}")
+                        }
+                    }
+                    tokio::select! {
+                        _ = tokio::time::sleep(delay) => {}
+                        _ = shutdown.cancelled() => return,
+                    }
+                    delay = (delay * 2).min(Duration::from_secs(30));
+                }
+            });
+        }
+        let sessions = self.sessions.clone();
+        let idle = Duration::from_secs_f64(self.config.proxy.session_idle_timeout_seconds);
+        let shutdown = self.shutdown.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(30)) => {}
+                    _ = shutdown.cancelled() => return,
+                }
+                let ended = sessions.expire(idle).await;
+                if ended > 0 {
+                    tracing::info!(ended, "ended idle sessions");
+                }
+            }
+        });
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The sessions.
+    pub fn sessions(&self) -> &Arc<SessionStore> {
+        &self.sessions
+    }
+
+    /// The router.
+    pub fn router(&self) -> &Arc<Router> {
+        &self.router
+    }
+
+    /// The pipeline's plugin names, in running order.
+    pub fn plugin_names(&self) -> Vec<&'static str> {
+        self.pipeline.names()
+    }
+
+    /// Fires when shutdown begins (new calls are refused from then on).
+    pub fn draining(&self) -> CancellationToken {
+        self.draining.clone()
+    }
+
+    /// Handles one message from an agent: runs it through the pipeline and returns the
+    /// answer for a request (`None` for a notification). Messages about the call on the
+    /// way go to `relay`.
+    pub async fn handle(
+        &self,
+        caller: Caller,
+        message: Message,
+        relay: Arc<dyn Relay>,
+    ) -> Option<Message> {
+        if self.draining.is_cancelled() && message.kind() == Kind::Request {
+            return Some(Message::error_response(
+                message.id(),
+                &crate::error::CallError::ShuttingDown.to_rpc(),
+            ));
+        }
+        let request_id = (message.kind() == Kind::Request)
+            .then(|| message.id().map(str::to_string))
+            .flatten();
+        let cancel = match (&caller.session, &request_id) {
+            (Some(session), Some(id)) => Some((session.clone(), session.track(id))),
+            _ => None,
+        };
+        let ctx = CallContext::new(caller, message, relay);
+        let run = self.calls.track_future(self.pipeline.run(ctx));
+        let answer = match &cancel {
+            Some((_, token)) => {
+                tokio::select! {
+                    ctx = run => ctx.response,
+                    _ = token.cancelled() => Some(Message::error_response(
+                        request_id.as_deref(),
+                        &RpcError::new(REQUEST_CANCELLED, "the request was cancelled"),
+                    )),
+                }
+            }
+            None => run.await.response,
+        };
+        if let (Some((session, _)), Some(id)) = (&cancel, &request_id) {
+            session.untrack(id);
+        }
+        answer
+    }
+
+    /// Health of each upstream: (name, usable, required, detail).
+    pub fn upstream_health(&self) -> Vec<(String, bool, bool, String)> {
+        self.router
+            .upstreams()
+            .iter()
+            .map(|u| {
+                let (ok, detail) = u.health();
+                (u.name.clone(), ok, u.required, detail)
+            })
+            .collect()
+    }
+
+    /// True when every required upstream is usable.
+    pub fn is_ready(&self) -> bool {
+        self.upstream_health()
+            .iter()
+            .all(|(_, ok, required, _)| *ok || !*required)
+    }
+
+    /// Stops: refuses new calls, lets calls in flight finish within `grace`, ends the
+    /// sessions and stops the upstreams.
+    pub async fn shutdown(&self, grace: Duration) {
+        self.draining.cancel();
+        self.calls.close();
+        let drained = tokio::time::timeout(grace, self.calls.wait()).await.is_ok();
+        if !drained {
+            tracing::warn!(
+                in_flight = self.calls.len(),
+                "calls still running after the shutdown grace period; cutting them off"
+            );
+        }
+        self.shutdown.cancel();
+        for session in self.sessions.all() {
+            self.sessions.end(session.id()).await;
+        }
+        let stops = self.router.upstreams().iter().map(|u| u.stop());
+        let _ =
+            tokio::time::timeout(Duration::from_secs(10), futures::future::join_all(stops)).await;
+    }
+}
+
+/// A JSON-RPC error answer for a transport-level fault.
+pub fn transport_error(id: Option<&str>, code: i64, message: impl Into<String>) -> Message {
+    Message::error_response(id, &RpcError::new(code, message))
+}

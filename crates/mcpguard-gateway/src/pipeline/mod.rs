@@ -1,0 +1,182 @@
+//! The plugin pipeline every message from an agent passes through.
+//!
+//! Phases run in order: `access → pre_execution → execution → post_execution → log`.
+//! Within a phase, plugins run by descending priority (as in Kong: a higher number runs
+//! first). A plugin continues, answers instead of the upstream ([`Flow::Respond`]), or
+//! changes the call through the [`CallContext`] it gets. An answer given in `access` or
+//! `pre_execution` skips straight to `log`; the first answer in `execution` is the result
+//! that `post_execution` then sees. `log` always runs, for denied calls too.
+
+pub mod forward;
+pub mod logging;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use async_trait::async_trait;
+use mcpguard_protocol::Message;
+
+use crate::caller::Caller;
+use crate::upstream::Relay;
+
+/// What a plugin wants after its phase.
+#[derive(Debug)]
+pub enum Flow {
+    /// Go on with the next plugin.
+    Continue,
+    /// Stop here and send this answer (it must carry the request's id).
+    Respond(Message),
+}
+
+/// The phases, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Who is calling, and may they (authentication, rate limits).
+    Access,
+    /// Judge the call (taint scan, policy).
+    PreExecution,
+    /// Produce the answer (forward, sandbox).
+    Execution,
+    /// Inspect or change the answer (scan results, redact).
+    PostExecution,
+    /// Record what happened (audit, metrics).
+    Log,
+}
+
+/// One call on its way through the pipeline.
+pub struct CallContext {
+    /// Who is calling and in which protocol era.
+    pub caller: Caller,
+    /// The message as the agent sent it (with the agent's id). Plugins may replace it.
+    pub request: Message,
+    /// The answer, once one exists.
+    pub response: Option<Message>,
+    /// Where messages about this call go on their way to the agent.
+    pub relay: Arc<dyn Relay>,
+    /// When the gateway received the call.
+    pub started: Instant,
+    /// The upstream that served the call, when one did.
+    pub upstream: Option<String>,
+    /// Which phase produced the answer, when a plugin answered.
+    pub answered_in: Option<(Phase, &'static str)>,
+    /// State plugins keep for a call, by type.
+    pub extensions: http::Extensions,
+}
+
+impl CallContext {
+    /// A fresh context for `request`.
+    pub fn new(caller: Caller, request: Message, relay: Arc<dyn Relay>) -> CallContext {
+        CallContext {
+            caller,
+            request,
+            response: None,
+            relay,
+            started: Instant::now(),
+            upstream: None,
+            answered_in: None,
+            extensions: http::Extensions::new(),
+        }
+    }
+
+    /// The method of the call.
+    pub fn method(&self) -> &str {
+        self.request.method().unwrap_or_default()
+    }
+}
+
+/// A pipeline plugin. Every phase is optional.
+#[async_trait]
+pub trait Plugin: Send + Sync + 'static {
+    /// A short stable name, for logs and for the record of who answered.
+    fn name(&self) -> &'static str;
+
+    /// Higher runs first within a phase.
+    fn priority(&self) -> i32 {
+        0
+    }
+
+    /// Authentication and admission.
+    async fn access(&self, _ctx: &mut CallContext) -> Flow {
+        Flow::Continue
+    }
+
+    /// Judging the call before it runs.
+    async fn pre_execution(&self, _ctx: &mut CallContext) -> Flow {
+        Flow::Continue
+    }
+
+    /// Producing the answer.
+    async fn execution(&self, _ctx: &mut CallContext) -> Flow {
+        Flow::Continue
+    }
+
+    /// Looking at (and possibly changing) the answer.
+    async fn post_execution(&self, _ctx: &mut CallContext) -> Flow {
+        Flow::Continue
+    }
+
+    /// Recording the outcome. Cannot change it.
+    async fn log(&self, _ctx: &CallContext) {}
+}
+
+/// The ordered plugins.
+#[derive(Clone, Default)]
+pub struct Pipeline {
+    plugins: Vec<Arc<dyn Plugin>>,
+}
+
+impl Pipeline {
+    /// A pipeline of `plugins`, ordered by descending priority (stable for ties).
+    pub fn new(mut plugins: Vec<Arc<dyn Plugin>>) -> Pipeline {
+        plugins.sort_by_key(|p| std::cmp::Reverse(p.priority()));
+        Pipeline { plugins }
+    }
+
+    /// Plugin names in running order.
+    pub fn names(&self) -> Vec<&'static str> {
+        self.plugins.iter().map(|p| p.name()).collect()
+    }
+
+    /// Runs a call through every phase and returns its context, with `response` set
+    /// unless the call was a notification nobody answered.
+    pub async fn run(&self, mut ctx: CallContext) -> CallContext {
+        'phases: {
+            for phase in [Phase::Access, Phase::PreExecution] {
+                if self.run_phase(phase, &mut ctx).await {
+                    break 'phases;
+                }
+            }
+            self.run_phase(Phase::Execution, &mut ctx).await;
+            self.run_phase(Phase::PostExecution, &mut ctx).await;
+        }
+        for plugin in &self.plugins {
+            plugin.log(&ctx).await;
+        }
+        ctx
+    }
+
+    /// Runs one phase; true when a plugin answered.
+    async fn run_phase(&self, phase: Phase, ctx: &mut CallContext) -> bool {
+        for plugin in &self.plugins {
+            let flow = match phase {
+                Phase::Access => plugin.access(ctx).await,
+                Phase::PreExecution => plugin.pre_execution(ctx).await,
+                Phase::Execution => plugin.execution(ctx).await,
+                Phase::PostExecution => plugin.post_execution(ctx).await,
+                Phase::Log => Flow::Continue,
+            };
+            if let Flow::Respond(answer) = flow {
+                ctx.response = Some(answer);
+                ctx.answered_in = Some((phase, plugin.name()));
+                // In post_execution every plugin sees (and may replace) the answer.
+                if phase != Phase::PostExecution {
+                    return true;
+                }
+            }
+        }
+        false
+    }
+}
+
+#[cfg(test)]
+mod tests;

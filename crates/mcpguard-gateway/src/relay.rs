@@ -1,0 +1,207 @@
+//! Relays: how messages from upstreams reach agents.
+//!
+//! - [`CallRelay`]: messages about one call go on that call's stream (the SSE answer to
+//!   the POST, or stdout for `mcpguard stdio`).
+//! - [`SessionRelay`]: messages from an agent's own upstream session that belong to no
+//!   call go on the agent's `GET` stream.
+//! - [`BroadcastRelay`]: messages from a shared link that belong to no call (list changes)
+//!   go to every session.
+
+use std::sync::{Arc, Weak};
+
+use async_trait::async_trait;
+use mcpguard_protocol::mcp::method;
+use mcpguard_protocol::{Message, RpcError, codes};
+use tokio::sync::mpsc;
+
+use crate::session::{CLIENT_ANSWER_TIMEOUT, Session, SessionStore};
+use crate::upstream::Relay;
+
+/// The capability an agent must have declared to be asked `method`.
+fn required_capability(request_method: &str) -> Option<&'static str> {
+    match request_method {
+        method::SAMPLING_CREATE => Some("sampling"),
+        method::ELICITATION_CREATE => Some("elicitation"),
+        method::ROOTS_LIST => Some("roots"),
+        _ => None,
+    }
+}
+
+fn refuse(message: &Message, code: i64, text: String) -> Message {
+    Message::error_response(message.id(), &RpcError::new(code, text))
+}
+
+/// Sends a server→client request to the agent of `session` through `send`, and waits for
+/// the agent's answer; the answer carries `request`'s id.
+async fn ask_agent(
+    session: &Session,
+    request: Message,
+    send: impl FnOnce(Message) -> bool,
+) -> Message {
+    let method = request.method().unwrap_or_default().to_string();
+    if let Some(capability) = required_capability(&method) {
+        if mcpguard_protocol::json::member(&session.client_capabilities, capability).is_none() {
+            return refuse(
+                &request,
+                codes::METHOD_NOT_FOUND,
+                format!(
+                    "the agent did not declare the `{capability}` capability, so the gateway cannot relay `{method}`"
+                ),
+            );
+        }
+    }
+    let original_id = request.id().unwrap_or("null").to_string();
+    let (gateway_id, answer) = session.expect_answer();
+    if !send(request.with_id(&gateway_id)) {
+        session.forget_answer(&gateway_id);
+        return refuse(
+            &request,
+            codes::CONNECTION_CLOSED,
+            "the agent's stream is closed; it cannot be asked".into(),
+        );
+    }
+    match tokio::time::timeout(CLIENT_ANSWER_TIMEOUT, answer).await {
+        Ok(Ok(reply)) => reply.with_id(&original_id),
+        _ => {
+            session.forget_answer(&gateway_id);
+            refuse(
+                &request,
+                codes::CONNECTION_CLOSED,
+                format!(
+                    "the agent did not answer `{method}` within {}s",
+                    CLIENT_ANSWER_TIMEOUT.as_secs()
+                ),
+            )
+        }
+    }
+}
+
+/// Messages about one call.
+pub struct CallRelay {
+    session: Option<Arc<Session>>,
+    stream: mpsc::UnboundedSender<Message>,
+}
+
+impl CallRelay {
+    /// A relay writing to `stream`; server→client requests need `session`.
+    pub fn new(session: Option<Arc<Session>>, stream: mpsc::UnboundedSender<Message>) -> CallRelay {
+        CallRelay { session, stream }
+    }
+}
+
+#[async_trait]
+impl Relay for CallRelay {
+    async fn notify(&self, message: Message) {
+        if let Err(unsent) = self.stream.send(message) {
+            // The call's stream is gone (the call ended): fall back to the session stream.
+            if let Some(session) = &self.session {
+                session.send_unsolicited(&unsent.0);
+            }
+        }
+    }
+
+    async fn request(&self, message: Message) -> Message {
+        let Some(session) = &self.session else {
+            let method = message.method().unwrap_or_default().to_string();
+            return refuse(
+                &message,
+                codes::ERA_BRIDGE_UNSUPPORTED,
+                format!(
+                    "the agent speaks the stateless 2026-07-28 revision and cannot receive `{method}` requests; the gateway cannot bridge this server request yet"
+                ),
+            );
+        };
+        let stream = self.stream.clone();
+        ask_agent(session, message, |m| stream.send(m).is_ok()).await
+    }
+}
+
+/// Messages from an agent's own upstream session that belong to no call.
+pub struct SessionRelay {
+    session: Weak<Session>,
+}
+
+impl SessionRelay {
+    /// A relay to `session`'s `GET` stream.
+    pub fn new(session: &Arc<Session>) -> SessionRelay {
+        SessionRelay {
+            session: Arc::downgrade(session),
+        }
+    }
+}
+
+#[async_trait]
+impl Relay for SessionRelay {
+    async fn notify(&self, message: Message) {
+        if let Some(session) = self.session.upgrade() {
+            session.send_unsolicited(&message);
+        }
+    }
+
+    async fn request(&self, message: Message) -> Message {
+        match self.session.upgrade() {
+            Some(session) => {
+                let target = session.clone();
+                ask_agent(&session, message, move |m| {
+                    target.send_unsolicited(&m);
+                    true
+                })
+                .await
+            }
+            None => refuse(
+                &message,
+                codes::CONNECTION_CLOSED,
+                "the agent's session has ended".into(),
+            ),
+        }
+    }
+}
+
+/// Messages from a shared link that belong to no call: to every session.
+pub struct BroadcastRelay {
+    sessions: Weak<SessionStore>,
+}
+
+impl BroadcastRelay {
+    /// A relay to every session in `sessions`.
+    pub fn new(sessions: &Arc<SessionStore>) -> BroadcastRelay {
+        BroadcastRelay {
+            sessions: Arc::downgrade(sessions),
+        }
+    }
+}
+
+#[async_trait]
+impl Relay for BroadcastRelay {
+    async fn notify(&self, message: Message) {
+        if let Some(sessions) = self.sessions.upgrade() {
+            for session in sessions.all() {
+                session.send_unsolicited(&message);
+            }
+        }
+    }
+
+    async fn request(&self, message: Message) -> Message {
+        // A request outside any call on a shared link has no obvious agent. When exactly
+        // one session exists, it is the one; otherwise refuse rather than guess.
+        let only = self.sessions.upgrade().and_then(|sessions| {
+            let all = sessions.all();
+            (all.len() == 1).then(|| all[0].clone())
+        });
+        match only {
+            Some(session) => {
+                let target = session.clone();
+                ask_agent(&session, message, move |m| {
+                    target.send_unsolicited(&m);
+                    true
+                })
+                .await
+            }
+            None => refuse(
+                &message,
+                codes::METHOD_NOT_FOUND,
+                "this upstream is shared by several agents and sent a request outside any call; the gateway cannot tell which agent should answer".into(),
+            ),
+        }
+    }
+}

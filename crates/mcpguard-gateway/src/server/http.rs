@@ -1,0 +1,801 @@
+//! The agent-facing Streamable HTTP endpoint (`/mcp`), plus `/healthz` and `/readyz`.
+//!
+//! One JSON-RPC message per POST. A request is answered with JSON when the upstream's
+//! answer is the first thing to arrive, and with an SSE stream when messages about the call
+//! come first (progress, logs, server→client requests). Handshake-era sessions are named by
+//! `Mcp-Session-Id`; their streams can be resumed with `Last-Event-ID`. Requests of the
+//! stateless 2026-07-28 revision carry no session and must agree with their `Mcp-*`
+//! headers.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router as AxumRouter;
+use axum::body::{Body, Bytes};
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use futures::StreamExt;
+use mcpguard_protocol::mcp::{self, Era};
+use mcpguard_protocol::{Kind, Message, ParseError, RpcError, codes, json};
+use tokio::sync::mpsc;
+
+use crate::caller::{Caller, Downstream};
+use crate::gateway::Gateway;
+use crate::relay::CallRelay;
+use crate::session::{Session, Stream, StreamEvent, parse_event_id};
+use crate::upstream::Relay;
+use crate::upstream::setup::meta_key;
+
+/// Suggested reconnection delay sent in priming events, in milliseconds.
+const RETRY_MS: u64 = 1000;
+
+/// Builds the HTTP application.
+pub fn app(gateway: Arc<Gateway>) -> AxumRouter {
+    AxumRouter::new()
+        .route("/mcp", get(get_mcp).post(post_mcp).delete(delete_mcp))
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .with_state(gateway)
+}
+
+async fn healthz() -> &'static str {
+    "ok\n"
+}
+
+async fn readyz(State(gateway): State<Arc<Gateway>>) -> Response {
+    let upstreams: Vec<serde_json::Value> = gateway
+        .upstream_health()
+        .into_iter()
+        .map(|(name, ok, required, detail)| {
+            serde_json::json!({"name": name, "ready": ok, "required": required, "detail": detail})
+        })
+        .collect();
+    let ready = gateway.is_ready();
+    let body = serde_json::json!({"ready": ready, "upstreams": upstreams}).to_string();
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+/// A JSON-RPC error as an HTTP response.
+fn rpc_error(
+    status: StatusCode,
+    id: Option<&str>,
+    code: i64,
+    message: impl Into<String>,
+) -> Response {
+    rpc_error_with(status, id, RpcError::new(code, message))
+}
+
+fn rpc_error_with(status: StatusCode, id: Option<&str>, error: RpcError) -> Response {
+    let body = Message::error_response(id, &error).into_bytes();
+    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+}
+
+fn json_response(message: &Message, era: Era, extra: &[(&'static str, HeaderValue)]) -> Response {
+    let status = match (era, message.kind()) {
+        (Era::Stateless, Kind::Error) => {
+            let code = message
+                .error()
+                .and_then(|e| json::member(e, "code"))
+                .and_then(|c| c.parse().ok())
+                .unwrap_or(0);
+            StatusCode::from_u16(codes::http_status_for(code)).unwrap_or(StatusCode::OK)
+        }
+        _ => StatusCode::OK,
+    };
+    let mut response = Response::new(Body::from(message.bytes().clone()));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    for (name, value) in extra {
+        response.headers_mut().insert(*name, value.clone());
+    }
+    response
+}
+
+fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// The host part of a `Host` header or an origin URL's authority.
+fn host_of(authority: &str) -> &str {
+    let authority = authority.rsplit('@').next().unwrap_or(authority);
+    if let Some(rest) = authority.strip_prefix('[') {
+        return rest.split(']').next().unwrap_or(rest);
+    }
+    authority.split(':').next().unwrap_or(authority)
+}
+
+fn is_loopback_host(host: &str) -> bool {
+    let host = host.trim_end_matches('.').to_ascii_lowercase();
+    host == "localhost"
+        || host.ends_with(".localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// DNS-rebinding defence: a browser page on another origin must not reach the gateway.
+fn check_origin(gateway: &Gateway, headers: &HeaderMap) -> Result<(), Response> {
+    let proxy = &gateway.config().proxy;
+    if let Some(origin) = header_str(headers, "origin") {
+        let allowed = proxy.allowed_origins.iter().any(|o| o == origin) || {
+            let authority = origin.split("://").nth(1).unwrap_or("");
+            let scheme_ok = origin.starts_with("http://") || origin.starts_with("https://");
+            scheme_ok && is_loopback_host(host_of(authority))
+        };
+        if !allowed {
+            return Err(rpc_error(
+                StatusCode::FORBIDDEN,
+                None,
+                codes::INVALID_REQUEST,
+                format!(
+                    "origin `{origin}` is not allowed; add it to `proxy.allowed_origins` if it is trusted"
+                ),
+            ));
+        }
+    }
+    let bound_to_loopback = is_loopback_host(&proxy.host);
+    if bound_to_loopback || !proxy.allowed_hosts.is_empty() {
+        if let Some(host) = header_str(headers, "host") {
+            let name = host_of(host);
+            let allowed = (bound_to_loopback && is_loopback_host(name))
+                || proxy
+                    .allowed_hosts
+                    .iter()
+                    .any(|h| h.eq_ignore_ascii_case(name));
+            if !allowed {
+                return Err(rpc_error(
+                    StatusCode::FORBIDDEN,
+                    None,
+                    codes::INVALID_REQUEST,
+                    format!(
+                        "host `{host}` is not allowed; add it to `proxy.allowed_hosts` if it is trusted"
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn read_body(gateway: &Gateway, request: Request) -> Result<Bytes, Response> {
+    let limit = gateway.config().proxy.max_body_bytes;
+    if let Some(length) = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok())
+    {
+        if length > limit {
+            return Err(too_large(limit));
+        }
+    }
+    axum::body::to_bytes(request.into_body(), limit)
+        .await
+        .map_err(|_| too_large(limit))
+}
+
+fn too_large(limit: usize) -> Response {
+    rpc_error(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        None,
+        codes::INVALID_REQUEST,
+        format!("the message exceeds the limit of {limit} bytes (`proxy.max_body_bytes`)"),
+    )
+}
+
+fn accepts(headers: &HeaderMap, media: &str) -> bool {
+    match header_str(headers, "accept") {
+        None => true,
+        Some(accept) => accept.split(',').any(|part| {
+            let part = part.split(';').next().unwrap_or("").trim();
+            part == media
+                || part == "*/*"
+                || (part.ends_with("/*") && media.starts_with(&part[..part.len() - 1]))
+        }),
+    }
+}
+
+async fn post_mcp(
+    State(gateway): State<Arc<Gateway>>,
+    ConnectInfo(remote): ConnectInfo<SocketAddr>,
+    request: Request,
+) -> Response {
+    let headers = request.headers().clone();
+    if let Err(response) = check_origin(&gateway, &headers) {
+        return response;
+    }
+    let content_type = header_str(&headers, "content-type").unwrap_or("");
+    if !content_type
+        .split(';')
+        .next()
+        .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"))
+    {
+        return rpc_error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            None,
+            codes::INVALID_REQUEST,
+            format!("content type must be `application/json`, not `{content_type}`"),
+        );
+    }
+    if !accepts(&headers, "application/json") && !accepts(&headers, "text/event-stream") {
+        return rpc_error(
+            StatusCode::NOT_ACCEPTABLE,
+            None,
+            codes::INVALID_REQUEST,
+            "the client must accept `application/json` and `text/event-stream`",
+        );
+    }
+    let body = match read_body(&gateway, request).await {
+        Ok(body) => body,
+        Err(response) => return response,
+    };
+    let message = match Message::parse(body) {
+        Ok(message) => message,
+        Err(error) => {
+            let hint = match &error {
+                ParseError::Batch => String::new(),
+                _ => String::new(),
+            };
+            return rpc_error(
+                StatusCode::BAD_REQUEST,
+                None,
+                error.code(),
+                format!("{error}{hint}"),
+            );
+        }
+    };
+    let version_header = header_str(&headers, mcp::header::PROTOCOL_VERSION).map(str::to_string);
+    let session_header = header_str(&headers, mcp::header::SESSION_ID).map(str::to_string);
+
+    // An agent answering one of our server→client requests.
+    if message.is_reply() {
+        let Some(session) = session_header
+            .as_deref()
+            .and_then(|id| gateway.sessions().get(id))
+        else {
+            return session_problem(session_header.as_deref());
+        };
+        session.touch();
+        if !session.deliver_answer(message) {
+            tracing::debug!(
+                session = session.id(),
+                "an answer arrived for no pending request"
+            );
+        }
+        return StatusCode::ACCEPTED.into_response();
+    }
+
+    let is_initialize = message.method() == Some(mcp::method::INITIALIZE);
+    if is_initialize && version_header.as_deref().and_then(Era::of) != Some(Era::Stateless) {
+        return initialize(gateway, remote, message, &headers).await;
+    }
+    if let Some(id) = session_header.as_deref() {
+        let Some(session) = gateway.sessions().get(id) else {
+            return session_problem(Some(id));
+        };
+        if let Some(version) = version_header.as_deref() {
+            if Era::of(version) != Some(Era::Handshake) {
+                return unsupported_version(message.id(), version);
+            }
+        }
+        session.touch();
+        let caller = Caller {
+            era: Era::Handshake,
+            protocol_version: session.protocol_version.as_str().into(),
+            client_info: Some(session.client_info.clone()),
+            client_capabilities: Some(session.client_capabilities.clone()),
+            session: Some(session.clone()),
+            downstream: Downstream::Http,
+            remote: Some(remote),
+        };
+        return dispatch(gateway, caller, message, &headers, Some(session)).await;
+    }
+    match version_header.as_deref() {
+        Some(version) if Era::of(version) == Some(Era::Stateless) => {
+            stateless(gateway, remote, message, &headers, version).await
+        }
+        Some(version) if Era::of(version).is_none() => unsupported_version(message.id(), version),
+        _ => rpc_error(
+            StatusCode::BAD_REQUEST,
+            message.id(),
+            codes::INVALID_REQUEST,
+            "missing `Mcp-Session-Id` header: send `initialize` first, or use protocol revision 2026-07-28 (which needs no session)",
+        ),
+    }
+}
+
+fn session_problem(id: Option<&str>) -> Response {
+    match id {
+        Some(id) => rpc_error(
+            StatusCode::NOT_FOUND,
+            None,
+            codes::INVALID_REQUEST,
+            format!("session `{id}` is unknown or has ended; send `initialize` to start a new one"),
+        ),
+        None => rpc_error(
+            StatusCode::BAD_REQUEST,
+            None,
+            codes::INVALID_REQUEST,
+            "missing `Mcp-Session-Id` header",
+        ),
+    }
+}
+
+fn unsupported_version(id: Option<&str>, version: &str) -> Response {
+    rpc_error_with(
+        StatusCode::BAD_REQUEST,
+        id,
+        RpcError::new(
+            codes::UNSUPPORTED_PROTOCOL_VERSION,
+            format!("unsupported protocol version `{version}`"),
+        )
+        .with_data(serde_json::json!({
+            "supported": mcp::SUPPORTED_VERSIONS,
+            "requested": version,
+        })),
+    )
+}
+
+async fn initialize(
+    gateway: Arc<Gateway>,
+    remote: SocketAddr,
+    message: Message,
+    headers: &HeaderMap,
+) -> Response {
+    let params = message.params().unwrap_or("{}").to_string();
+    let requested = json::member_str(&params, "protocolVersion").unwrap_or_default();
+    let version = if Era::of(&requested) == Some(Era::Handshake) {
+        requested.into_owned()
+    } else {
+        mcp::LATEST_HANDSHAKE_VERSION.to_string()
+    };
+    let session = Arc::new(Session::new(
+        &params,
+        &version,
+        gateway.config().proxy.replay_buffer_events,
+    ));
+    let caller = Caller {
+        era: Era::Handshake,
+        protocol_version: version.as_str().into(),
+        client_info: Some(session.client_info.clone()),
+        client_capabilities: Some(session.client_capabilities.clone()),
+        session: Some(session.clone()),
+        downstream: Downstream::Http,
+        remote: Some(remote),
+    };
+    let relay: Arc<dyn Relay> = Arc::new(CallRelay::new(
+        Some(session.clone()),
+        mpsc::unbounded_channel().0,
+    ));
+    let answer = gateway.handle(caller, message.clone(), relay).await;
+    let Some(answer) = answer else {
+        return rpc_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            message.id(),
+            codes::INTERNAL_ERROR,
+            "initialize got no answer",
+        );
+    };
+    if answer.kind() != Kind::Response {
+        session.close().await;
+        return json_response(&answer, Era::Handshake, &[]);
+    }
+    gateway.sessions().insert(session.clone());
+    tracing::info!(session = session.id(), version = %version, "session started");
+    let Ok(id) = HeaderValue::from_str(session.id()) else {
+        return rpc_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            message.id(),
+            codes::INTERNAL_ERROR,
+            "bad session id",
+        );
+    };
+    if accepts_only_json(headers) {
+        return json_response(&answer, Era::Handshake, &[(mcp::header::SESSION_ID, id)]);
+    }
+    json_response(&answer, Era::Handshake, &[(mcp::header::SESSION_ID, id)])
+}
+
+fn accepts_only_json(headers: &HeaderMap) -> bool {
+    !accepts(headers, "text/event-stream")
+}
+
+/// Checks a 2026-07-28 request against its headers and envelope, then dispatches it.
+async fn stateless(
+    gateway: Arc<Gateway>,
+    remote: SocketAddr,
+    message: Message,
+    headers: &HeaderMap,
+    header_version: &str,
+) -> Response {
+    let id = message.id();
+    let mismatch =
+        |text: String| rpc_error(StatusCode::BAD_REQUEST, id, codes::HEADER_MISMATCH, text);
+    for name in [
+        mcp::header::PROTOCOL_VERSION,
+        mcp::header::METHOD,
+        mcp::header::NAME,
+    ] {
+        if headers.get_all(name).iter().count() > 1 {
+            return mismatch(format!("the `{name}` header appears more than once"));
+        }
+    }
+    let method = message.method().unwrap_or_default();
+    let meta = mcp::meta(message.params());
+    let (envelope_version, client_info, capabilities) = match meta {
+        Some(meta) => (
+            json::member(meta, meta_key::PROTOCOL_VERSION),
+            json::member(meta, meta_key::CLIENT_INFO),
+            json::member(meta, meta_key::CLIENT_CAPABILITIES),
+        ),
+        None => (None, None, None),
+    };
+    if message.kind() == Kind::Request && (envelope_version.is_none() || capabilities.is_none()) {
+        return rpc_error(
+            StatusCode::BAD_REQUEST,
+            id,
+            codes::INVALID_PARAMS,
+            format!(
+                "params._meta must carry `{}` and `{}` in protocol revision 2026-07-28",
+                meta_key::PROTOCOL_VERSION,
+                meta_key::CLIENT_CAPABILITIES
+            ),
+        );
+    }
+    let envelope_version = envelope_version.and_then(json::string_value);
+    if message.kind() == Kind::Request && envelope_version.as_deref() != Some(header_version) {
+        return mismatch(format!(
+            "the `{}` header does not match the request's `_meta` protocol version",
+            mcp::header::PROTOCOL_VERSION
+        ));
+    }
+    if header_str(headers, mcp::header::METHOD) != Some(method) {
+        return mismatch(format!(
+            "the `{}` header does not match the body's method",
+            mcp::header::METHOD
+        ));
+    }
+    if let Some(key) = mcp::stateless_name_param(method) {
+        if let Some(body_value) = message.params().and_then(|p| json::member_str(p, key)) {
+            let header_value =
+                header_str(headers, mcp::header::NAME).and_then(mcp::decode_header_value);
+            if header_value.as_deref() != Some(body_value.as_ref()) {
+                return mismatch(format!(
+                    "the `{}` header does not match the body's `{key}`",
+                    mcp::header::NAME
+                ));
+            }
+        }
+    }
+    if method == mcp::method::TOOLS_CALL {
+        if let Err(text) = check_param_headers(&gateway, &message, headers) {
+            return mismatch(text);
+        }
+    }
+    if !mcp::is_supported(header_version) {
+        return unsupported_version(id, header_version);
+    }
+    let caller = Caller {
+        era: Era::Stateless,
+        protocol_version: header_version.into(),
+        client_info: client_info.map(Into::into),
+        client_capabilities: capabilities.map(Into::into),
+        session: None,
+        downstream: Downstream::Http,
+        remote: Some(remote),
+    };
+    dispatch(gateway, caller, message, headers, None).await
+}
+
+/// Compares `Mcp-Param-*` headers with the arguments they mirror, for tools whose schema
+/// declares them.
+fn check_param_headers(
+    gateway: &Gateway,
+    message: &Message,
+    headers: &HeaderMap,
+) -> Result<(), String> {
+    let params = message.params().unwrap_or("{}");
+    let Some(name) = json::member_str(params, "name") else {
+        return Ok(());
+    };
+    let Some(declared) = gateway.router().tool_header_params(&name) else {
+        return Ok(());
+    };
+    let expected = crate::router::param_headers(&declared, json::member(params, "arguments"));
+    for (_, token) in &declared {
+        let header_name = format!(
+            "{}{}",
+            mcp::header::PARAM_PREFIX,
+            token.to_ascii_lowercase()
+        );
+        let values: Vec<&str> = headers
+            .get_all(header_name.as_str())
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect();
+        if values.len() > 1 {
+            return Err(format!("the `{header_name}` header appears more than once"));
+        }
+        let want = expected
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(&header_name))
+            .map(|(_, v)| v.as_str());
+        let got = values.first().copied();
+        let agree = match (want, got) {
+            (None, None) => true,
+            (Some(want), Some(got)) => {
+                mcp::decode_header_value(got) == mcp::decode_header_value(want)
+                    || numeric_equal(want, got)
+            }
+            _ => false,
+        };
+        if !agree {
+            return Err(format!(
+                "the `{header_name}` header does not match the tool argument it mirrors"
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn numeric_equal(a: &str, b: &str) -> bool {
+    match (a.parse::<f64>(), b.parse::<f64>()) {
+        (Ok(x), Ok(y)) => x == y && !b.contains(['e', 'E']),
+        _ => false,
+    }
+}
+
+/// Runs a call and answers with JSON or SSE, whichever fits what arrives first.
+async fn dispatch(
+    gateway: Arc<Gateway>,
+    caller: Caller,
+    message: Message,
+    headers: &HeaderMap,
+    session: Option<Arc<Session>>,
+) -> Response {
+    let era = caller.era;
+    if message.kind() == Kind::Notification {
+        let relay: Arc<dyn Relay> = Arc::new(CallRelay::new(session, mpsc::unbounded_channel().0));
+        gateway.handle(caller, message, relay).await;
+        return StatusCode::ACCEPTED.into_response();
+    }
+    let request_id = message.id().unwrap_or("null").to_string();
+    let (tx, mut rx) = mpsc::unbounded_channel::<Message>();
+    let relay: Arc<dyn Relay> = Arc::new(CallRelay::new(session.clone(), tx.clone()));
+    let call = {
+        let gateway = gateway.clone();
+        async move {
+            let answer = gateway.handle(caller, message, relay).await;
+            if let Some(answer) = answer {
+                let _ = tx.send(answer);
+            }
+        }
+    };
+    // A stateless agent that hangs up cancels its call; a session's call runs on (its answer
+    // can still be collected by resuming the stream).
+    let task = tokio::spawn(call);
+    let abort_on_drop = (era == Era::Stateless).then(|| AbortOnDrop(task.abort_handle()));
+    let is_final = |m: &Message| m.is_reply() && m.id() == Some(request_id.as_str());
+    let Some(first) = rx.recv().await else {
+        return rpc_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Some(&request_id),
+            codes::INTERNAL_ERROR,
+            "the call ended without an answer",
+        );
+    };
+    if is_final(&first) || !accepts(headers, "text/event-stream") {
+        if !is_final(&first) {
+            // The agent cannot take a stream: wait for the answer, dropping the rest.
+            let mut pending = Some(first);
+            while let Some(m) = pending.take().or(rx.recv().await) {
+                if is_final(&m) {
+                    return json_response(&m, era, &[]);
+                }
+            }
+            return rpc_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                Some(&request_id),
+                codes::INTERNAL_ERROR,
+                "the call ended without an answer",
+            );
+        }
+        return json_response(&first, era, &[]);
+    }
+    let draining = gateway.draining();
+    match session {
+        Some(session) => {
+            let stream = session.open_stream();
+            stream.prime();
+            stream.push(&first);
+            let events = stream.attach(None);
+            let pump_stream = stream.clone();
+            tokio::spawn(async move {
+                pump(pump_stream, rx, request_id).await;
+            });
+            match events {
+                Some(events) => sse_response(events, draining, None),
+                None => rpc_error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    None,
+                    codes::INTERNAL_ERROR,
+                    "stream lost",
+                ),
+            }
+        }
+        None => {
+            // Stateless: a plain stream for this call only.
+            let (events_tx, events_rx) = mpsc::unbounded_channel::<StreamEvent>();
+            let mut seq = 0u64;
+            let mut send = move |m: Message| {
+                seq += 1;
+                events_tx
+                    .send(StreamEvent {
+                        id: seq.to_string(),
+                        message: Some(m),
+                    })
+                    .is_ok()
+            };
+            send(first.clone());
+            let done = is_final(&first);
+            tokio::spawn(async move {
+                if done {
+                    return;
+                }
+                while let Some(m) = rx.recv().await {
+                    let last = m.is_reply() && m.id() == Some(request_id.as_str());
+                    if !send(m) || last {
+                        break;
+                    }
+                }
+            });
+            sse_response(events_rx, draining, abort_on_drop)
+        }
+    }
+}
+
+/// Moves a call's messages into its session stream until the answer.
+async fn pump(stream: Arc<Stream>, mut rx: mpsc::UnboundedReceiver<Message>, request_id: String) {
+    while let Some(message) = rx.recv().await {
+        let last = message.is_reply() && message.id() == Some(request_id.as_str());
+        stream.push(&message);
+        if last {
+            break;
+        }
+    }
+    stream.finish();
+}
+
+struct AbortOnDrop(tokio::task::AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+fn sse_response(
+    events: mpsc::UnboundedReceiver<StreamEvent>,
+    draining: tokio_util::sync::CancellationToken,
+    guard: Option<AbortOnDrop>,
+) -> Response {
+    let body = futures::stream::unfold(
+        (events, draining, guard),
+        |(mut events, draining, guard)| async move {
+            tokio::select! {
+                event = events.recv() => event.map(|e| (Ok::<_, Infallible>(e.to_sse(Some(RETRY_MS))), (events, draining, guard))),
+                _ = draining.cancelled() => None,
+            }
+        },
+    );
+    let mut response = Response::new(Body::from_stream(body.boxed()));
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    headers.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("no-cache, no-transform"),
+    );
+    headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    response
+}
+
+async fn get_mcp(State(gateway): State<Arc<Gateway>>, request: Request) -> Response {
+    let headers = request.headers();
+    if let Err(response) = check_origin(&gateway, headers) {
+        return response;
+    }
+    if header_str(headers, mcp::header::PROTOCOL_VERSION).and_then(Era::of) == Some(Era::Stateless)
+    {
+        return rpc_error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            None,
+            codes::INVALID_REQUEST,
+            "protocol revision 2026-07-28 has no GET stream; use `subscriptions/listen`",
+        );
+    }
+    if !accepts(headers, "text/event-stream") {
+        return rpc_error(
+            StatusCode::NOT_ACCEPTABLE,
+            None,
+            codes::INVALID_REQUEST,
+            "GET /mcp serves only `text/event-stream`",
+        );
+    }
+    let session_id = header_str(headers, mcp::header::SESSION_ID);
+    let Some(session) = session_id.and_then(|id| gateway.sessions().get(id)) else {
+        return session_problem(session_id);
+    };
+    session.touch();
+    let events = match header_str(headers, mcp::header::LAST_EVENT_ID) {
+        Some(last) => {
+            let resumed = parse_event_id(last)
+                .and_then(|(number, seq)| session.stream(number).map(|s| (s, seq)))
+                .and_then(|(stream, seq)| stream.attach(Some(seq)));
+            match resumed {
+                Some(events) => events,
+                None => {
+                    return rpc_error(
+                        StatusCode::BAD_REQUEST,
+                        None,
+                        codes::INVALID_REQUEST,
+                        format!("cannot resume after event `{last}`: it is unknown or too old"),
+                    );
+                }
+            }
+        }
+        None => match session.standalone_stream().attach(None) {
+            Some(events) => events,
+            None => {
+                return rpc_error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    None,
+                    codes::INTERNAL_ERROR,
+                    "stream lost",
+                );
+            }
+        },
+    };
+    sse_response(events, gateway.draining(), None)
+}
+
+async fn delete_mcp(State(gateway): State<Arc<Gateway>>, headers: HeaderMap) -> Response {
+    if let Err(response) = check_origin(&gateway, &headers) {
+        return response;
+    }
+    let session_id = header_str(&headers, mcp::header::SESSION_ID);
+    match session_id {
+        Some(id) if gateway.sessions().end(id).await => {
+            tracing::info!(session = id, "session ended by the agent");
+            StatusCode::OK.into_response()
+        }
+        other => session_problem(other),
+    }
+}
+
+/// Serves `app` on `listener` until `gateway` starts draining.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    gateway: Arc<Gateway>,
+) -> std::io::Result<()> {
+    let draining = gateway.draining();
+    axum::serve(
+        listener,
+        app(gateway).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move { draining.cancelled().await })
+    .await
+}

@@ -1,0 +1,4 @@
+//! Agent-facing transports.
+
+pub mod http;
+pub mod stdio;

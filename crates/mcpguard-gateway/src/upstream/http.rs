@@ -1,0 +1,642 @@
+//! Streamable HTTP upstreams, in both protocol eras.
+//!
+//! An [`HttpLink`] is one client link: stateless (2026-07-28: every POST stands alone) or a
+//! handshake session (`Mcp-Session-Id` from the `initialize` answer). Answers come as JSON
+//! or as an SSE stream; messages on the stream before the answer belong to the call and go
+//! to its relay. When a stream breaks before the answer, the link resumes it with `GET` and
+//! `Last-Event-ID`. Handshake sessions also keep a `GET` stream open for messages that
+//! belong to no call.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures::StreamExt;
+use mcpguard_protocol::mcp::{self, Era, header};
+use mcpguard_protocol::{Kind, Message, sse};
+use parking_lot::Mutex;
+use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
+use tokio_util::sync::CancellationToken;
+
+use super::setup::{self, Exchange};
+use super::{Connection, Relay, ServerInfo};
+use crate::config::UpstreamProtocol;
+use crate::error::CallError;
+
+const RESUME_ATTEMPTS: u32 = 3;
+const ERROR_BODY_PREVIEW: usize = 200;
+
+/// What every link to one HTTP upstream shares.
+pub struct HttpEndpoint {
+    name: Arc<str>,
+    url: reqwest::Url,
+    headers: HeaderMap,
+    client: reqwest::Client,
+    max_message: usize,
+}
+
+impl HttpEndpoint {
+    /// An endpoint for upstream `name` at `url`, sending `headers` on every request.
+    pub fn new(
+        name: &str,
+        url: &str,
+        headers: &BTreeMap<String, String>,
+        max_message: usize,
+    ) -> Result<Arc<HttpEndpoint>, String> {
+        let url = reqwest::Url::parse(url).map_err(|e| format!("`{url}` is not a url: {e}"))?;
+        let mut map = HeaderMap::new();
+        for (key, value) in headers {
+            let key = HeaderName::from_bytes(key.as_bytes())
+                .map_err(|_| format!("`{key}` is not a valid http header name"))?;
+            let mut value = HeaderValue::from_str(value)
+                .map_err(|_| format!("the value of header `{key}` is not valid"))?;
+            value.set_sensitive(true);
+            map.insert(key, value);
+        }
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let client = reqwest::Client::builder()
+            .tcp_nodelay(true)
+            .pool_idle_timeout(Duration::from_secs(90))
+            .connect_timeout(Duration::from_secs(10))
+            .build()
+            .map_err(|e| format!("could not build the http client: {e}"))?;
+        Ok(Arc::new(HttpEndpoint {
+            name: name.into(),
+            url,
+            headers: map,
+            client,
+            max_message,
+        }))
+    }
+
+    fn unavailable(&self, reason: impl Into<String>) -> CallError {
+        CallError::Unavailable {
+            upstream: self.name.to_string(),
+            reason: reason.into(),
+        }
+    }
+
+    fn protocol_error(&self, reason: impl Into<String>) -> CallError {
+        CallError::Protocol {
+            upstream: self.name.to_string(),
+            reason: reason.into(),
+        }
+    }
+
+    /// The upstream's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+/// One client link to an HTTP upstream.
+pub struct HttpLink {
+    endpoint: Arc<HttpEndpoint>,
+    session_id: Mutex<Option<HeaderValue>>,
+    protocol_version: Mutex<Option<String>>,
+    info: Mutex<Option<ServerInfo>>,
+    next_id: AtomicU64,
+    unsolicited: Arc<dyn Relay>,
+    closed: CancellationToken,
+}
+
+impl HttpLink {
+    /// A link not yet set up.
+    pub fn new(endpoint: Arc<HttpEndpoint>, unsolicited: Arc<dyn Relay>) -> Arc<HttpLink> {
+        Arc::new(HttpLink {
+            endpoint,
+            session_id: Mutex::new(None),
+            protocol_version: Mutex::new(None),
+            info: Mutex::new(None),
+            next_id: AtomicU64::new(0),
+            unsolicited,
+            closed: CancellationToken::new(),
+        })
+    }
+
+    /// Sets the link up as `protocol` says, with the gateway's own identity.
+    pub async fn establish(
+        self: &Arc<Self>,
+        protocol: &UpstreamProtocol,
+    ) -> Result<ServerInfo, String> {
+        let info = setup::establish(&**self, protocol).await?;
+        self.adopt(info.clone());
+        Ok(info)
+    }
+
+    /// Sets the link up as a handshake session on behalf of an agent, with the agent's own
+    /// `initialize` params (so the upstream sees the real client and its capabilities).
+    pub async fn establish_for_agent(
+        self: &Arc<Self>,
+        initialize_params: &str,
+    ) -> Result<ServerInfo, String> {
+        let request = Message::request("0", mcp::method::INITIALIZE, Some(initialize_params));
+        let reply = self
+            .exchange(request, Arc::new(super::NoRelay), Duration::from_secs(30))
+            .await
+            .map_err(|e| e.to_string())?;
+        let info = setup::read_initialize_result(setup::result_of(&reply)?)?;
+        self.notify_link(Message::notification(mcp::method::INITIALIZED, None))
+            .await
+            .map_err(|e| e.to_string())?;
+        self.adopt(info.clone());
+        Ok(info)
+    }
+
+    fn adopt(self: &Arc<Self>, info: ServerInfo) {
+        *self.protocol_version.lock() = Some(info.protocol_version.clone());
+        let has_session = self.session_id.lock().is_some();
+        *self.info.lock() = Some(info);
+        if has_session {
+            tokio::spawn(self.clone().listen());
+        }
+    }
+
+    /// Ends the link: for a handshake session, `DELETE` it upstream.
+    pub async fn close(&self) {
+        self.closed.cancel();
+        let session = self.session_id.lock().clone();
+        if let Some(session) = session {
+            let request = self
+                .endpoint
+                .client
+                .delete(self.endpoint.url.clone())
+                .headers(self.endpoint.headers.clone())
+                .header(header::SESSION_ID, session)
+                .timeout(Duration::from_secs(5));
+            if let Err(e) = request.send().await {
+                tracing::debug!(upstream = %self.endpoint.name, "ending the upstream session failed: {e}");
+            }
+        }
+    }
+
+    fn request_headers(&self, message: &Message) -> HeaderMap {
+        let mut headers = self.endpoint.headers.clone();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        headers.insert(
+            ACCEPT,
+            HeaderValue::from_static("application/json, text/event-stream"),
+        );
+        if let Some(session) = self.session_id.lock().clone() {
+            headers.insert(header::SESSION_ID, session);
+        }
+        let version = self.protocol_version.lock().clone().or_else(|| {
+            // During setup the version header follows the request itself.
+            (message.method() == Some(mcp::method::DISCOVER))
+                .then(|| mcp::LATEST_VERSION.to_string())
+        });
+        if let Some(version) = version {
+            if let Ok(value) = HeaderValue::from_str(&version) {
+                headers.insert(header::PROTOCOL_VERSION, value);
+            }
+            if Era::of(&version) == Some(Era::Stateless) {
+                for (name, value) in mcp::stateless_headers(message) {
+                    if let (Ok(name), Ok(value)) = (
+                        HeaderName::from_bytes(name.as_bytes()),
+                        HeaderValue::from_str(&value),
+                    ) {
+                        headers.insert(name, value);
+                    }
+                }
+            }
+        }
+        headers
+    }
+
+    async fn post(&self, message: &Message) -> Result<reqwest::Response, CallError> {
+        self.post_with(message, &[]).await
+    }
+
+    async fn post_with(
+        &self,
+        message: &Message,
+        extra: &[(String, String)],
+    ) -> Result<reqwest::Response, CallError> {
+        let mut headers = self.request_headers(message);
+        for (name, value) in extra {
+            if let (Ok(name), Ok(value)) = (
+                HeaderName::from_bytes(name.as_bytes()),
+                HeaderValue::from_str(value),
+            ) {
+                headers.insert(name, value);
+            }
+        }
+        self.endpoint
+            .client
+            .post(self.endpoint.url.clone())
+            .headers(headers)
+            .body(message.bytes().clone())
+            .send()
+            .await
+            .map_err(|e| self.endpoint.unavailable(describe_reqwest(&e)))
+    }
+
+    /// Sends a reply to a server→client request back upstream.
+    async fn answer_server(&self, reply: Message) {
+        match self.post(&reply).await {
+            Ok(response) if response.status().is_success() => {}
+            Ok(response) => tracing::debug!(
+                upstream = %self.endpoint.name,
+                status = response.status().as_u16(),
+                "the upstream refused our answer to its request"
+            ),
+            Err(e) => {
+                tracing::debug!(upstream = %self.endpoint.name, "answering the upstream failed: {e}")
+            }
+        }
+    }
+
+    /// Reads an answer to a POSTed request: JSON, or an SSE stream ending with the answer.
+    async fn read_answer(
+        &self,
+        response: reqwest::Response,
+        link_id: &str,
+        relay: &Arc<dyn Relay>,
+    ) -> Result<Message, CallError> {
+        let status = response.status();
+        if status == reqwest::StatusCode::NOT_FOUND && self.session_id.lock().is_some() {
+            return Err(self.endpoint.unavailable(
+                "the upstream ended its session (404); the next call opens a new one",
+            ));
+        }
+        let content_type = response
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        if !status.is_success() {
+            let body = read_limited(response, 4096).await.unwrap_or_default();
+            // A JSON-RPC error in the body is an answer; anything else is a transport fault.
+            if let Ok(message) = Message::parse(body.clone()) {
+                if message.kind() == Kind::Error {
+                    return Ok(message);
+                }
+            }
+            return Err(self.endpoint.unavailable(format!(
+                "http {} ({})",
+                status.as_u16(),
+                preview(&body)
+            )));
+        }
+        if content_type.starts_with("text/event-stream") {
+            return self.read_stream(response, link_id, relay).await;
+        }
+        if !content_type.starts_with("application/json") {
+            return Err(self.endpoint.protocol_error(format!(
+                "unexpected content type `{content_type}` (http {})",
+                status.as_u16()
+            )));
+        }
+        let body = read_limited(response, self.endpoint.max_message)
+            .await
+            .map_err(|e| self.endpoint.protocol_error(e))?;
+        let message =
+            Message::parse(body).map_err(|e| self.endpoint.protocol_error(e.to_string()))?;
+        if !message.is_reply() || message.id() != Some(link_id) {
+            return Err(self
+                .endpoint
+                .protocol_error("the answer does not reply to the request that was sent"));
+        }
+        Ok(message)
+    }
+
+    async fn read_stream(
+        &self,
+        response: reqwest::Response,
+        link_id: &str,
+        relay: &Arc<dyn Relay>,
+    ) -> Result<Message, CallError> {
+        let mut last_event_id: Option<String> = None;
+        let mut response = response;
+        let mut attempts = 0;
+        loop {
+            match self
+                .drain_stream(response, link_id, relay, &mut last_event_id)
+                .await?
+            {
+                Some(answer) => return Ok(answer),
+                None => {
+                    let Some(event_id) = last_event_id.clone() else {
+                        return Err(self
+                            .endpoint
+                            .unavailable("the answer stream ended before the answer, and cannot be resumed (no event id)"));
+                    };
+                    attempts += 1;
+                    if attempts > RESUME_ATTEMPTS {
+                        return Err(self.endpoint.unavailable(format!(
+                            "the answer stream broke {RESUME_ATTEMPTS} times; giving up"
+                        )));
+                    }
+                    tracing::debug!(upstream = %self.endpoint.name, attempts, "resuming an answer stream");
+                    response = self.resume(&event_id).await?;
+                }
+            }
+        }
+    }
+
+    async fn resume(&self, event_id: &str) -> Result<reqwest::Response, CallError> {
+        let mut headers = self.endpoint.headers.clone();
+        headers.insert(ACCEPT, HeaderValue::from_static("text/event-stream"));
+        if let Some(session) = self.session_id.lock().clone() {
+            headers.insert(header::SESSION_ID, session);
+        }
+        if let Some(version) = self.protocol_version.lock().clone() {
+            if let Ok(value) = HeaderValue::from_str(&version) {
+                headers.insert(header::PROTOCOL_VERSION, value);
+            }
+        }
+        if let Ok(value) = HeaderValue::from_str(event_id) {
+            headers.insert(header::LAST_EVENT_ID, value);
+        }
+        let response = self
+            .endpoint
+            .client
+            .get(self.endpoint.url.clone())
+            .headers(headers)
+            .send()
+            .await
+            .map_err(|e| self.endpoint.unavailable(describe_reqwest(&e)))?;
+        if !response.status().is_success() {
+            return Err(self.endpoint.unavailable(format!(
+                "resuming the answer stream failed: http {}",
+                response.status().as_u16()
+            )));
+        }
+        Ok(response)
+    }
+
+    /// Reads events until the answer arrives (`Some`) or the stream ends (`None`).
+    async fn drain_stream(
+        &self,
+        response: reqwest::Response,
+        link_id: &str,
+        relay: &Arc<dyn Relay>,
+        last_event_id: &mut Option<String>,
+    ) -> Result<Option<Message>, CallError> {
+        let mut decoder = sse::Decoder::new(self.endpoint.max_message);
+        let mut body = response.bytes_stream();
+        while let Some(chunk) = body.next().await {
+            let Ok(chunk) = chunk else {
+                return Ok(None);
+            };
+            let events = decoder
+                .push(&chunk)
+                .map_err(|e| self.endpoint.protocol_error(e.to_string()))?;
+            for event in events {
+                if let Some(id) = event.id.clone() {
+                    *last_event_id = Some(id);
+                }
+                if !event.is_message() {
+                    continue;
+                }
+                let message = Message::parse(event.data.into_bytes()).map_err(|e| {
+                    self.endpoint
+                        .protocol_error(format!("in the answer stream: {e}"))
+                })?;
+                match message.kind() {
+                    Kind::Response | Kind::Error if message.id() == Some(link_id) => {
+                        return Ok(Some(message));
+                    }
+                    Kind::Response | Kind::Error => {
+                        tracing::debug!(upstream = %self.endpoint.name, "ignored a reply to another request in an answer stream");
+                    }
+                    Kind::Notification => relay.notify(message).await,
+                    Kind::Request => {
+                        let reply = relay.request(message).await;
+                        self.answer_server(reply).await;
+                    }
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// Keeps the session's `GET` stream open and relays what arrives on it.
+    async fn listen(self: Arc<Self>) {
+        let mut last_event_id: Option<String> = None;
+        let mut failures = 0u32;
+        while !self.closed.is_cancelled() {
+            let mut headers = self.endpoint.headers.clone();
+            headers.insert(ACCEPT, HeaderValue::from_static("text/event-stream"));
+            if let Some(session) = self.session_id.lock().clone() {
+                headers.insert(header::SESSION_ID, session);
+            }
+            if let Some(version) = self.protocol_version.lock().clone() {
+                if let Ok(value) = HeaderValue::from_str(&version) {
+                    headers.insert(header::PROTOCOL_VERSION, value);
+                }
+            }
+            if let Some(id) = &last_event_id {
+                if let Ok(value) = HeaderValue::from_str(id) {
+                    headers.insert(header::LAST_EVENT_ID, value);
+                }
+            }
+            let request = self
+                .endpoint
+                .client
+                .get(self.endpoint.url.clone())
+                .headers(headers);
+            let response = tokio::select! {
+                r = request.send() => r,
+                _ = self.closed.cancelled() => return,
+            };
+            match response {
+                Ok(response) if response.status().is_success() => {
+                    failures = 0;
+                    let relay = self.unsolicited.clone();
+                    let drained = tokio::select! {
+                        r = self.drain_stream(response, "", &relay, &mut last_event_id) => r,
+                        _ = self.closed.cancelled() => return,
+                    };
+                    if let Err(e) = drained {
+                        tracing::debug!(upstream = %self.endpoint.name, "session stream failed: {e}");
+                    }
+                }
+                // 405: the server offers no GET stream; that is allowed.
+                Ok(response) if response.status() == reqwest::StatusCode::METHOD_NOT_ALLOWED => {
+                    return;
+                }
+                Ok(response) if response.status() == reqwest::StatusCode::NOT_FOUND => return,
+                Ok(_) | Err(_) => failures += 1,
+            }
+            if failures > 5 {
+                tracing::debug!(upstream = %self.endpoint.name, "giving up on the session stream");
+                return;
+            }
+            let delay = Duration::from_millis(200 * u64::from(failures.max(1)));
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => {}
+                _ = self.closed.cancelled() => return,
+            }
+        }
+    }
+}
+
+impl HttpLink {
+    async fn exchange_with(
+        &self,
+        request: Message,
+        relay: Arc<dyn Relay>,
+        timeout: Duration,
+        extra: &[(String, String)],
+    ) -> Result<Message, CallError> {
+        let original_id = request.id().unwrap_or("null").to_string();
+        let link_id = (self.next_id.fetch_add(1, Ordering::Relaxed) + 1).to_string();
+        let outgoing = request.with_id(&link_id);
+        let mut guard = HttpCancelOnDrop {
+            link: self,
+            link_id: link_id.clone(),
+            armed: true,
+        };
+        let work = async {
+            let response = self.post_with(&outgoing, extra).await?;
+            if outgoing.method() == Some(mcp::method::INITIALIZE) {
+                if let Some(session) = response.headers().get(header::SESSION_ID) {
+                    *self.session_id.lock() = Some(session.clone());
+                }
+            }
+            self.read_answer(response, &link_id, &relay).await
+        };
+        let result = match tokio::time::timeout(timeout, work).await {
+            Ok(result) => {
+                guard.armed = false;
+                result
+            }
+            Err(_) => Err(CallError::Timeout {
+                upstream: self.endpoint.name.to_string(),
+                seconds: timeout.as_secs_f64(),
+                detail: String::new(),
+            }),
+        };
+        result.map(|reply| reply.with_id(&original_id))
+    }
+}
+
+#[async_trait]
+impl Exchange for HttpLink {
+    async fn exchange(
+        &self,
+        request: Message,
+        relay: Arc<dyn Relay>,
+        timeout: Duration,
+    ) -> Result<Message, CallError> {
+        self.exchange_with(request, relay, timeout, &[]).await
+    }
+
+    async fn notify_link(&self, notification: Message) -> Result<(), CallError> {
+        let response = self.post(&notification).await?;
+        if response.status().is_success() {
+            Ok(())
+        } else {
+            Err(self.endpoint.unavailable(format!(
+                "the upstream refused a notification: http {}",
+                response.status().as_u16()
+            )))
+        }
+    }
+}
+
+#[async_trait]
+impl Connection for HttpLink {
+    async fn call(
+        &self,
+        request: Message,
+        relay: Arc<dyn Relay>,
+        options: &super::CallOptions,
+    ) -> Result<Message, CallError> {
+        self.exchange_with(request, relay, options.timeout, &options.headers)
+            .await
+    }
+
+    async fn notify(&self, notification: Message) -> Result<(), CallError> {
+        self.notify_link(notification).await
+    }
+
+    fn info(&self) -> Option<ServerInfo> {
+        self.info.lock().clone()
+    }
+}
+
+/// Cancels a call upstream when nobody waits for it any more.
+struct HttpCancelOnDrop<'a> {
+    link: &'a HttpLink,
+    link_id: String,
+    armed: bool,
+}
+
+impl Drop for HttpCancelOnDrop<'_> {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let params = format!(
+            r#"{{"requestId":{},"reason":"the call was cancelled at the gateway"}}"#,
+            self.link_id
+        );
+        let note = Message::notification(mcp::method::CANCELLED, Some(&params));
+        let request = self
+            .link
+            .endpoint
+            .client
+            .post(self.link.endpoint.url.clone())
+            .headers(self.link.request_headers(&note))
+            .body(note.into_bytes());
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            handle.spawn(async move {
+                let _ = request.send().await;
+            });
+        }
+    }
+}
+
+async fn read_limited(response: reqwest::Response, limit: usize) -> Result<Bytes, String> {
+    let mut body = response.bytes_stream();
+    let mut out = Vec::new();
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(|e| describe_reqwest(&e))?;
+        if out.len() + chunk.len() > limit {
+            return Err(format!("the answer exceeds the limit of {limit} bytes"));
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Ok(Bytes::from(out))
+}
+
+fn preview(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    let text = text.trim();
+    if text.is_empty() {
+        return "empty body".into();
+    }
+    match text.char_indices().nth(ERROR_BODY_PREVIEW) {
+        Some((at, _)) => format!("{}…", &text[..at]),
+        None => text.to_string(),
+    }
+}
+
+fn describe_reqwest(error: &reqwest::Error) -> String {
+    let mut text = if error.is_connect() {
+        "connection failed".to_string()
+    } else if error.is_timeout() {
+        "the connection timed out".to_string()
+    } else if error.is_body() || error.is_decode() {
+        "the connection broke while reading the answer".to_string()
+    } else {
+        "the request failed".to_string()
+    };
+    let mut source = std::error::Error::source(error);
+    let mut last = String::new();
+    while let Some(inner) = source {
+        last = inner.to_string();
+        source = inner.source();
+    }
+    if !last.is_empty() {
+        text.push_str(": ");
+        text.push_str(&last);
+    }
+    text
+}

@@ -1,0 +1,58 @@
+//! `mcpguard init`: write a commented configuration and the policy folder.
+
+use std::path::Path;
+
+use anyhow::{Context, bail};
+
+const CONFIG: &str = include_str!("templates/config.yaml");
+const POLICIES_README: &str = include_str!("templates/policies-README.md");
+
+/// Creates `<dir>/.mcpguard/config.yaml` and `<dir>/.mcpguard/policies/`.
+pub fn run(dir: &Path, force: bool) -> anyhow::Result<()> {
+    let root = dir.join(".mcpguard");
+    let config = root.join("config.yaml");
+    let policies = root.join("policies");
+    if config.exists() && !force {
+        bail!(
+            "`{}` already exists; pass --force to overwrite it",
+            config.display()
+        );
+    }
+    std::fs::create_dir_all(&policies)
+        .with_context(|| format!("cannot create `{}`", policies.display()))?;
+    std::fs::write(&config, CONFIG)
+        .with_context(|| format!("cannot write `{}`", config.display()))?;
+    let readme = policies.join("README.md");
+    if !readme.exists() || force {
+        std::fs::write(&readme, POLICIES_README)
+            .with_context(|| format!("cannot write `{}`", readme.display()))?;
+    }
+    println!("wrote {}", config.display());
+    println!("wrote {}/", policies.display());
+    println!("next: edit the upstreams, then run `mcpguard serve`");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_template_is_a_valid_configuration() {
+        let config = crate::config_load::parse_yaml(Path::new("config.yaml"), CONFIG).unwrap();
+        assert!(config.check().is_empty(), "{:?}", config.check());
+        assert_eq!(config.proxy.port, 8000);
+        assert!(config.upstreams.contains_key("everything"));
+    }
+
+    #[test]
+    fn refuses_to_overwrite_without_force() {
+        let dir = tempfile::tempdir().unwrap();
+        run(dir.path(), false).unwrap();
+        assert!(dir.path().join(".mcpguard/config.yaml").exists());
+        assert!(dir.path().join(".mcpguard/policies/README.md").exists());
+        let err = run(dir.path(), false).unwrap_err();
+        assert!(err.to_string().contains("--force"), "{err}");
+        run(dir.path(), true).unwrap();
+    }
+}

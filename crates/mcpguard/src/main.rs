@@ -1,0 +1,231 @@
+//! The `mcpguard` binary: CLI, configuration loading and wiring.
+
+mod cli;
+mod config_load;
+mod init;
+
+use std::io::Write;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::{CommandFactory, Parser};
+use cli::{Cli, Command, ShowFormat};
+use config_load::Overrides;
+use mcpguard_gateway::config::{LogFormat, Transport, UpstreamConfig};
+use mcpguard_gateway::{Config, Gateway};
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("mcpguard: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Init(args) => init::run(&args.dir, args.force),
+        Command::ConfigShow(args) => config_show(cli.config.as_deref(), args.format),
+        Command::Completions { shell } => {
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "mcpguard",
+                &mut std::io::stdout(),
+            );
+            Ok(())
+        }
+        Command::Man => {
+            clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout())?;
+            Ok(())
+        }
+        Command::Serve(args) => {
+            let mut overrides = Overrides::default();
+            if let Some(host) = args.host {
+                overrides.set("proxy.host", host);
+            }
+            if let Some(port) = args.port {
+                overrides.set("proxy.port", port);
+            }
+            if let Some(level) = args.log_level {
+                overrides.set("observability.log_level", level);
+            }
+            let loaded = config_load::load(cli.config.as_deref(), overrides)?;
+            init_logging(&loaded.config)?;
+            runtime()?.block_on(serve(loaded.config))
+        }
+        Command::Stdio(args) => {
+            let mut overrides = Overrides::default();
+            if let Some(level) = args.log_level {
+                overrides.set("observability.log_level", level);
+            }
+            let mut loaded = config_load::load(cli.config.as_deref(), overrides)?;
+            if let Some((program, rest)) = args.command.split_first() {
+                loaded.config.upstreams.insert(
+                    "server".into(),
+                    UpstreamConfig {
+                        transport: Transport::Stdio,
+                        command: Some(program.clone()),
+                        args: rest.to_vec(),
+                        prefix: Some(String::new()),
+                        ..UpstreamConfig::default()
+                    },
+                );
+            }
+            init_logging(&loaded.config)?;
+            runtime()?.block_on(stdio(loaded.config))
+        }
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+fn init_logging(config: &Config) -> anyhow::Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_new(&config.observability.log_level)
+        .with_context(|| {
+            format!(
+                "`observability.log_level` is `{}`, which is not a log level or filter",
+                config.observability.log_level
+            )
+        })?;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false);
+    match config.observability.log_format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+    Ok(())
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    if config.upstreams.values().all(|u| !u.enabled) {
+        tracing::warn!("no upstreams are configured: every call will fail (see `mcpguard init`)");
+    }
+    let address = format!("{}:{}", config.proxy.host, config.proxy.port);
+    let listener = match tokio::net::TcpListener::bind(&address).await {
+        Ok(listener) => listener,
+        Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => bail!(
+            "cannot listen on {address}: the port is already in use; choose another with --port or `proxy.port`"
+        ),
+        Err(e) => bail!("cannot listen on {address}: {e}"),
+    };
+    let local = listener.local_addr()?;
+    let grace = Duration::from_secs_f64(config.proxy.shutdown_grace_seconds);
+    let gateway = Gateway::start(config, Vec::new()).map_err(|e| anyhow::anyhow!(e))?;
+    tracing::info!(
+        plugins = ?gateway.plugin_names(),
+        "mcpguard {} listening on http://{local}/mcp",
+        env!("CARGO_PKG_VERSION")
+    );
+    // A line on stdout for scripts that start the gateway on port 0.
+    println!("listening on http://{local}/mcp");
+    let _ = std::io::stdout().flush();
+    let server = tokio::spawn(mcpguard_gateway::server::http::serve(
+        listener,
+        gateway.clone(),
+    ));
+    wait_for_signal().await;
+    tracing::info!(grace_seconds = grace.as_secs_f64(), "shutting down");
+    gateway.shutdown(grace).await;
+    match tokio::time::timeout(Duration::from_secs(5), server).await {
+        Ok(Ok(Ok(()))) => {}
+        Ok(Ok(Err(e))) => tracing::warn!("the http server ended with an error: {e}"),
+        Ok(Err(e)) => tracing::warn!("the http server task failed: {e}"),
+        Err(_) => tracing::warn!("the http server did not stop in time"),
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn stdio(config: Config) -> anyhow::Result<()> {
+    if config.upstreams.is_empty() {
+        bail!(
+            "no upstreams: configure some, or wrap one server with `mcpguard stdio -- <command>`"
+        );
+    }
+    let grace = Duration::from_secs_f64(config.proxy.shutdown_grace_seconds);
+    let gateway = Gateway::start(config, Vec::new()).map_err(|e| anyhow::anyhow!(e))?;
+    let served = {
+        let gateway: Arc<Gateway> = gateway.clone();
+        tokio::spawn(async move {
+            mcpguard_gateway::server::stdio::serve(gateway, tokio::io::stdin(), tokio::io::stdout())
+                .await
+        })
+    };
+    tokio::select! {
+        result = served => {
+            if let Ok(Err(e)) = result {
+                tracing::warn!("stdio ended with an error: {e}");
+            }
+        }
+        _ = wait_for_signal() => {}
+    }
+    gateway.shutdown(grace).await;
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) {
+            (Ok(mut term), Ok(mut int)) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                }
+            }
+            _ => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+fn config_show(path: Option<&std::path::Path>, format: ShowFormat) -> anyhow::Result<()> {
+    let loaded = config_load::load(path, Overrides::default())?;
+    let leaves = config_load::leaves(&loaded);
+    match format {
+        ShowFormat::Text => {
+            match &loaded.path {
+                Some(path) => println!("# configuration file: {}", path.display()),
+                None => println!("# no configuration file (defaults and environment only)"),
+            }
+            let width = leaves
+                .iter()
+                .map(|(k, v, _)| k.len() + v.to_string().len())
+                .max()
+                .unwrap_or(0);
+            for (key, value, source) in leaves {
+                let line = format!("{key} = {value}");
+                println!("{line:<width$}  # {source}", width = width + 3);
+            }
+        }
+        ShowFormat::Json => {
+            let mut map = serde_json::Map::new();
+            for (key, value, source) in leaves {
+                map.insert(key, serde_json::json!({"value": value, "source": source}));
+            }
+            println!("{}", serde_json::to_string_pretty(&map)?);
+        }
+    }
+    Ok(())
+}
