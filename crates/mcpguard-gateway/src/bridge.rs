@@ -38,10 +38,12 @@ pub fn add_envelope(request: &Message, caller: &Caller) -> Message {
         meta_key::CLIENT_CAPABILITIES,
         caller.client_capabilities.as_deref().unwrap_or("{}"),
     );
+    // Handshake-era servers send log messages unless told otherwise; ask the stateless
+    // upstream for them at `info` until the agent sets a level.
     let level = caller
         .session
         .as_ref()
-        .and_then(|s| s.log_level.lock().clone());
+        .map(|s| s.log_level.lock().clone().unwrap_or_else(|| "info".into()));
     if let Some(level) = level {
         meta = json::set_member(
             &meta,
@@ -183,6 +185,95 @@ async fn answer_input_requests(result: &str, relay: &Arc<dyn Relay>) -> Result<S
         }
     }
     Ok(serde_json::Value::Object(out).to_string())
+}
+
+/// How long a stateless upstream has to acknowledge a bridged subscription.
+const LISTEN_ACK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// `resources/subscribe` or `resources/unsubscribe` from a handshake-era agent, for a
+/// stateless upstream (which has neither): kept as a `subscriptions/listen` stream of the
+/// gateway's, whose `resources/updated` frames go to the agent's session stream.
+pub async fn resource_subscription(
+    connection: &Arc<dyn Connection>,
+    request: &Message,
+    caller: &Caller,
+    upstream: &str,
+) -> Result<Message, CallError> {
+    let Some(session) = caller.session.clone() else {
+        return Err(CallError::Bridge(
+            "resource subscriptions need a session".into(),
+        ));
+    };
+    let uri = request
+        .params()
+        .and_then(|p| json::member_str(p, "uri"))
+        .unwrap_or_default()
+        .into_owned();
+    let key = format!("{upstream}\u{0}{uri}");
+    let reply_ok = Message::response(request.id().unwrap_or("null"), "{}");
+    if request.method() == Some(mcpguard_protocol::mcp::method::RESOURCES_UNSUBSCRIBE) {
+        session.remove_subscription(&key);
+        return Ok(reply_ok);
+    }
+    let params = format!(
+        r#"{{"notifications":{{"resourceSubscriptions":[{}]}}}}"#,
+        serde_json::Value::from(uri.clone())
+    );
+    let listen = Message::request(
+        "\"mcpguard-listen\"",
+        mcpguard_protocol::mcp::method::SUBSCRIPTIONS_LISTEN,
+        Some(&params),
+    );
+    let listen = add_envelope(&listen, caller);
+    let (ack_tx, ack_rx) = tokio::sync::oneshot::channel();
+    let relay: Arc<dyn Relay> = Arc::new(ListenRelay {
+        session: crate::relay::SessionRelay::new(&session),
+        ack: parking_lot::Mutex::new(Some(ack_tx)),
+    });
+    let connection = connection.clone();
+    let options = CallOptions::with_timeout(std::time::Duration::from_secs(365 * 24 * 3600));
+    let name = upstream.to_string();
+    let task = tokio::spawn(async move {
+        if let Err(e) = connection.call(listen, relay, &options).await {
+            tracing::debug!(upstream = %name, "a bridged subscription ended: {e}");
+        }
+    });
+    let abort = task.abort_handle();
+    session.add_subscription(key.clone(), abort);
+    match tokio::time::timeout(LISTEN_ACK_TIMEOUT, ack_rx).await {
+        Ok(Ok(())) => Ok(reply_ok),
+        _ => {
+            session.remove_subscription(&key);
+            Err(CallError::Unavailable {
+                upstream: upstream.to_string(),
+                reason: format!("it did not acknowledge a subscription to `{uri}`"),
+            })
+        }
+    }
+}
+
+/// Passes a bridged subscription's frames to the agent's session; swallows the
+/// acknowledgement (a handshake-era agent does not know it) after noting it.
+struct ListenRelay {
+    session: crate::relay::SessionRelay,
+    ack: parking_lot::Mutex<Option<tokio::sync::oneshot::Sender<()>>>,
+}
+
+#[async_trait::async_trait]
+impl Relay for ListenRelay {
+    async fn notify(&self, message: Message) {
+        if message.method() == Some("notifications/subscriptions/acknowledged") {
+            if let Some(ack) = self.ack.lock().take() {
+                let _ = ack.send(());
+            }
+            return;
+        }
+        self.session.notify(message).await;
+    }
+
+    async fn request(&self, message: Message) -> Message {
+        self.session.request(message).await
+    }
 }
 
 #[cfg(test)]

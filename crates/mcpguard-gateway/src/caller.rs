@@ -33,6 +33,9 @@ pub struct Caller {
     pub downstream: Downstream,
     /// The agent's address (HTTP).
     pub remote: Option<SocketAddr>,
+    /// HTTP headers of the agent's request that go on to a stateless HTTP upstream as they
+    /// are (the `Mcp-Name` of methods the gateway does not interpret).
+    pub forwarded_headers: Vec<(String, String)>,
 }
 
 impl Caller {

@@ -15,7 +15,16 @@ use mcpguard_protocol::{Message, RpcError, codes};
 use tokio::sync::mpsc;
 
 use crate::session::{CLIENT_ANSWER_TIMEOUT, Session, SessionStore};
-use crate::upstream::Relay;
+use crate::upstream::{Relay, StreamSignal};
+
+/// What travels towards the agent on a call's stream.
+#[derive(Debug, Clone)]
+pub enum Outbound {
+    /// A message for the agent.
+    Message(Message),
+    /// A hint about how the upstream answers (see [`StreamSignal`]).
+    Signal(StreamSignal),
+}
 
 /// The capability an agent must have declared to be asked `method`.
 fn required_capability(request_method: &str) -> Option<&'static str> {
@@ -79,12 +88,15 @@ async fn ask_agent(
 /// Messages about one call.
 pub struct CallRelay {
     session: Option<Arc<Session>>,
-    stream: mpsc::UnboundedSender<Message>,
+    stream: mpsc::UnboundedSender<Outbound>,
 }
 
 impl CallRelay {
     /// A relay writing to `stream`; server→client requests need `session`.
-    pub fn new(session: Option<Arc<Session>>, stream: mpsc::UnboundedSender<Message>) -> CallRelay {
+    pub fn new(
+        session: Option<Arc<Session>>,
+        stream: mpsc::UnboundedSender<Outbound>,
+    ) -> CallRelay {
         CallRelay { session, stream }
     }
 }
@@ -92,12 +104,16 @@ impl CallRelay {
 #[async_trait]
 impl Relay for CallRelay {
     async fn notify(&self, message: Message) {
-        if let Err(unsent) = self.stream.send(message) {
+        if let Err(unsent) = self.stream.send(Outbound::Message(message)) {
             // The call's stream is gone (the call ended): fall back to the session stream.
-            if let Some(session) = &self.session {
-                session.send_unsolicited(&unsent.0);
+            if let (Some(session), Outbound::Message(message)) = (&self.session, unsent.0) {
+                session.send_unsolicited(&message);
             }
         }
+    }
+
+    async fn signal(&self, signal: StreamSignal) {
+        let _ = self.stream.send(Outbound::Signal(signal));
     }
 
     async fn request(&self, message: Message) -> Message {
@@ -112,7 +128,10 @@ impl Relay for CallRelay {
             );
         };
         let stream = self.stream.clone();
-        ask_agent(session, message, |m| stream.send(m).is_ok()).await
+        ask_agent(session, message, |m| {
+            stream.send(Outbound::Message(m)).is_ok()
+        })
+        .await
     }
 }
 

@@ -183,6 +183,8 @@ impl Router {
     ) -> Result<Message, CallError> {
         let upstream = &self.upstreams[index];
         let link = self.link(&ctx.caller, upstream).await?;
+        let mut headers = headers;
+        headers.extend(ctx.caller.forwarded_headers.iter().cloned());
         let options = CallOptions {
             timeout: if request.method() == Some(method::SUBSCRIPTIONS_LISTEN) {
                 // A subscription stream lasts as long as the agent keeps it open.
@@ -193,6 +195,20 @@ impl Router {
             headers,
         };
         match (ctx.caller.era, link.era) {
+            (Era::Handshake, Era::Stateless)
+                if matches!(
+                    request.method(),
+                    Some(method::RESOURCES_SUBSCRIBE | method::RESOURCES_UNSUBSCRIBE)
+                ) =>
+            {
+                bridge::resource_subscription(
+                    &link.connection,
+                    &request,
+                    &ctx.caller,
+                    &upstream.name,
+                )
+                .await
+            }
             (Era::Handshake, Era::Stateless) => {
                 let request = bridge::add_envelope(&request, &ctx.caller);
                 bridge::call_with_input_rounds(&link.connection, request, &ctx.relay, &options)
@@ -320,7 +336,7 @@ impl Router {
             result.push_str(&serde_json::Value::from(text).to_string());
         }
         result.push_str(&format!(
-            r#","resultType":"complete","_meta":{{"{}":{server_info}}}}}"#,
+            r#","resultType":"complete","ttlMs":0,"cacheScope":"private","_meta":{{"{}":{server_info}}}}}"#,
             crate::upstream::setup::meta_key::SERVER_INFO
         ));
         Message::response(ctx.request.id().unwrap_or("null"), &result)

@@ -31,14 +31,16 @@ pub struct StreamEvent {
     pub id: String,
     /// The message, or `None` for a priming event.
     pub message: Option<Message>,
+    /// For a priming event: the reconnection delay to suggest, in milliseconds.
+    pub retry_ms: Option<u64>,
 }
 
 impl StreamEvent {
     /// The event encoded for a `text/event-stream` body.
-    pub fn to_sse(&self, retry_ms: Option<u64>) -> Bytes {
+    pub fn to_sse(&self) -> Bytes {
         match &self.message {
             Some(message) => sse::encode(Some(&self.id), message.bytes()),
-            None => sse::encode_priming(&self.id, retry_ms),
+            None => sse::encode_priming(&self.id, self.retry_ms),
         }
     }
 }
@@ -77,22 +79,29 @@ impl Stream {
     }
 
     /// Sends the priming event: an id and no data, so the agent can resume from the start.
-    pub fn prime(&self) {
-        self.record(None);
+    pub fn prime(&self, retry_ms: Option<u64>) {
+        self.record(None, retry_ms);
     }
 
     /// Appends a message and sends it to the attached agent, if any.
     pub fn push(&self, message: &Message) {
-        self.record(Some(message.clone()));
+        self.record(Some(message.clone()), None);
     }
 
-    fn record(&self, message: Option<Message>) {
+    /// Ends the attached agent's response without finishing the stream: the agent resumes
+    /// with `Last-Event-ID` (the polling pattern of the 2025-11-25 transport).
+    pub fn detach(&self) {
+        self.state.lock().live = None;
+    }
+
+    fn record(&self, message: Option<Message>, retry_ms: Option<u64>) {
         let mut state = self.state.lock();
         let seq = state.next_seq;
         state.next_seq += 1;
         let event = StreamEvent {
             id: format!("{}-{seq}", self.number),
             message,
+            retry_ms,
         };
         if let Some(live) = &state.live {
             if live.send(event.clone()).is_err() {
@@ -177,6 +186,7 @@ pub struct Session {
     /// The lowest log level the agent asked for with `logging/setLevel`.
     pub log_level: Mutex<Option<String>>,
     closed: CancellationToken,
+    subscriptions: Mutex<HashMap<String, tokio::task::AbortHandle>>,
     /// Messages for the agent that belong to no call and found no `GET` stream yet.
     backlog: Mutex<VecDeque<Message>>,
 }
@@ -210,6 +220,7 @@ impl Session {
             last_seen: Mutex::new(Instant::now()),
             log_level: Mutex::new(None),
             closed: CancellationToken::new(),
+            subscriptions: Mutex::new(HashMap::new()),
             backlog: Mutex::new(VecDeque::new()),
         }
     }
@@ -263,7 +274,7 @@ impl Session {
             .get_or_insert_with(|| {
                 let number = self.next_stream.fetch_add(1, Ordering::Relaxed) + 1;
                 let stream = Arc::new(Stream::new(number, self.replay_capacity));
-                stream.prime();
+                stream.prime(None);
                 self.streams.lock().insert(number, stream.clone());
                 stream
             })
@@ -356,9 +367,30 @@ impl Session {
         self.links.lock().remove(upstream);
     }
 
+    /// Keeps a bridged resource subscription running under `key` (replacing any older one).
+    pub fn add_subscription(&self, key: String, task: tokio::task::AbortHandle) {
+        if let Some(old) = self.subscriptions.lock().insert(key, task) {
+            old.abort();
+        }
+    }
+
+    /// Stops the bridged subscription under `key`. False when there was none.
+    pub fn remove_subscription(&self, key: &str) -> bool {
+        match self.subscriptions.lock().remove(key) {
+            Some(task) => {
+                task.abort();
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Ends the session: cancels its calls, finishes its streams, closes upstream links.
     pub async fn close(&self) {
         self.closed.cancel();
+        for (_, task) in self.subscriptions.lock().drain() {
+            task.abort();
+        }
         for stream in self.streams.lock().values() {
             stream.finish();
         }

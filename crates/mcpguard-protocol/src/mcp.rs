@@ -138,11 +138,13 @@ pub fn stateless_headers(message: &crate::Message) -> Vec<(&'static str, String)
     headers
 }
 
-/// The parameter mirrored into the `Mcp-Name` header in the 2026-07-28 revision.
+/// The parameter mirrored into the `Mcp-Name` header in the 2026-07-28 revision (the
+/// tasks extension names its task by `taskId`).
 pub fn stateless_name_param(method: &str) -> Option<&'static str> {
     match method {
         method::TOOLS_CALL | method::PROMPTS_GET => Some("name"),
         method::RESOURCES_READ => Some("uri"),
+        "tasks/get" | "tasks/update" | "tasks/cancel" => Some("taskId"),
         _ => None,
     }
 }

@@ -24,10 +24,10 @@ use tokio::sync::mpsc;
 
 use crate::caller::{Caller, Downstream};
 use crate::gateway::Gateway;
-use crate::relay::CallRelay;
+use crate::relay::{CallRelay, Outbound};
 use crate::session::{Session, Stream, StreamEvent, parse_event_id};
-use crate::upstream::Relay;
 use crate::upstream::setup::meta_key;
+use crate::upstream::{Relay, StreamSignal};
 
 /// Suggested reconnection delay sent in priming events, in milliseconds.
 const RETRY_MS: u64 = 1000;
@@ -286,12 +286,13 @@ async fn post_mcp(
         };
         if let Some(version) = version_header.as_deref() {
             if Era::of(version) != Some(Era::Handshake) {
-                return unsupported_version(message.id(), version);
+                return unsupported_version(message.id(), version, Era::Handshake);
             }
         }
         session.touch();
         let caller = Caller {
             era: Era::Handshake,
+            forwarded_headers: Vec::new(),
             protocol_version: session.protocol_version.as_str().into(),
             client_info: Some(session.client_info.clone()),
             client_capabilities: Some(session.client_capabilities.clone()),
@@ -305,7 +306,9 @@ async fn post_mcp(
         Some(version) if Era::of(version) == Some(Era::Stateless) => {
             stateless(gateway, remote, message, &headers, version).await
         }
-        Some(version) if Era::of(version).is_none() => unsupported_version(message.id(), version),
+        Some(version) if Era::of(version).is_none() => {
+            unsupported_version(message.id(), version, Era::Stateless)
+        }
         _ => rpc_error(
             StatusCode::BAD_REQUEST,
             message.id(),
@@ -332,7 +335,12 @@ fn session_problem(id: Option<&str>) -> Response {
     }
 }
 
-fn unsupported_version(id: Option<&str>, version: &str) -> Response {
+fn unsupported_version(id: Option<&str>, version: &str, era: Era) -> Response {
+    let supported: Vec<&str> = mcp::SUPPORTED_VERSIONS
+        .iter()
+        .copied()
+        .filter(|v| Era::of(v) == Some(era))
+        .collect();
     rpc_error_with(
         StatusCode::BAD_REQUEST,
         id,
@@ -341,7 +349,7 @@ fn unsupported_version(id: Option<&str>, version: &str) -> Response {
             format!("unsupported protocol version `{version}`"),
         )
         .with_data(serde_json::json!({
-            "supported": mcp::SUPPORTED_VERSIONS,
+            "supported": supported,
             "requested": version,
         })),
     )
@@ -367,6 +375,7 @@ async fn initialize(
     ));
     let caller = Caller {
         era: Era::Handshake,
+        forwarded_headers: Vec::new(),
         protocol_version: version.as_str().into(),
         client_info: Some(session.client_info.clone()),
         client_capabilities: Some(session.client_capabilities.clone()),
@@ -484,11 +493,21 @@ async fn stateless(
         }
     }
     if !mcp::is_supported(header_version) {
-        return unsupported_version(id, header_version);
+        return unsupported_version(id, header_version, Era::Stateless);
     }
+    // For methods whose name parameter the gateway does not know (extensions such as
+    // `tasks/*`), the agent's `Mcp-Name` travels on unchanged.
+    let forwarded = match (
+        mcp::stateless_name_param(method),
+        header_str(headers, mcp::header::NAME),
+    ) {
+        (None, Some(name)) => vec![(mcp::header::NAME.to_string(), name.to_string())],
+        _ => Vec::new(),
+    };
     let caller = Caller {
         era: Era::Stateless,
         protocol_version: header_version.into(),
+        forwarded_headers: forwarded,
         client_info: client_info.map(Into::into),
         client_capabilities: capabilities.map(Into::into),
         session: None,
@@ -556,7 +575,8 @@ fn numeric_equal(a: &str, b: &str) -> bool {
     }
 }
 
-/// Runs a call and answers with JSON or SSE, whichever fits what arrives first.
+/// Runs a call and answers with JSON or SSE, whichever fits what arrives first: the
+/// answer itself (JSON), or messages about the call or an upstream that streams (SSE).
 async fn dispatch(
     gateway: Arc<Gateway>,
     caller: Caller,
@@ -566,19 +586,22 @@ async fn dispatch(
 ) -> Response {
     let era = caller.era;
     if message.kind() == Kind::Notification {
+        if era == Era::Stateless {
+            // The 2026-07-28 revision has no client notifications over HTTP.
+            return StatusCode::ACCEPTED.into_response();
+        }
         let relay: Arc<dyn Relay> = Arc::new(CallRelay::new(session, mpsc::unbounded_channel().0));
         gateway.handle(caller, message, relay).await;
         return StatusCode::ACCEPTED.into_response();
     }
     let request_id = message.id().unwrap_or("null").to_string();
-    let (tx, mut rx) = mpsc::unbounded_channel::<Message>();
+    let (tx, mut rx) = mpsc::unbounded_channel::<Outbound>();
     let relay: Arc<dyn Relay> = Arc::new(CallRelay::new(session.clone(), tx.clone()));
     let call = {
         let gateway = gateway.clone();
         async move {
-            let answer = gateway.handle(caller, message, relay).await;
-            if let Some(answer) = answer {
-                let _ = tx.send(answer);
+            if let Some(answer) = gateway.handle(caller, message, relay).await {
+                let _ = tx.send(Outbound::Message(answer));
             }
         }
     };
@@ -586,76 +609,61 @@ async fn dispatch(
     // can still be collected by resuming the stream).
     let task = tokio::spawn(call);
     let abort_on_drop = (era == Era::Stateless).then(|| AbortOnDrop(task.abort_handle()));
-    let is_final = |m: &Message| m.is_reply() && m.id() == Some(request_id.as_str());
     let Some(first) = rx.recv().await else {
-        return rpc_error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            Some(&request_id),
-            codes::INTERNAL_ERROR,
-            "the call ended without an answer",
-        );
+        return no_answer(&request_id);
     };
-    if is_final(&first) || !accepts(headers, "text/event-stream") {
-        if !is_final(&first) {
-            // The agent cannot take a stream: wait for the answer, dropping the rest.
-            let mut pending = Some(first);
-            while let Some(m) = pending.take().or(rx.recv().await) {
-                if is_final(&m) {
+    let answered = matches!(&first, Outbound::Message(m) if is_final(m, &request_id));
+    if answered || !accepts(headers, "text/event-stream") {
+        // JSON: the answer came first, or the agent cannot take a stream (then whatever
+        // else arrives is dropped).
+        let mut next = Some(first);
+        while let Some(item) = match next.take() {
+            Some(item) => Some(item),
+            None => rx.recv().await,
+        } {
+            if let Outbound::Message(m) = item {
+                if is_final(&m, &request_id) {
                     return json_response(&m, era, &[]);
                 }
             }
-            return rpc_error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                Some(&request_id),
-                codes::INTERNAL_ERROR,
-                "the call ended without an answer",
-            );
         }
-        return json_response(&first, era, &[]);
+        return no_answer(&request_id);
     }
     let draining = gateway.draining();
     match session {
         Some(session) => {
             let stream = session.open_stream();
-            stream.prime();
-            stream.push(&first);
+            let retry = match &first {
+                Outbound::Signal(StreamSignal::Opened { retry_ms }) => *retry_ms,
+                _ => None,
+            };
+            stream.prime(retry.or(Some(RETRY_MS)));
             let events = stream.attach(None);
-            let pump_stream = stream.clone();
-            tokio::spawn(async move {
-                pump(pump_stream, rx, request_id).await;
-            });
+            tokio::spawn(pump(stream, first, rx, request_id));
             match events {
                 Some(events) => sse_response(events, draining, None),
-                None => rpc_error(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    None,
-                    codes::INTERNAL_ERROR,
-                    "stream lost",
-                ),
+                None => no_answer(""),
             }
         }
         None => {
-            // Stateless: a plain stream for this call only.
+            // Stateless: a plain stream for this call only, no ids, no resumption.
             let (events_tx, events_rx) = mpsc::unbounded_channel::<StreamEvent>();
-            let mut seq = 0u64;
-            let mut send = move |m: Message| {
-                seq += 1;
-                events_tx
-                    .send(StreamEvent {
-                        id: seq.to_string(),
-                        message: Some(m),
-                    })
-                    .is_ok()
-            };
-            send(first.clone());
-            let done = is_final(&first);
             tokio::spawn(async move {
-                if done {
-                    return;
-                }
-                while let Some(m) = rx.recv().await {
-                    let last = m.is_reply() && m.id() == Some(request_id.as_str());
-                    if !send(m) || last {
+                let mut next = Some(first);
+                while let Some(item) = match next.take() {
+                    Some(item) => Some(item),
+                    None => rx.recv().await,
+                } {
+                    let Outbound::Message(m) = item else {
+                        continue;
+                    };
+                    let last = is_final(&m, &request_id);
+                    let event = StreamEvent {
+                        id: String::new(),
+                        message: Some(m),
+                        retry_ms: None,
+                    };
+                    if events_tx.send(event).is_err() || last {
                         break;
                     }
                 }
@@ -665,13 +673,43 @@ async fn dispatch(
     }
 }
 
-/// Moves a call's messages into its session stream until the answer.
-async fn pump(stream: Arc<Stream>, mut rx: mpsc::UnboundedReceiver<Message>, request_id: String) {
-    while let Some(message) = rx.recv().await {
-        let last = message.is_reply() && message.id() == Some(request_id.as_str());
-        stream.push(&message);
-        if last {
-            break;
+fn no_answer(request_id: &str) -> Response {
+    rpc_error(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        (!request_id.is_empty()).then_some(request_id),
+        codes::INTERNAL_ERROR,
+        "the call ended without an answer",
+    )
+}
+
+fn is_final(message: &Message, request_id: &str) -> bool {
+    message.is_reply() && message.id() == Some(request_id)
+}
+
+/// Moves a call's messages into its session stream until the answer. When the upstream
+/// cut its stream to make the client poll, the agent's response is cut too; the agent
+/// resumes from the session stream with `Last-Event-ID`.
+async fn pump(
+    stream: Arc<Stream>,
+    first: Outbound,
+    mut rx: mpsc::UnboundedReceiver<Outbound>,
+    request_id: String,
+) {
+    let mut next = Some(first);
+    while let Some(item) = match next.take() {
+        Some(item) => Some(item),
+        None => rx.recv().await,
+    } {
+        match item {
+            Outbound::Message(message) => {
+                let last = is_final(&message, &request_id);
+                stream.push(&message);
+                if last {
+                    break;
+                }
+            }
+            Outbound::Signal(StreamSignal::Interrupted) => stream.detach(),
+            Outbound::Signal(StreamSignal::Opened { .. }) => {}
         }
     }
     stream.finish();
@@ -694,7 +732,7 @@ fn sse_response(
         (events, draining, guard),
         |(mut events, draining, guard)| async move {
             tokio::select! {
-                event = events.recv() => event.map(|e| (Ok::<_, Infallible>(e.to_sse(Some(RETRY_MS))), (events, draining, guard))),
+                event = events.recv() => event.map(|e| (Ok::<_, Infallible>(e.to_sse()), (events, draining, guard))),
                 _ = draining.cancelled() => None,
             }
         },

@@ -11,7 +11,7 @@ use tokio::sync::mpsc;
 
 use crate::caller::{Caller, Downstream};
 use crate::gateway::Gateway;
-use crate::relay::CallRelay;
+use crate::relay::{CallRelay, Outbound};
 use crate::session::Session;
 use crate::upstream::Relay;
 use crate::upstream::setup::meta_key;
@@ -22,7 +22,7 @@ where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin + Send + 'static,
 {
-    let (out_tx, out_rx) = mpsc::unbounded_channel::<Message>();
+    let (out_tx, out_rx) = mpsc::unbounded_channel::<Outbound>();
     let writer = tokio::spawn(write_messages(output, out_rx));
     let limit = gateway.config().proxy.max_body_bytes;
     let mut decoder = LineDecoder::new(limit);
@@ -42,18 +42,18 @@ where
             let message = match line {
                 Ok(line) => Message::parse(line),
                 Err(e) => {
-                    let _ = out_tx.send(error(
+                    let _ = out_tx.send(Outbound::Message(error(
                         None,
                         codes::INVALID_REQUEST,
                         format!("{e}; the line was dropped"),
-                    ));
+                    )));
                     continue;
                 }
             };
             let message = match message {
                 Ok(message) => message,
                 Err(e) => {
-                    let _ = out_tx.send(error(None, e.code(), e.to_string()));
+                    let _ = out_tx.send(Outbound::Message(error(None, e.code(), e.to_string())));
                     continue;
                 }
             };
@@ -66,11 +66,11 @@ where
             }
             let Some(caller) = caller_for(&gateway, &message, &mut session, &out_tx) else {
                 if message.kind() == Kind::Request {
-                    let _ = out_tx.send(error(
+                    let _ = out_tx.send(Outbound::Message(error(
                         message.id(),
                         codes::INVALID_REQUEST,
                         "send `initialize` first, or use protocol revision 2026-07-28 (requests carrying its `_meta` envelope)".into(),
-                    ));
+                    )));
                 }
                 continue;
             };
@@ -86,7 +86,7 @@ where
                             gateway.sessions().insert(session);
                         }
                     }
-                    let _ = out.send(answer);
+                    let _ = out.send(Outbound::Message(answer));
                 }
             };
             if is_initialize {
@@ -113,7 +113,7 @@ fn caller_for(
     gateway: &Arc<Gateway>,
     message: &Message,
     session: &mut Option<Arc<Session>>,
-    out: &mpsc::UnboundedSender<Message>,
+    out: &mpsc::UnboundedSender<Outbound>,
 ) -> Option<Caller> {
     let params = message.params();
     let envelope_version = mcp::meta(params)
@@ -124,6 +124,7 @@ fn caller_for(
             let meta = mcp::meta(params).unwrap_or("{}");
             return Some(Caller {
                 era: Era::Stateless,
+                forwarded_headers: Vec::new(),
                 protocol_version: version.into(),
                 session: None,
                 client_info: json::member(meta, meta_key::CLIENT_INFO).map(Into::into),
@@ -154,7 +155,7 @@ fn caller_for(
             tokio::spawn(async move {
                 while let Some(event) = events.recv().await {
                     if let Some(message) = event.message {
-                        if out.send(message).is_err() {
+                        if out.send(Outbound::Message(message)).is_err() {
                             break;
                         }
                     }
@@ -166,6 +167,7 @@ fn caller_for(
     let session = session.as_ref()?;
     Some(Caller {
         era: Era::Handshake,
+        forwarded_headers: Vec::new(),
         protocol_version: session.protocol_version.as_str().into(),
         client_info: Some(session.client_info.clone()),
         client_capabilities: Some(session.client_capabilities.clone()),
@@ -181,9 +183,12 @@ fn error(id: Option<&str>, code: i64, message: String) -> Message {
 
 async fn write_messages<W: AsyncWrite + Unpin>(
     mut output: W,
-    mut rx: mpsc::UnboundedReceiver<Message>,
+    mut rx: mpsc::UnboundedReceiver<Outbound>,
 ) {
-    while let Some(message) = rx.recv().await {
+    while let Some(item) = rx.recv().await {
+        let Outbound::Message(message) = item else {
+            continue;
+        };
         if output
             .write_all(&encode_line(message.bytes()))
             .await

@@ -326,6 +326,7 @@ impl HttpLink {
                             .unavailable("the answer stream ended before the answer, and cannot be resumed (no event id)"));
                     };
                     attempts += 1;
+                    relay.signal(super::StreamSignal::Interrupted).await;
                     if attempts > RESUME_ATTEMPTS {
                         return Err(self.endpoint.unavailable(format!(
                             "the answer stream broke {RESUME_ATTEMPTS} times; giving up"
@@ -388,6 +389,13 @@ impl HttpLink {
                 .map_err(|e| self.endpoint.protocol_error(e.to_string()))?;
             for event in events {
                 if let Some(id) = event.id.clone() {
+                    if last_event_id.is_none() {
+                        relay
+                            .signal(super::StreamSignal::Opened {
+                                retry_ms: event.retry,
+                            })
+                            .await;
+                    }
                     *last_event_id = Some(id);
                 }
                 if !event.is_message() {
@@ -487,6 +495,7 @@ impl HttpLink {
         let original_id = request.id().unwrap_or("null").to_string();
         let link_id = (self.next_id.fetch_add(1, Ordering::Relaxed) + 1).to_string();
         let outgoing = request.with_id(&link_id);
+        let relay = super::remap::RestoreIds::wrap(relay, &link_id, &original_id);
         let mut guard = HttpCancelOnDrop {
             link: self,
             link_id: link_id.clone(),
@@ -512,7 +521,9 @@ impl HttpLink {
                 detail: String::new(),
             }),
         };
-        result.map(|reply| reply.with_id(&original_id))
+        result.map(|reply| {
+            super::remap::restore_quoted_id(reply, &link_id, &original_id).with_id(&original_id)
+        })
     }
 }
 

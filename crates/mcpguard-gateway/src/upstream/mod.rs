@@ -9,6 +9,7 @@
 pub mod http;
 pub mod pending;
 pub mod registry;
+pub mod remap;
 pub mod setup;
 pub mod stdio;
 
@@ -31,6 +32,22 @@ pub trait Relay: Send + Sync {
     /// A server→client request (sampling, elicitation, roots, ping). Returns the agent's
     /// reply, which carries the same id as `message`.
     async fn request(&self, message: Message) -> Message;
+
+    /// How the upstream is answering the call, so the gateway can answer the agent the
+    /// same way (an SSE stream with resumption, or a stream that was cut for polling).
+    async fn signal(&self, _signal: StreamSignal) {}
+}
+
+/// What an upstream's answer stream is doing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamSignal {
+    /// The upstream answers with an SSE stream (priming event seen, with its `retry`).
+    Opened {
+        /// The reconnection delay the upstream suggested, in milliseconds.
+        retry_ms: Option<u64>,
+    },
+    /// The upstream closed the stream before the answer (it expects the client to resume).
+    Interrupted,
 }
 
 /// A relay that drops notifications and refuses requests: for calls the gateway makes on

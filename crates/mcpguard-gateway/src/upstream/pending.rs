@@ -60,6 +60,7 @@ impl PendingTable {
         progress_token: Option<&str>,
     ) -> Registration {
         let link_id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
+        let relay = super::remap::RestoreIds::wrap(relay, &link_id.to_string(), original_id);
         let (tx, rx) = oneshot::channel();
         let link_token = progress_token.map(|original| {
             let token: Box<str> = format!("\"mcpguard-progress-{link_id}\"").into();
@@ -98,7 +99,9 @@ impl PendingTable {
             return false;
         };
         self.forget_progress(entry.progress_token.as_deref());
-        let restored = reply.with_id(&entry.original_id);
+        let link = link_id.to_string();
+        let restored = super::remap::restore_quoted_id(reply, &link, &entry.original_id)
+            .with_id(&entry.original_id);
         entry.reply.send(Ok(restored)).is_ok()
     }
 
@@ -136,6 +139,14 @@ impl PendingTable {
             .iter()
             .max_by_key(|(id, _)| **id)
             .map(|(_, entry)| entry.relay.clone())
+    }
+
+    /// The relay of the call sent as `link_id`, if it is still pending.
+    pub fn relay_of(&self, link_id: u64) -> Option<Arc<dyn Relay>> {
+        self.calls
+            .lock()
+            .get(&link_id)
+            .map(|entry| entry.relay.clone())
     }
 
     /// For a progress notification carrying link-side `token`: the relay to deliver it to

@@ -386,6 +386,12 @@ impl Process {
                 }
                 None => return,
             }
+        } else if let Some(relay) = super::remap::quoted_request_id(&message)
+            .and_then(|id| id.parse::<u64>().ok())
+            .and_then(|id| self.pending.relay_of(id))
+        {
+            // A frame of a call still running (a `subscriptions/listen` stream).
+            (relay, message)
         } else if method.ends_with("/list_changed") || method == mcp::method::RESOURCES_UPDATED {
             (self.unsolicited.clone(), message)
         } else {
