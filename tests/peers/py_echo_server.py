@@ -41,6 +41,7 @@ Usage:
 from __future__ import annotations
 
 import argparse
+import os
 import json
 import warnings
 import weakref
@@ -112,6 +113,32 @@ async def slow(seconds: float, ctx: Context) -> str:
         # A no-op when the request carried no progress token.
         await ctx.report_progress(step, steps, f"step {step}/{steps}")
     return f"slept {seconds}s"
+
+
+# ---------------------------------------------------------------------------
+# Fault tools: real misbehaviour for the gateway's fault tests
+# ---------------------------------------------------------------------------
+
+
+@server.tool()
+def crash(code: int = 3) -> str:
+    """Exit the whole server process at once, mid-call, with exit status `code`."""
+    os._exit(code)
+
+
+@server.tool()
+async def hang() -> str:
+    """Never answer."""
+    await anyio.sleep_forever()
+    return "unreachable"
+
+
+@server.tool()
+async def garbage() -> str:
+    """Over stdio: write a line that is not JSON-RPC to stdout, then never answer."""
+    os.write(1, b"this line is not json-rpc\n")
+    await anyio.sleep_forever()
+    return "unreachable"
 
 
 _LEVELS = ["debug", "info", "notice", "warning", "error", "critical", "alert", "emergency"]

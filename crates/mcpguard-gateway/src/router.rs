@@ -28,6 +28,9 @@ use crate::upstream::{CallOptions, Relay, ServerInfo};
 
 const CURSOR_PREFIX: &str = "mcpguard1.";
 
+/// How long `initialize` and `server/discover` wait for upstreams still starting.
+const UPSTREAM_READY_WAIT: std::time::Duration = std::time::Duration::from_secs(15);
+
 /// Methods the stateless revision removed; a stateless agent gets "method not found".
 const REMOVED_IN_STATELESS: &[&str] = &[
     method::INITIALIZE,
@@ -150,7 +153,10 @@ impl Router {
         } else {
             match method {
                 method::INITIALIZE => Ok(self.initialize(ctx).await),
-                method::DISCOVER => Ok(self.discover(ctx)),
+                method::DISCOVER => {
+                    self.wait_for_upstreams().await;
+                    Ok(self.discover(ctx))
+                }
                 method::PING => Ok(Message::response(request.id().unwrap_or("null"), "{}")),
                 method::TOOLS_LIST => self.list(ctx, TOOLS).await,
                 method::PROMPTS_LIST => self.list(ctx, PROMPTS).await,
@@ -250,6 +256,16 @@ impl Router {
             .collect()
     }
 
+    /// Waits (bounded) until every upstream is set up, so the gateway announces what they
+    /// really offer.
+    async fn wait_for_upstreams(&self) {
+        let waits = self
+            .upstreams
+            .iter()
+            .map(|u| u.wait_ready(UPSTREAM_READY_WAIT));
+        futures::future::join_all(waits).await;
+    }
+
     /// Capabilities, server info and instructions to announce.
     fn announce(&self) -> (String, String, Option<String>) {
         let infos = self.infos();
@@ -302,6 +318,7 @@ impl Router {
         } else {
             mcp::LATEST_HANDSHAKE_VERSION.to_string()
         };
+        self.wait_for_upstreams().await;
         // Open the agent's own upstream sessions now, so the first call does not wait.
         let links = self
             .upstreams

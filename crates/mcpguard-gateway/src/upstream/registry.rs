@@ -146,6 +146,20 @@ impl Upstream {
         }
     }
 
+    /// Waits up to `wait` for the upstream to be usable (its shared link set up), so that
+    /// what it offers is known. Returns whether it is.
+    pub async fn wait_ready(&self, wait: Duration) -> bool {
+        match &self.kind {
+            Kind::Stdio(stdio) => stdio.wait_ready(wait).await,
+            Kind::Http(http) => {
+                if http.shared_info.lock().is_some() {
+                    return true;
+                }
+                tokio::time::timeout(wait, http.shared_link()).await.is_ok_and(|r| r.is_ok())
+            }
+        }
+    }
+
     /// The link a call from `caller` should use. `session_relay` builds the relay for a
     /// per-session link's unsolicited messages.
     pub async fn link(
@@ -155,6 +169,10 @@ impl Upstream {
     ) -> Result<Link, CallError> {
         match &self.kind {
             Kind::Stdio(stdio) => {
+                // The era is known once the child is set up; wait for that (bounded).
+                if stdio.info().is_none() {
+                    stdio.wait_ready(self.timeout.min(Duration::from_secs(30))).await;
+                }
                 let era = stdio.info().map_or(Era::Handshake, |info| info.era);
                 Ok(Link {
                     connection: stdio.clone(),

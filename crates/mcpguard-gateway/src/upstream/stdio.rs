@@ -106,6 +106,11 @@ impl StdioUpstream {
         self.status.lock().clone()
     }
 
+    /// Waits up to `wait` for a set-up child; returns whether there is one.
+    pub async fn wait_ready(&self, wait: Duration) -> bool {
+        self.ready_process(wait).await.is_ok()
+    }
+
     /// Resolves once the child has been stopped after shutdown.
     pub async fn stopped(&self) {
         self.stopped.cancelled().await;

@@ -1,0 +1,388 @@
+//! Shared harness for the real-peer integration tests: start the gateway binary and real
+//! MCP servers and clients (the official Python and TypeScript SDKs), on loopback, and
+//! stop every process by PID when the test ends.
+
+#![allow(dead_code, reason = "each test binary uses a different part of the harness")]
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// The repository root.
+pub fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .expect("repository root")
+}
+
+/// The real-peer folder (`tests/peers`).
+pub fn peers() -> PathBuf {
+    repo().join("tests/peers")
+}
+
+fn require(path: PathBuf, what: &str) -> PathBuf {
+    assert!(
+        path.exists(),
+        "{what} is missing at {}: run `bash scripts/setup.sh` first (it installs the real MCP peers the tests use)",
+        path.display()
+    );
+    path
+}
+
+/// The Python of the test venv (with the official `mcp` SDK).
+pub fn python() -> PathBuf {
+    require(repo().join(".venv/bin/python"), "the Python venv")
+}
+
+/// A binary from `tests/peers/node_modules/.bin`.
+pub fn node_bin(name: &str) -> PathBuf {
+    require(peers().join("node_modules/.bin").join(name), name)
+}
+
+/// The system Node.js (20) used for the TypeScript SDK client.
+pub fn node() -> PathBuf {
+    PathBuf::from("node")
+}
+
+/// A child process stopped (TERM, then KILL) and reaped when dropped.
+pub struct Proc {
+    pub child: Child,
+    pub what: String,
+}
+
+impl Proc {
+    pub fn pid(&self) -> i32 {
+        self.child.id() as i32
+    }
+
+    /// Sends SIGTERM and waits up to `wait` for the exit status.
+    pub fn terminate(&mut self, wait: Duration) -> Option<std::process::ExitStatus> {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid()), nix::sys::signal::Signal::SIGTERM);
+        let deadline = Instant::now() + wait;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if let Ok(Some(_)) = self.child.try_wait() {
+            return;
+        }
+        if self.terminate(Duration::from_secs(5)).is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// A port that was free a moment ago.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// Waits until something accepts connections on `port`.
+pub fn wait_port(port: u16, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    let address: SocketAddr = ([127, 0, 0, 1], port).into();
+    while Instant::now() < deadline {
+        if TcpStream::connect_timeout(&address, Duration::from_millis(200)).is_ok() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("nothing listens on port {port} after {timeout:?}");
+}
+
+/// A Python SDK server from `tests/peers` serving Streamable HTTP on a free port.
+pub fn py_http_server(script: &str, extra: &[&str]) -> (Proc, u16) {
+    let port = free_port();
+    let mut command = Command::new(python());
+    command
+        .arg(peers().join(script))
+        .args(["--transport", "streamable-http", "--host", "127.0.0.1", "--port"])
+        .arg(port.to_string())
+        .args(extra)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let child = command.spawn().expect("start python server");
+    let proc = Proc {
+        child,
+        what: script.into(),
+    };
+    wait_port(port, Duration::from_secs(30));
+    (proc, port)
+}
+
+/// `@modelcontextprotocol/server-everything` over Streamable HTTP on a free port.
+pub fn everything_http() -> (Proc, u16) {
+    let port = free_port();
+    let child = Command::new(node_bin("mcp-server-everything"))
+        .arg("streamableHttp")
+        .env("PORT", port.to_string())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start server-everything");
+    let proc = Proc {
+        child,
+        what: "server-everything".into(),
+    };
+    wait_port(port, Duration::from_secs(30));
+    (proc, port)
+}
+
+/// A running `mcpguard serve`.
+pub struct Gateway {
+    pub proc: Proc,
+    pub port: u16,
+    pub dir: tempfile::TempDir,
+}
+
+impl Gateway {
+    /// Starts the gateway with `config` (YAML) on a free port and waits until `/readyz`
+    /// says every required upstream is ready.
+    pub fn start(config: &str) -> Gateway {
+        let gateway = Gateway::start_unready(config, &[]);
+        gateway.wait_ready(Duration::from_secs(60));
+        gateway
+    }
+
+    /// Starts the gateway without waiting for upstreams.
+    pub fn start_unready(config: &str, extra_args: &[&str]) -> Gateway {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("config.yaml");
+        std::fs::write(&path, config).expect("write config");
+        let log = std::fs::File::create(dir.path().join("gateway.log")).expect("log file");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_mcpguard"))
+            .arg("serve")
+            .arg("--config")
+            .arg(&path)
+            .args(["--port", "0"])
+            .args(extra_args)
+            .current_dir(dir.path())
+            .env_remove("MCPGUARD_CONFIG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log))
+            .spawn()
+            .expect("start mcpguard");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = BufReader::new(stdout).read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        let proc = Proc {
+            child,
+            what: "mcpguard".into(),
+        };
+        let line = rx.recv_timeout(Duration::from_secs(20)).unwrap_or_default();
+        let port = line
+            .trim()
+            .rsplit(':')
+            .next()
+            .and_then(|tail| tail.trim_end_matches("/mcp").parse().ok())
+            .unwrap_or_else(|| {
+                let logs = std::fs::read_to_string(dir.path().join("gateway.log")).unwrap_or_default();
+                panic!("the gateway did not start (stdout: {line:?}); its log:\n{logs}")
+            });
+        Gateway { proc, port, dir }
+    }
+
+    /// `http://127.0.0.1:PORT/mcp`.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/mcp", self.port)
+    }
+
+    /// The gateway's log so far.
+    pub fn logs(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("gateway.log")).unwrap_or_default()
+    }
+
+    /// Waits until `/readyz` answers 200.
+    pub fn wait_ready(&self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if http_get_status(self.port, "/readyz") == Some(200) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("the gateway was not ready after {timeout:?}; its log:\n{}", self.logs());
+    }
+}
+
+/// The status of a plain GET on loopback (no dependencies: a raw HTTP/1.1 request).
+pub fn http_get_status(port: u16, path: &str) -> Option<u16> {
+    let (status, _) = http_get(port, path)?;
+    Some(status)
+}
+
+/// A plain GET on loopback: (status, body).
+pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    use std::io::Write;
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n").ok()?;
+    let mut text = String::new();
+    stream.read_to_string(&mut text).ok()?;
+    let status = text.split_whitespace().nth(1)?.parse().ok()?;
+    let body = text.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
+    Some((status, body))
+}
+
+/// Output of a scripted client run: one JSON value per line.
+#[derive(Debug)]
+pub struct ClientRun {
+    pub lines: Vec<Value>,
+    pub stderr: String,
+    pub status: std::process::ExitStatus,
+}
+
+impl ClientRun {
+    /// The result of the `n`th step with op `op` (panics when it failed).
+    pub fn ok(&self, op: &str, n: usize) -> &Value {
+        let step = self.step(op, n);
+        assert_eq!(step["ok"], true, "step {op}#{n} failed: {step}\nstderr: {}", self.stderr);
+        &step["result"]
+    }
+
+    /// The `n`th step with op `op`.
+    pub fn step(&self, op: &str, n: usize) -> &Value {
+        self.lines
+            .iter()
+            .filter(|l| l["op"] == op)
+            .nth(n)
+            .unwrap_or_else(|| panic!("no step {op}#{n} in {:#?}\nstderr: {}", self.lines, self.stderr))
+    }
+
+    /// Notifications with `method`.
+    pub fn notifications(&self, method: &str) -> Vec<&Value> {
+        self.lines
+            .iter()
+            .filter(|l| l["notification"]["method"] == method)
+            .collect()
+    }
+
+    /// Server→client requests the client answered, by method.
+    pub fn server_requests(&self, method: &str) -> Vec<&Value> {
+        self.lines
+            .iter()
+            .filter(|l| l["server_request"]["method"] == method)
+            .collect()
+    }
+
+    /// The `connected` line.
+    pub fn connected(&self) -> &Value {
+        self.lines
+            .iter()
+            .find(|l| l.get("connected").is_some())
+            .map(|l| &l["connected"])
+            .unwrap_or_else(|| panic!("no connected line: {:#?}\nstderr: {}", self.lines, self.stderr))
+    }
+}
+
+fn run_client(mut command: Command) -> ClientRun {
+    let output = command
+        .stdin(Stdio::null())
+        .output()
+        .expect("run client");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let lines = stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    ClientRun {
+        lines,
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        status: output.status,
+    }
+}
+
+/// Callback answers both clients give: elicitation, sampling and roots.
+pub const CALLBACKS: &[&str] = &[
+    "--elicit-json",
+    r#"{"value":"blue","name":"Ann","check":true,"email":"a@b.c","integer":7}"#,
+    "--sample-text",
+    "fixed sample",
+    "--roots",
+    "file:///tmp/mcpguard-root",
+];
+
+/// Runs the Python SDK client (`tests/peers/py_client.py`) against `url`.
+pub fn py_client(url: &str, mode: &str, script: &Value, extra: &[&str]) -> ClientRun {
+    let mut command = Command::new(python());
+    command
+        .arg(peers().join("py_client.py"))
+        .args(["--url", url, "--mode", mode, "--timeout", "30"])
+        .args(extra)
+        .arg(script.to_string());
+    run_client(command)
+}
+
+/// Runs the Python SDK client over stdio against `program args...`.
+pub fn py_client_stdio(mode: &str, script: &Value, extra: &[&str], program: &[&str]) -> ClientRun {
+    let mut command = Command::new(python());
+    command
+        .arg(peers().join("py_client.py"))
+        .args(["--stdio", "--mode", mode, "--timeout", "30"])
+        .args(extra)
+        .arg(script.to_string())
+        .arg("--")
+        .args(program);
+    run_client(command)
+}
+
+/// Runs the TypeScript SDK client (`tests/peers/ts_client.mjs`) against `url`.
+pub fn ts_client(url: &str, script: &Value, extra: &[&str]) -> ClientRun {
+    let mut command = Command::new(node());
+    command
+        .arg(peers().join("ts_client.mjs"))
+        .args(["--url", url, "--timeout", "30"])
+        .args(extra)
+        .arg(script.to_string());
+    run_client(command)
+}
+
+/// Runs the TypeScript SDK client over stdio against `program args...`.
+pub fn ts_client_stdio(script: &Value, extra: &[&str], program: &[&str]) -> ClientRun {
+    let mut command = Command::new(node());
+    command
+        .arg(peers().join("ts_client.mjs"))
+        .args(["--stdio", "--timeout", "30"])
+        .args(extra)
+        .arg(script.to_string())
+        .arg("--")
+        .args(program);
+    run_client(command)
+}
+
+/// The text of the first content block of a tool result.
+pub fn text_of(result: &Value) -> &str {
+    result["content"][0]["text"].as_str().unwrap_or_default()
+}
+
+/// A YAML string literal.
+pub fn yaml_str(text: &str) -> String {
+    serde_json::Value::from(text).to_string()
+}
+
+/// The path of a peer script, as a YAML string.
+pub fn peer_yaml(script: &str) -> String {
+    yaml_str(&peers().join(script).display().to_string())
+}
