@@ -82,15 +82,36 @@ pub fn strip_envelope(request: &Message) -> Message {
     request.with_params(&params)
 }
 
-/// Adds `resultType: "complete"` to a result that lacks one (for stateless agents).
-pub fn mark_complete(reply: Message) -> Message {
-    match reply.result() {
-        Some(result) if result.starts_with('{') && json::member(result, "resultType").is_none() => {
-            let result = json::set_member(result, "resultType", "\"complete\"");
-            reply.with_result(&result)
-        }
-        _ => reply,
+/// Methods whose 2026-07-28 results must carry cache hints (`ttlMs`, `cacheScope`).
+pub const CACHEABLE_METHODS: &[&str] = &[
+    mcpguard_protocol::mcp::method::TOOLS_LIST,
+    mcpguard_protocol::mcp::method::PROMPTS_LIST,
+    mcpguard_protocol::mcp::method::RESOURCES_LIST,
+    mcpguard_protocol::mcp::method::RESOURCES_TEMPLATES_LIST,
+    mcpguard_protocol::mcp::method::RESOURCES_READ,
+    mcpguard_protocol::mcp::method::DISCOVER,
+];
+
+/// Gives a handshake-era result the fields a 2026-07-28 agent requires: `resultType`, and
+/// for cacheable methods `ttlMs: 0` and `cacheScope: "private"` (no caching: the
+/// upstream made no promise).
+pub fn mark_complete(reply: Message, method: &str) -> Message {
+    let Some(result) = reply.result().filter(|r| r.starts_with('{')) else {
+        return reply;
+    };
+    let mut result = result.to_string();
+    if json::member(&result, "resultType").is_none() {
+        result = json::set_member(&result, "resultType", "\"complete\"");
     }
+    if CACHEABLE_METHODS.contains(&method) {
+        if json::member(&result, "ttlMs").is_none() {
+            result = json::set_member(&result, "ttlMs", "0");
+        }
+        if json::member(&result, "cacheScope").is_none() {
+            result = json::set_member(&result, "cacheScope", "\"private\"");
+        }
+    }
+    reply.with_result(&result)
 }
 
 /// True when a reply is an `input_required` result.

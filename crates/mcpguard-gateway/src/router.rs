@@ -221,12 +221,13 @@ impl Router {
                     .await
             }
             (Era::Stateless, Era::Handshake) => {
+                let method = request.method().unwrap_or_default().to_string();
                 let request = bridge::strip_envelope(&request);
                 let reply = link
                     .connection
                     .call(request, ctx.relay.clone(), &options)
                     .await?;
-                Ok(bridge::mark_complete(reply))
+                Ok(bridge::mark_complete(reply, &method))
             }
             _ => {
                 link.connection
@@ -484,9 +485,7 @@ impl Router {
         }
         if ctx.caller.era == Era::Stateless {
             result.push_str(r#","resultType":"complete""#);
-            if let Some(t) = ttl {
-                result.push_str(&format!(r#","ttlMs":{t}"#));
-            }
+            result.push_str(&format!(r#","ttlMs":{}"#, ttl.unwrap_or(0)));
             result.push_str(if private {
                 r#","cacheScope":"private""#
             } else {
