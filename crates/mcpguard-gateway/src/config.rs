@@ -256,22 +256,22 @@ impl Config {
                     }
                 }
             }
-            if let Some(t) = upstream.timeout_seconds {
-                if !(t > 0.0 && t.is_finite()) {
-                    push(
-                        key("timeout_seconds"),
-                        "must be a positive number of seconds".into(),
-                    );
-                }
-            }
-        }
-        if let Some(default) = &self.federation.default_upstream {
-            if !self.upstreams.contains_key(default) {
+            if let Some(t) = upstream.timeout_seconds
+                && !(t > 0.0 && t.is_finite())
+            {
                 push(
-                    "federation.default_upstream".into(),
-                    format!("no upstream is named `{default}`"),
+                    key("timeout_seconds"),
+                    "must be a positive number of seconds".into(),
                 );
             }
+        }
+        if let Some(default) = &self.federation.default_upstream
+            && !self.upstreams.contains_key(default)
+        {
+            push(
+                "federation.default_upstream".into(),
+                format!("no upstream is named `{default}`"),
+            );
         }
         for (key, value) in [
             (

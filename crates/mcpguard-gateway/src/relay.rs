@@ -48,16 +48,16 @@ async fn ask_agent(
     send: impl FnOnce(Message) -> bool,
 ) -> Message {
     let method = request.method().unwrap_or_default().to_string();
-    if let Some(capability) = required_capability(&method) {
-        if mcpguard_protocol::json::member(&session.client_capabilities, capability).is_none() {
-            return refuse(
-                &request,
-                codes::METHOD_NOT_FOUND,
-                format!(
-                    "the agent did not declare the `{capability}` capability, so the gateway cannot relay `{method}`"
-                ),
-            );
-        }
+    if let Some(capability) = required_capability(&method)
+        && mcpguard_protocol::json::member(&session.client_capabilities, capability).is_none()
+    {
+        return refuse(
+            &request,
+            codes::METHOD_NOT_FOUND,
+            format!(
+                "the agent did not declare the `{capability}` capability, so the gateway cannot relay `{method}`"
+            ),
+        );
     }
     let original_id = request.id().unwrap_or("null").to_string();
     let (gateway_id, answer) = session.expect_answer();

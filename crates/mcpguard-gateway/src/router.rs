@@ -538,16 +538,16 @@ impl Router {
                     let header_params = json::member(element.get(), "inputSchema")
                         .map(header_params)
                         .unwrap_or_default();
-                    if let Some(existing) = table.get(&exposed) {
-                        if existing.upstream != index {
-                            tracing::warn!(
-                                name = %exposed,
-                                first = %self.upstreams[existing.upstream].name,
-                                second = %self.upstreams[index].name,
-                                "two upstreams expose the same name; calls go to the first. Give one of them a prefix"
-                            );
-                            continue;
-                        }
+                    if let Some(existing) = table.get(&exposed)
+                        && existing.upstream != index
+                    {
+                        tracing::warn!(
+                            name = %exposed,
+                            first = %self.upstreams[existing.upstream].name,
+                            second = %self.upstreams[index].name,
+                            "two upstreams expose the same name; calls go to the first. Give one of them a prefix"
+                        );
+                        continue;
                     }
                     table.insert(
                         exposed,
@@ -630,14 +630,14 @@ impl Router {
         drop(tables);
         // A prefixed name routes by its prefix even before any listing.
         for (index, upstream) in self.upstreams.iter().enumerate() {
-            if !upstream.prefix.is_empty() {
-                if let Some(name) = exposed.strip_prefix(upstream.prefix.as_str()) {
-                    return Some(Entry {
-                        upstream: index,
-                        name: name.to_string(),
-                        header_params: Vec::new(),
-                    });
-                }
+            if !upstream.prefix.is_empty()
+                && let Some(name) = exposed.strip_prefix(upstream.prefix.as_str())
+            {
+                return Some(Entry {
+                    upstream: index,
+                    name: name.to_string(),
+                    header_params: Vec::new(),
+                });
             }
         }
         self.passthrough().map(|index| Entry {
@@ -792,12 +792,15 @@ impl Router {
             let request = request.clone();
             async move {
                 let upstream = &self.upstreams[index];
-                let logs = upstream.info().is_some_and(|info| info.has_capability("logging"));
+                let logs = upstream
+                    .info()
+                    .is_some_and(|info| info.has_capability("logging"));
                 let link = self.link(&ctx.caller, upstream).await.ok();
-                if logs && link.is_some_and(|l| l.era == Era::Handshake) {
-                    if let Err(e) = self.call(ctx, index, request, Vec::new()).await {
-                        tracing::debug!(upstream = %upstream.name, "setting the log level failed: {e}");
-                    }
+                if logs
+                    && link.is_some_and(|l| l.era == Era::Handshake)
+                    && let Err(e) = self.call(ctx, index, request, Vec::new()).await
+                {
+                    tracing::debug!(upstream = %upstream.name, "setting the log level failed: {e}");
                 }
             }
         });
@@ -825,10 +828,10 @@ impl Router {
             method::INITIALIZED => {}
             method::CANCELLED => {
                 let id = request.params().and_then(|p| json::member(p, "requestId"));
-                if let (Some(session), Some(id)) = (ctx.caller.session.as_ref(), id) {
-                    if !session.cancel(id) {
-                        tracing::debug!("cancellation for a request that is not running");
-                    }
+                if let (Some(session), Some(id)) = (ctx.caller.session.as_ref(), id)
+                    && !session.cancel(id)
+                {
+                    tracing::debug!("cancellation for a request that is not running");
                 }
             }
             method::ROOTS_LIST_CHANGED => {
@@ -957,10 +960,10 @@ fn header_params(schema: &str) -> Vec<(Vec<String>, String)> {
     let mut out = Vec::new();
     let mut stack: Vec<(Vec<String>, &serde_json::Value)> = vec![(Vec::new(), &value)];
     while let Some((path, node)) = stack.pop() {
-        if !path.is_empty() {
-            if let Some(token) = node.get("x-mcp-header").and_then(|t| t.as_str()) {
-                out.push((path.clone(), token.to_string()));
-            }
+        if !path.is_empty()
+            && let Some(token) = node.get("x-mcp-header").and_then(|t| t.as_str())
+        {
+            out.push((path.clone(), token.to_string()));
         }
         if let Some(properties) = node.get("properties").and_then(|p| p.as_object()) {
             for (name, sub) in properties {

@@ -103,10 +103,10 @@ impl Stream {
             message,
             retry_ms,
         };
-        if let Some(live) = &state.live {
-            if live.send(event.clone()).is_err() {
-                state.live = None;
-            }
+        if let Some(live) = &state.live
+            && live.send(event.clone()).is_err()
+        {
+            state.live = None;
         }
         state.events.push_back((seq, event));
         while state.events.len() > self.capacity {

@@ -130,10 +130,10 @@ pub fn stateless_headers(message: &crate::Message) -> Vec<(&'static str, String)
         return Vec::new();
     };
     let mut headers = vec![(header::METHOD, encode_header_value(method))];
-    if let Some(key) = stateless_name_param(method) {
-        if let Some(name) = message.params().and_then(|p| json::member_str(p, key)) {
-            headers.push((header::NAME, encode_header_value(&name)));
-        }
+    if let Some(key) = stateless_name_param(method)
+        && let Some(name) = message.params().and_then(|p| json::member_str(p, key))
+    {
+        headers.push((header::NAME, encode_header_value(&name)));
     }
     headers
 }
@@ -203,7 +203,7 @@ fn base64_encode(bytes: &[u8]) -> String {
 }
 
 fn base64_decode(text: &str) -> Option<Vec<u8>> {
-    if text.len() % 4 != 0 {
+    if !text.len().is_multiple_of(4) {
         return None;
     }
     let mut out = Vec::with_capacity(text.len() / 4 * 3);

@@ -7,7 +7,12 @@
 //! scenario outcomes must match. The table of results is written to
 //! `target/conformance/table.md` (the README quotes it).
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "tests"
+)]
 
 mod common;
 
@@ -44,7 +49,8 @@ fn run_suite(url: &str, revision: &str, out: &Path) -> Outcome {
             continue;
         };
         let checks: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(dir.join("checks.json")).unwrap()).unwrap();
+            serde_json::from_str(&std::fs::read_to_string(dir.join("checks.json")).unwrap())
+                .unwrap();
         let checks = checks.as_array().unwrap();
         let passed = !checks.iter().any(|c| c["status"] == "FAILURE");
         let successes = checks
@@ -54,7 +60,10 @@ fn run_suite(url: &str, revision: &str, out: &Path) -> Outcome {
             .collect();
         outcome.insert(scenario.to_string(), (passed, successes));
     }
-    assert!(!outcome.is_empty(), "the suite wrote no results for {url} ({revision})");
+    assert!(
+        !outcome.is_empty(),
+        "the suite wrote no results for {url} ({revision})"
+    );
     outcome
 }
 
@@ -84,7 +93,13 @@ fn conformance_suite_passes_through_the_gateway_as_it_does_directly() {
     );
     let mut problems = Vec::new();
     for revision in REVISIONS {
-        let run = |label: &str, url: &str| run_suite(url, revision, &results.path().join(format!("{revision}-{label}")));
+        let run = |label: &str, url: &str| {
+            run_suite(
+                url,
+                revision,
+                &results.path().join(format!("{revision}-{label}")),
+            )
+        };
         let direct = run("direct", &direct_url);
         let via_http = run("http", &http_gateway.url());
         let via_stdio = run("stdio", &stdio_gateway.url());
@@ -102,7 +117,9 @@ fn conformance_suite_passes_through_the_gateway_as_it_does_directly() {
             }
             for (label, got) in [("http", http), ("stdio", stdio)] {
                 if got.is_none_or(|o| !o.0) {
-                    problems.push(format!("{revision} {scenario}: passes directly, fails via the {label} upstream"));
+                    problems.push(format!(
+                        "{revision} {scenario}: passes directly, fails via the {label} upstream"
+                    ));
                 }
             }
             if let Some((_, got)) = http {
@@ -124,7 +141,10 @@ fn conformance_suite_passes_through_the_gateway_as_it_does_directly() {
         stdio_gateway.logs()
     );
     // The suite really ran: both revisions have their core scenarios.
-    for needle in ["| 2025-11-25 | server-initialize | pass", "| 2026-07-28 | server-stateless | pass"] {
+    for needle in [
+        "| 2025-11-25 | server-initialize | pass",
+        "| 2026-07-28 | server-stateless | pass",
+    ] {
         assert!(table.contains(needle), "missing `{needle}` in\n{table}");
     }
 }

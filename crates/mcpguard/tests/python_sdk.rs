@@ -1,7 +1,12 @@
 //! The official Python SDK client (`mcp` 2.3) through the gateway, in both protocol eras,
 //! against Python SDK servers over stdio and over Streamable HTTP.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "tests"
+)]
 
 mod common;
 
@@ -51,17 +56,31 @@ fn assert_echo_session(run: &ClientRun, era: &str) {
     assert_eq!(run.server_requests("elicitation/create").len(), 1);
     assert_eq!(text_of(run.ok("call_tool", 4)), "fixed sample");
     assert!(text_of(run.ok("call_tool", 5)).contains("file:///tmp/mcpguard-root"));
-    assert_eq!(run.ok("list_resources", 0)["resources"][0]["uri"], "echo://static");
+    assert_eq!(
+        run.ok("list_resources", 0)["resources"][0]["uri"],
+        "echo://static"
+    );
     assert_eq!(
         run.ok("list_resource_templates", 0)["resourceTemplates"][0]["uriTemplate"],
         "echo://item/{id}"
     );
-    assert_eq!(run.ok("read_resource", 0)["contents"][0]["text"], "static resource content");
+    assert_eq!(
+        run.ok("read_resource", 0)["contents"][0]["text"],
+        "static resource content"
+    );
     assert_eq!(run.ok("read_resource", 1)["contents"][0]["text"], "item 7");
     assert_eq!(run.ok("list_prompts", 0)["prompts"][0]["name"], "greet");
     let prompt = run.ok("get_prompt", 0);
-    assert!(prompt["messages"][0]["content"]["text"].as_str().unwrap().contains("bob"));
-    assert_eq!(run.ok("complete", 0)["completion"]["values"], json!(["alice", "alfred"]));
+    assert!(
+        prompt["messages"][0]["content"]["text"]
+            .as_str()
+            .unwrap()
+            .contains("bob")
+    );
+    assert_eq!(
+        run.ok("complete", 0)["completion"]["values"],
+        json!(["alice", "alfred"])
+    );
     let unknown = run.ok("call_tool", 6);
     assert_eq!(unknown["isError"], true);
 }
@@ -123,7 +142,15 @@ fn python_client_over_stdio_through_mcpguard_stdio() {
     let gateway = env!("CARGO_BIN_EXE_mcpguard");
     let python = python().display().to_string();
     let server = peers().join("py_echo_server.py").display().to_string();
-    let program = [gateway, "stdio", "--", &python, &server, "--transport", "stdio"];
+    let program = [
+        gateway,
+        "stdio",
+        "--",
+        &python,
+        &server,
+        "--transport",
+        "stdio",
+    ];
     for (mode, era) in [("auto", "2026-07-28"), ("legacy", "2025-11-25")] {
         let run = py_client_stdio(mode, &echo_script(), &modern_callbacks(), &program);
         assert_echo_session(&run, era);

@@ -1,7 +1,12 @@
 //! The official TypeScript SDK client through the gateway, against the reference server
 //! `@modelcontextprotocol/server-everything` over stdio and over Streamable HTTP.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "tests"
+)]
 
 mod common;
 
@@ -36,20 +41,38 @@ fn assert_everything_session(run: &ClientRun, prefix: &str) {
         .iter()
         .map(|t| t["name"].as_str().unwrap())
         .collect();
-    for name in ["echo", "get-sum", "trigger-sampling-request", "trigger-elicitation-request"] {
+    for name in [
+        "echo",
+        "get-sum",
+        "trigger-sampling-request",
+        "trigger-elicitation-request",
+    ] {
         let exposed = format!("{prefix}{name}");
-        assert!(tools.contains(&exposed.as_str()), "{exposed} not in {tools:?}");
+        assert!(
+            tools.contains(&exposed.as_str()),
+            "{exposed} not in {tools:?}"
+        );
     }
     assert_eq!(text_of(run.ok("call_tool", 0)), "Echo: hi");
     assert_eq!(text_of(run.ok("call_tool", 1)), "The sum of 2 and 3 is 5.");
     assert!(text_of(run.ok("call_tool", 2)).starts_with("Long running operation completed"));
-    assert_eq!(run.notifications("notifications/progress").len(), 3, "{:#?}", run.lines);
+    assert_eq!(
+        run.notifications("notifications/progress").len(),
+        3,
+        "{:#?}",
+        run.lines
+    );
     assert!(text_of(run.ok("call_tool", 3)).contains("fixed sample"));
     assert_eq!(run.server_requests("sampling/createMessage").len(), 1);
     let elicited = run.ok("call_tool", 4)["content"].to_string();
     assert!(elicited.contains("Name: Ann"), "{elicited}");
     let resources = run.ok("list_resources", 0)["resources"].as_array().unwrap();
-    assert!(resources.iter().any(|r| r["uri"].as_str().unwrap().starts_with("demo://resource/static/document/")));
+    assert!(resources.iter().any(|r| {
+        r["uri"]
+            .as_str()
+            .unwrap()
+            .starts_with("demo://resource/static/document/")
+    }));
     assert!(
         run.ok("read_resource", 0)["contents"][0]["text"]
             .as_str()
@@ -57,12 +80,18 @@ fn assert_everything_session(run: &ClientRun, prefix: &str) {
             .starts_with("Resource 1:")
     );
     let prompts = run.ok("list_prompts", 0)["prompts"].to_string();
-    assert!(prompts.contains(&format!("\"{prefix}simple-prompt\"")), "{prompts}");
+    assert!(
+        prompts.contains(&format!("\"{prefix}simple-prompt\"")),
+        "{prompts}"
+    );
     assert_eq!(
         run.ok("get_prompt", 0)["messages"][0]["content"]["text"],
         "What's weather in Paris?"
     );
-    assert_eq!(run.ok("complete", 0)["completion"]["values"], json!(["Engineering"]));
+    assert_eq!(
+        run.ok("complete", 0)["completion"]["values"],
+        json!(["Engineering"])
+    );
     assert_eq!(run.ok("ping", 0), &json!({}));
     assert_eq!(run.ok("set_logging_level", 0), &json!({}));
 }
@@ -93,7 +122,13 @@ fn typescript_client_through_gateway_to_everything_over_http() {
 #[test]
 fn typescript_client_over_stdio_through_mcpguard_stdio() {
     let everything = node_bin("mcp-server-everything").display().to_string();
-    let program = [env!("CARGO_BIN_EXE_mcpguard"), "stdio", "--", &everything, "stdio"];
+    let program = [
+        env!("CARGO_BIN_EXE_mcpguard"),
+        "stdio",
+        "--",
+        &everything,
+        "stdio",
+    ];
     let run = ts_client_stdio(&everything_script(""), CALLBACKS, &program);
     assert_everything_session(&run, "");
 }
@@ -118,6 +153,11 @@ fn python_client_2026_reaches_a_handshake_only_server() {
     assert_eq!(text_of(run.ok("call_tool", 0)), "The sum of 4 and 5 is 9.");
     assert!(text_of(run.ok("call_tool", 1)).starts_with("Long running operation completed"));
     assert_eq!(run.notifications("notifications/progress").len(), 2);
-    assert!(run.ok("read_resource", 0)["contents"][0]["text"].as_str().unwrap().starts_with("Resource 2:"));
+    assert!(
+        run.ok("read_resource", 0)["contents"][0]["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("Resource 2:")
+    );
     assert!(run.ok("get_prompt", 0)["messages"].as_array().is_some());
 }

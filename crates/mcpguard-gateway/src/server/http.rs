@@ -125,7 +125,8 @@ fn is_loopback_host(host: &str) -> bool {
 }
 
 /// DNS-rebinding defence: a browser page on another origin must not reach the gateway.
-fn check_origin(gateway: &Gateway, headers: &HeaderMap) -> Result<(), Response> {
+/// Returns the refusal, if any.
+fn check_origin(gateway: &Gateway, headers: &HeaderMap) -> Option<Response> {
     let proxy = &gateway.config().proxy;
     if let Some(origin) = header_str(headers, "origin") {
         let allowed = proxy.allowed_origins.iter().any(|o| o == origin) || {
@@ -134,7 +135,7 @@ fn check_origin(gateway: &Gateway, headers: &HeaderMap) -> Result<(), Response> 
             scheme_ok && is_loopback_host(host_of(authority))
         };
         if !allowed {
-            return Err(rpc_error(
+            return Some(rpc_error(
                 StatusCode::FORBIDDEN,
                 None,
                 codes::INVALID_REQUEST,
@@ -145,27 +146,27 @@ fn check_origin(gateway: &Gateway, headers: &HeaderMap) -> Result<(), Response> 
         }
     }
     let bound_to_loopback = is_loopback_host(&proxy.host);
-    if bound_to_loopback || !proxy.allowed_hosts.is_empty() {
-        if let Some(host) = header_str(headers, "host") {
-            let name = host_of(host);
-            let allowed = (bound_to_loopback && is_loopback_host(name))
-                || proxy
-                    .allowed_hosts
-                    .iter()
-                    .any(|h| h.eq_ignore_ascii_case(name));
-            if !allowed {
-                return Err(rpc_error(
-                    StatusCode::FORBIDDEN,
-                    None,
-                    codes::INVALID_REQUEST,
-                    format!(
-                        "host `{host}` is not allowed; add it to `proxy.allowed_hosts` if it is trusted"
-                    ),
-                ));
-            }
+    if (bound_to_loopback || !proxy.allowed_hosts.is_empty())
+        && let Some(host) = header_str(headers, "host")
+    {
+        let name = host_of(host);
+        let allowed = (bound_to_loopback && is_loopback_host(name))
+            || proxy
+                .allowed_hosts
+                .iter()
+                .any(|h| h.eq_ignore_ascii_case(name));
+        if !allowed {
+            return Some(rpc_error(
+                StatusCode::FORBIDDEN,
+                None,
+                codes::INVALID_REQUEST,
+                format!(
+                    "host `{host}` is not allowed; add it to `proxy.allowed_hosts` if it is trusted"
+                ),
+            ));
         }
     }
-    Ok(())
+    None
 }
 
 async fn read_body(gateway: &Gateway, request: Request) -> Result<Bytes, Response> {
@@ -175,10 +176,9 @@ async fn read_body(gateway: &Gateway, request: Request) -> Result<Bytes, Respons
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok())
+        && length > limit
     {
-        if length > limit {
-            return Err(too_large(limit));
-        }
+        return Err(too_large(limit));
     }
     axum::body::to_bytes(request.into_body(), limit)
         .await
@@ -212,8 +212,8 @@ async fn post_mcp(
     request: Request,
 ) -> Response {
     let headers = request.headers().clone();
-    if let Err(response) = check_origin(&gateway, &headers) {
-        return response;
+    if let Some(refusal) = check_origin(&gateway, &headers) {
+        return refusal;
     }
     let content_type = header_str(&headers, "content-type").unwrap_or("");
     if !content_type
@@ -284,10 +284,10 @@ async fn post_mcp(
         let Some(session) = gateway.sessions().get(id) else {
             return session_problem(Some(id));
         };
-        if let Some(version) = version_header.as_deref() {
-            if Era::of(version) != Some(Era::Handshake) {
-                return unsupported_version(message.id(), version, Era::Handshake);
-            }
+        if let Some(version) = version_header.as_deref()
+            && Era::of(version) != Some(Era::Handshake)
+        {
+            return unsupported_version(message.id(), version, Era::Handshake);
         }
         session.touch();
         let caller = Caller {
@@ -475,22 +475,22 @@ async fn stateless(
             mcp::header::METHOD
         ));
     }
-    if let Some(key) = mcp::stateless_name_param(method) {
-        if let Some(body_value) = message.params().and_then(|p| json::member_str(p, key)) {
-            let header_value =
-                header_str(headers, mcp::header::NAME).and_then(mcp::decode_header_value);
-            if header_value.as_deref() != Some(body_value.as_ref()) {
-                return mismatch(format!(
-                    "the `{}` header does not match the body's `{key}`",
-                    mcp::header::NAME
-                ));
-            }
+    if let Some(key) = mcp::stateless_name_param(method)
+        && let Some(body_value) = message.params().and_then(|p| json::member_str(p, key))
+    {
+        let header_value =
+            header_str(headers, mcp::header::NAME).and_then(mcp::decode_header_value);
+        if header_value.as_deref() != Some(body_value.as_ref()) {
+            return mismatch(format!(
+                "the `{}` header does not match the body's `{key}`",
+                mcp::header::NAME
+            ));
         }
     }
-    if method == mcp::method::TOOLS_CALL {
-        if let Err(text) = check_param_headers(&gateway, &message, headers) {
-            return mismatch(text);
-        }
+    if method == mcp::method::TOOLS_CALL
+        && let Err(text) = check_param_headers(&gateway, &message, headers)
+    {
+        return mismatch(text);
     }
     if !mcp::is_supported(header_version) {
         return unsupported_version(id, header_version, Era::Stateless);
@@ -621,10 +621,10 @@ async fn dispatch(
             Some(item) => Some(item),
             None => rx.recv().await,
         } {
-            if let Outbound::Message(m) = item {
-                if is_final(&m, &request_id) {
-                    return json_response(&m, era, &[]);
-                }
+            if let Outbound::Message(m) = item
+                && is_final(&m, &request_id)
+            {
+                return json_response(&m, era, &[]);
             }
         }
         return no_answer(&request_id);
@@ -753,8 +753,8 @@ fn sse_response(
 
 async fn get_mcp(State(gateway): State<Arc<Gateway>>, request: Request) -> Response {
     let headers = request.headers();
-    if let Err(response) = check_origin(&gateway, headers) {
-        return response;
+    if let Some(refusal) = check_origin(&gateway, headers) {
+        return refusal;
     }
     if header_str(headers, mcp::header::PROTOCOL_VERSION).and_then(Era::of) == Some(Era::Stateless)
     {
@@ -811,8 +811,8 @@ async fn get_mcp(State(gateway): State<Arc<Gateway>>, request: Request) -> Respo
 }
 
 async fn delete_mcp(State(gateway): State<Arc<Gateway>>, headers: HeaderMap) -> Response {
-    if let Err(response) = check_origin(&gateway, &headers) {
-        return response;
+    if let Some(refusal) = check_origin(&gateway, &headers) {
+        return refusal;
     }
     let session_id = header_str(&headers, mcp::header::SESSION_ID);
     match session_id {

@@ -81,10 +81,11 @@ where
             let pending_session = session.clone();
             let task = async move {
                 if let Some(answer) = gateway.handle(caller, message, relay).await {
-                    if is_initialize && answer.kind() == Kind::Response {
-                        if let Some(session) = pending_session {
-                            gateway.sessions().insert(session);
-                        }
+                    if is_initialize
+                        && answer.kind() == Kind::Response
+                        && let Some(session) = pending_session
+                    {
+                        gateway.sessions().insert(session);
                     }
                     let _ = out.send(Outbound::Message(answer));
                 }
@@ -154,10 +155,10 @@ fn caller_for(
             let out = out.clone();
             tokio::spawn(async move {
                 while let Some(event) = events.recv().await {
-                    if let Some(message) = event.message {
-                        if out.send(Outbound::Message(message)).is_err() {
-                            break;
-                        }
+                    if let Some(message) = event.message
+                        && out.send(Outbound::Message(message)).is_err()
+                    {
+                        break;
                     }
                 }
             });

@@ -271,10 +271,10 @@ impl HttpLink {
         if !status.is_success() {
             let body = read_limited(response, 4096).await.unwrap_or_default();
             // A JSON-RPC error in the body is an answer; anything else is a transport fault.
-            if let Ok(message) = Message::parse(body.clone()) {
-                if message.kind() == Kind::Error {
-                    return Ok(message);
-                }
+            if let Ok(message) = Message::parse(body.clone())
+                && message.kind() == Kind::Error
+            {
+                return Ok(message);
             }
             return Err(self.endpoint.unavailable(format!(
                 "http {} ({})",
@@ -345,10 +345,10 @@ impl HttpLink {
         if let Some(session) = self.session_id.lock().clone() {
             headers.insert(header::SESSION_ID, session);
         }
-        if let Some(version) = self.protocol_version.lock().clone() {
-            if let Ok(value) = HeaderValue::from_str(&version) {
-                headers.insert(header::PROTOCOL_VERSION, value);
-            }
+        if let Some(version) = self.protocol_version.lock().clone()
+            && let Ok(value) = HeaderValue::from_str(&version)
+        {
+            headers.insert(header::PROTOCOL_VERSION, value);
         }
         if let Ok(value) = HeaderValue::from_str(event_id) {
             headers.insert(header::LAST_EVENT_ID, value);
@@ -433,15 +433,15 @@ impl HttpLink {
             if let Some(session) = self.session_id.lock().clone() {
                 headers.insert(header::SESSION_ID, session);
             }
-            if let Some(version) = self.protocol_version.lock().clone() {
-                if let Ok(value) = HeaderValue::from_str(&version) {
-                    headers.insert(header::PROTOCOL_VERSION, value);
-                }
+            if let Some(version) = self.protocol_version.lock().clone()
+                && let Ok(value) = HeaderValue::from_str(&version)
+            {
+                headers.insert(header::PROTOCOL_VERSION, value);
             }
-            if let Some(id) = &last_event_id {
-                if let Ok(value) = HeaderValue::from_str(id) {
-                    headers.insert(header::LAST_EVENT_ID, value);
-                }
+            if let Some(id) = &last_event_id
+                && let Ok(value) = HeaderValue::from_str(id)
+            {
+                headers.insert(header::LAST_EVENT_ID, value);
             }
             let request = self
                 .endpoint
@@ -503,10 +503,10 @@ impl HttpLink {
         };
         let work = async {
             let response = self.post_with(&outgoing, extra).await?;
-            if outgoing.method() == Some(mcp::method::INITIALIZE) {
-                if let Some(session) = response.headers().get(header::SESSION_ID) {
-                    *self.session_id.lock() = Some(session.clone());
-                }
+            if outgoing.method() == Some(mcp::method::INITIALIZE)
+                && let Some(session) = response.headers().get(header::SESSION_ID)
+            {
+                *self.session_id.lock() = Some(session.clone());
             }
             self.read_answer(response, &link_id, &relay).await
         };

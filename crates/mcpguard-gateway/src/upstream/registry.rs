@@ -31,7 +31,7 @@ pub struct Link {
 
 enum Kind {
     Stdio(Arc<StdioUpstream>),
-    Http(HttpUpstream),
+    Http(Box<HttpUpstream>),
 }
 
 struct HttpUpstream {
@@ -82,7 +82,7 @@ impl Upstream {
                 unsolicited,
                 shutdown,
             )),
-            Transport::Http => Kind::Http(HttpUpstream {
+            Transport::Http => Kind::Http(Box::new(HttpUpstream {
                 endpoint: HttpEndpoint::new(
                     name,
                     config.url.as_deref().unwrap_or_default(),
@@ -95,7 +95,7 @@ impl Upstream {
                 last_error: Mutex::new(None),
                 handshake_unsupported: AtomicBool::new(false),
                 unsolicited,
-            }),
+            })),
         };
         Ok(Arc::new(Upstream {
             name: name.to_string(),
@@ -155,7 +155,9 @@ impl Upstream {
                 if http.shared_info.lock().is_some() {
                     return true;
                 }
-                tokio::time::timeout(wait, http.shared_link()).await.is_ok_and(|r| r.is_ok())
+                tokio::time::timeout(wait, http.shared_link())
+                    .await
+                    .is_ok_and(|r| r.is_ok())
             }
         }
     }
@@ -171,7 +173,9 @@ impl Upstream {
             Kind::Stdio(stdio) => {
                 // The era is known once the child is set up; wait for that (bounded).
                 if stdio.info().is_none() {
-                    stdio.wait_ready(self.timeout.min(Duration::from_secs(30))).await;
+                    stdio
+                        .wait_ready(self.timeout.min(Duration::from_secs(30)))
+                        .await;
                 }
                 let era = stdio.info().map_or(Era::Handshake, |info| info.era);
                 Ok(Link {

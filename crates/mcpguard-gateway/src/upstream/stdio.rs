@@ -565,10 +565,10 @@ async fn stop_child(process: &Process, child: &mut Child) {
 }
 
 fn signal_group(pid: u32, signal: nix::sys::signal::Signal) {
-    if let Ok(pid) = i32::try_from(pid) {
-        if pid > 0 {
-            let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pid), signal);
-        }
+    if let Ok(pid) = i32::try_from(pid)
+        && pid > 0
+    {
+        let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pid), signal);
     }
 }
 

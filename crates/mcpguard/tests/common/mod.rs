@@ -2,7 +2,10 @@
 //! MCP servers and clients (the official Python and TypeScript SDKs), on loopback, and
 //! stop every process by PID when the test ends.
 
-#![allow(dead_code, reason = "each test binary uses a different part of the harness")]
+#![allow(
+    dead_code,
+    reason = "each test binary uses a different part of the harness"
+)]
 
 use std::io::{BufRead, BufReader, Read};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -62,7 +65,10 @@ impl Proc {
 
     /// Sends SIGTERM and waits up to `wait` for the exit status.
     pub fn terminate(&mut self, wait: Duration) -> Option<std::process::ExitStatus> {
-        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid()), nix::sys::signal::Signal::SIGTERM);
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.pid()),
+            nix::sys::signal::Signal::SIGTERM,
+        );
         let deadline = Instant::now() + wait;
         while Instant::now() < deadline {
             if let Ok(Some(status)) = self.child.try_wait() {
@@ -113,7 +119,13 @@ pub fn py_http_server(script: &str, extra: &[&str]) -> (Proc, u16) {
     let mut command = Command::new(python());
     command
         .arg(peers().join(script))
-        .args(["--transport", "streamable-http", "--host", "127.0.0.1", "--port"])
+        .args([
+            "--transport",
+            "streamable-http",
+            "--host",
+            "127.0.0.1",
+            "--port",
+        ])
         .arg(port.to_string())
         .args(extra)
         .stdout(Stdio::null())
@@ -198,7 +210,8 @@ impl Gateway {
             .next()
             .and_then(|tail| tail.trim_end_matches("/mcp").parse().ok())
             .unwrap_or_else(|| {
-                let logs = std::fs::read_to_string(dir.path().join("gateway.log")).unwrap_or_default();
+                let logs =
+                    std::fs::read_to_string(dir.path().join("gateway.log")).unwrap_or_default();
                 panic!("the gateway did not start (stdout: {line:?}); its log:\n{logs}")
             });
         Gateway { proc, port, dir }
@@ -223,7 +236,10 @@ impl Gateway {
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-        panic!("the gateway was not ready after {timeout:?}; its log:\n{}", self.logs());
+        panic!(
+            "the gateway was not ready after {timeout:?}; its log:\n{}",
+            self.logs()
+        );
     }
 }
 
@@ -238,7 +254,11 @@ pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
     use std::io::Write;
     let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n").ok()?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
     let mut text = String::new();
     stream.read_to_string(&mut text).ok()?;
     let status = text.split_whitespace().nth(1)?.parse().ok()?;
@@ -258,7 +278,11 @@ impl ClientRun {
     /// The result of the `n`th step with op `op` (panics when it failed).
     pub fn ok(&self, op: &str, n: usize) -> &Value {
         let step = self.step(op, n);
-        assert_eq!(step["ok"], true, "step {op}#{n} failed: {step}\nstderr: {}", self.stderr);
+        assert_eq!(
+            step["ok"], true,
+            "step {op}#{n} failed: {step}\nstderr: {}",
+            self.stderr
+        );
         &step["result"]
     }
 
@@ -268,7 +292,12 @@ impl ClientRun {
             .iter()
             .filter(|l| l["op"] == op)
             .nth(n)
-            .unwrap_or_else(|| panic!("no step {op}#{n} in {:#?}\nstderr: {}", self.lines, self.stderr))
+            .unwrap_or_else(|| {
+                panic!(
+                    "no step {op}#{n} in {:#?}\nstderr: {}",
+                    self.lines, self.stderr
+                )
+            })
     }
 
     /// Notifications with `method`.
@@ -293,15 +322,17 @@ impl ClientRun {
             .iter()
             .find(|l| l.get("connected").is_some())
             .map(|l| &l["connected"])
-            .unwrap_or_else(|| panic!("no connected line: {:#?}\nstderr: {}", self.lines, self.stderr))
+            .unwrap_or_else(|| {
+                panic!(
+                    "no connected line: {:#?}\nstderr: {}",
+                    self.lines, self.stderr
+                )
+            })
     }
 }
 
 fn run_client(mut command: Command) -> ClientRun {
-    let output = command
-        .stdin(Stdio::null())
-        .output()
-        .expect("run client");
+    let output = command.stdin(Stdio::null()).output().expect("run client");
     let stdout = String::from_utf8_lossy(&output.stdout);
     let lines = stdout
         .lines()

@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# Sets everything up, then runs MCPGuard in front of three real MCP servers and drives
+# sessions through it with the official TypeScript (2025-11-25) and Python (2026-07-28)
+# SDK clients. Everything listens on loopback and is stopped at the end.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+
+bash scripts/setup.sh
+echo "==> building mcpguard" >&2
+cargo build --locked --quiet --bin mcpguard
+
+demo=$root/.mcpguard-demo
+rm -rf "$demo" && mkdir -p "$demo/files"
+echo "quarterly numbers: 42" > "$demo/files/report.txt"
+py=$root/.venv/bin/python
+peers=$root/tests/peers
+pids=()
+cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; }
+trap cleanup EXIT
+
+free_port() { "$py" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# Upstream 3: the reference server over Streamable HTTP.
+ev_port=$(free_port)
+PORT=$ev_port "$peers/node_modules/.bin/mcp-server-everything" streamableHttp >"$demo/everything.log" 2>&1 &
+pids+=($!)
+
+cat >"$demo/config.yaml" <<YAML
+proxy:
+  port: 0
+upstreams:
+  echo:            # Python SDK server over stdio (speaks 2026-07-28 and 2025-11-25)
+    command: $py
+    args: [$peers/py_echo_server.py, --transport, stdio]
+  fs:              # the reference filesystem server over stdio, confined to one folder
+    command: $peers/node_modules/.bin/mcp-server-filesystem
+    args: [$demo/files]
+  ev:              # the reference "everything" server over Streamable HTTP
+    transport: http
+    url: http://127.0.0.1:$ev_port/mcp
+YAML
+
+echo "==> starting: mcpguard serve --config $demo/config.yaml" >&2
+target/debug/mcpguard serve --config "$demo/config.yaml" >"$demo/stdout" 2>"$demo/gateway.log" &
+pids+=($!)
+for _ in $(seq 100); do grep -q listening "$demo/stdout" 2>/dev/null && break; sleep 0.1; done
+url=$(sed -n 's/^listening on //p' "$demo/stdout")
+port=${url##*:}; port=${port%/mcp}
+for _ in $(seq 300); do curl -sf "http://127.0.0.1:$port/readyz" >/dev/null && break; sleep 0.1; done
+echo; echo "gateway: $url"; curl -s "http://127.0.0.1:$port/readyz" | "$py" -m json.tool; echo
+
+view() { "$py" "$root/scripts/demo_view.py"; }
+
+echo "=== Session 1: TypeScript SDK client (protocol 2025-11-25), three upstreams behind one endpoint"
+node "$peers/ts_client.mjs" --url "$url" --sample-text "Sure, here is a summary." --elicit-json '{"name":"Ann","check":true,"email":"ann@example.com","integer":7}' '[
+  {"op":"list_tools"},
+  {"op":"call_tool","name":"fs__read_text_file","arguments":{"path":"'"$demo"'/files/report.txt"}},
+  {"op":"call_tool","name":"fs__write_file","arguments":{"path":"'"$demo"'/files/note.txt","content":"written through mcpguard"}},
+  {"op":"call_tool","name":"fs__read_text_file","arguments":{"path":"/etc/hostname"}},
+  {"op":"call_tool","name":"ev__get-sum","arguments":{"a":20,"b":22}},
+  {"op":"call_tool","name":"ev__trigger-long-running-operation","arguments":{"duration":1,"steps":3}},
+  {"op":"call_tool","name":"ev__trigger-sampling-request","arguments":{"prompt":"summarise","maxTokens":20}},
+  {"op":"call_tool","name":"echo__echo","arguments":{"message":"hello from TypeScript"}}
+]' | view
+
+echo; echo "=== Session 2: Python SDK client (protocol 2026-07-28, stateless), same endpoint"
+"$py" "$peers/py_client.py" --url "$url" --elicit-json '{"value":"green"}' '[
+  {"op":"call_tool","name":"echo__ask_user","arguments":{"question":"Favourite colour?"}},
+  {"op":"call_tool","name":"echo__add","arguments":{"a":2,"b":3}},
+  {"op":"read_resource","uri":"echo://static"},
+  {"op":"call_tool","name":"ev__get-sum","arguments":{"a":1,"b":1}}
+]' | view
+
+echo; echo "=== Protection at the edge (raw HTTP)"
+hdr=(-H 'content-type: application/json' -H 'accept: application/json, text/event-stream' -H 'mcp-protocol-version: 2026-07-28' -H 'mcp-method: tools/call')
+echo "- a call that names two different tools (duplicate JSON key), refused before any upstream sees it:"
+curl -s "${hdr[@]}" -H 'mcp-name: fs__read_text_file' "$url" -d '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"fs__read_text_file","name":"fs__write_file","arguments":{}}}' -w '  (HTTP %{http_code})\n'
+echo "- a browser page from another origin (DNS rebinding), refused:"
+curl -s "${hdr[@]}" -H 'origin: http://evil.example' "$url" -d '{}' -w '  (HTTP %{http_code})\n'
+echo "- a 2026-07-28 request whose Mcp-Name header disagrees with its body, refused:"
+curl -s "${hdr[@]}" -H 'mcp-name: echo__echo' "$url" -d '{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"fs__write_file","arguments":{},"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}}}' -w '  (HTTP %{http_code})\n'
+
+echo; echo "=== The gateway's call log (one line per call; arguments and results are never logged)"
+grep ' call ' "$demo/gateway.log" | sed 's/\x1b\[[0-9;]*m//g' | tail -n 16
+echo
+echo "Not yet in this build: policy decisions (deny), sandboxed execution and the signed audit"
+echo "log arrive with the next issues; see the status table in README.md."
