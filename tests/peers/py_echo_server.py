@@ -133,14 +133,6 @@ async def hang() -> str:
     return "unreachable"
 
 
-@server.tool()
-async def garbage() -> str:
-    """Over stdio: write a line that is not JSON-RPC to stdout, then never answer."""
-    os.write(1, b"this line is not json-rpc\n")
-    await anyio.sleep_forever()
-    return "unreachable"
-
-
 _LEVELS = ["debug", "info", "notice", "warning", "error", "critical", "alert", "emergency"]
 # Threshold set by logging/setLevel (handshake era), per connection; "debug" until set.
 _min_level: weakref.WeakKeyDictionary[Any, str] = weakref.WeakKeyDictionary()

@@ -417,3 +417,129 @@ pub fn yaml_str(text: &str) -> String {
 pub fn peer_yaml(script: &str) -> String {
     yaml_str(&peers().join(script).display().to_string())
 }
+
+/// A raw HTTP/1.1 exchange on loopback (`Connection: close`): status, lowercase headers,
+/// body. Chunked bodies are decoded.
+pub fn http_request(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, Vec<(String, String)>, String) {
+    use std::io::Write;
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    stream.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let mut head = format!("{method} {path} HTTP/1.1\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
+        head.push_str(&format!("Host: 127.0.0.1:{port}\r\n"));
+    }
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).unwrap();
+    stream.write_all(body).unwrap();
+    let mut raw = Vec::new();
+    let _ = stream.read_to_end(&mut raw);
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, rest) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    let chunked = headers
+        .iter()
+        .any(|(k, v)| k == "transfer-encoding" && v.contains("chunked"));
+    let body = if chunked { dechunk(rest) } else { rest.to_string() };
+    (status, headers, body)
+}
+
+fn dechunk(mut rest: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, tail)) = rest.split_once("\r\n") {
+        let Ok(size) = usize::from_str_radix(size.trim(), 16) else {
+            break;
+        };
+        if size == 0 || tail.len() < size {
+            out.push_str(&tail[..size.min(tail.len())]);
+            break;
+        }
+        out.push_str(&tail[..size]);
+        rest = tail[size..].strip_prefix("\r\n").unwrap_or(&tail[size..]);
+    }
+    out
+}
+
+/// Headers of a JSON POST to `/mcp`.
+pub const JSON_POST: &[(&str, &str)] = &[
+    ("content-type", "application/json"),
+    ("accept", "application/json, text/event-stream"),
+];
+
+/// POSTs a JSON-RPC message to the gateway's `/mcp` with `extra` headers; returns
+/// (status, headers, body as JSON when it is JSON, else the SSE messages' last JSON).
+pub fn mcp_post(port: u16, extra: &[(&str, &str)], body: &str) -> (u16, Vec<(String, String)>, Value) {
+    let mut headers = JSON_POST.to_vec();
+    headers.extend_from_slice(extra);
+    let (status, headers, text) = http_request(port, "POST", "/mcp", &headers, body.as_bytes());
+    let value = serde_json::from_str(&text).unwrap_or_else(|_| {
+        // An SSE body: the last `data:` line holding JSON is the answer.
+        text.lines()
+            .filter_map(|l| l.strip_prefix("data:"))
+            .filter_map(|d| serde_json::from_str::<Value>(d.trim()).ok())
+            .last()
+            .unwrap_or(Value::String(text.clone()))
+    });
+    (status, headers, value)
+}
+
+/// Opens a handshake-era session: initialize + initialized; returns the session id.
+pub fn open_session(port: u16) -> String {
+    let (status, headers, body) = mcp_post(
+        port,
+        &[],
+        r#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"raw-test","version":"1"}}}"#,
+    );
+    assert_eq!(status, 200, "initialize failed: {body}");
+    let id = headers
+        .iter()
+        .find(|(k, _)| k == "mcp-session-id")
+        .map(|(_, v)| v.clone())
+        .expect("session id");
+    let (status, _, _) = mcp_post(
+        port,
+        &[("mcp-session-id", &id), ("mcp-protocol-version", "2025-11-25")],
+        r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
+    );
+    assert_eq!(status, 202);
+    id
+}
+
+/// Calls a tool in a session; returns the JSON-RPC answer.
+pub fn session_call(port: u16, session: &str, id: u64, tool: &str, arguments: &str) -> Value {
+    let body = format!(
+        r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"{tool}","arguments":{arguments}}}}}"#
+    );
+    let (_, _, answer) = mcp_post(
+        port,
+        &[("mcp-session-id", session), ("mcp-protocol-version", "2025-11-25")],
+        &body,
+    );
+    answer
+}
+
+/// The config of a gateway in front of the Python echo server over stdio.
+pub fn echo_stdio_config(extra_upstream: &str) -> String {
+    format!(
+        "upstreams:\n  echo:\n    command: {}\n    args: [{}, --transport, stdio]\n    prefix: \"\"\n{extra_upstream}",
+        yaml_str(&python().display().to_string()),
+        peer_yaml("py_echo_server.py")
+    )
+}
