@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use figment::providers::{Env, Format, Serialized};
 use figment::value::{Dict, Value};
-use figment::{Figment, Profile};
+use figment::Figment;
 use mcpguard_gateway::Config;
 use serde_saphyr::figment::Yaml;
 
@@ -207,10 +207,7 @@ fn describe_figment_error(error: &figment::Error) -> String {
             _ => {
                 let keys: Vec<&str> = error.path.iter().map(String::as_str).collect();
                 if m.name.contains("environment") {
-                    format!(
-                        "environment variable {}",
-                        m.interpolate(&Profile::Default, &keys)
-                    )
+                    format!("environment variable {}", env_name(&keys))
                 } else {
                     m.name.to_string()
                 }
@@ -229,15 +226,19 @@ fn describe_figment_error(error: &figment::Error) -> String {
     text
 }
 
+/// The environment variable that sets the setting at `keys`.
+fn env_name(keys: &[&str]) -> String {
+    let upper: Vec<String> = keys.iter().map(|k| k.to_ascii_uppercase()).collect();
+    format!("MCPGUARD_{}", upper.join("__"))
+}
+
 /// Where the value at dotted `key` came from, in words.
 pub fn source_of(figment: &Figment, key: &str) -> Option<String> {
     let metadata = figment.find_metadata(key)?;
     let keys: Vec<&str> = key.split('.').collect();
     Some(match metadata.source.as_ref() {
         Some(figment::Source::File(path)) => path.display().to_string(),
-        _ if metadata.name.contains("environment") => {
-            format!("env {}", metadata.interpolate(&Profile::Default, &keys))
-        }
+        _ if metadata.name.contains("environment") => format!("env {}", env_name(&keys)),
         // `Serialized` providers are named after their type: the defaults are a `Config`,
         // the command-line overrides a `Dict`.
         _ if metadata.name.ends_with("Config") => "default".into(),
