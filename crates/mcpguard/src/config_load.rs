@@ -7,9 +7,9 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
+use figment::Figment;
 use figment::providers::{Env, Format, Serialized};
 use figment::value::{Dict, Value};
-use figment::Figment;
 use mcpguard_gateway::Config;
 use serde_saphyr::figment::Yaml;
 

@@ -1,13 +1,21 @@
 //! The command line: init, config errors with positions, layered configuration with
 //! provenance, help.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "tests"
+)]
 
 use std::process::{Command, Output};
 
 fn mcpguard(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut command = Command::new(env!("CARGO_BIN_EXE_mcpguard"));
-    command.args(args).current_dir(dir).env_remove("MCPGUARD_CONFIG");
+    command
+        .args(args)
+        .current_dir(dir)
+        .env_remove("MCPGUARD_CONFIG");
     for (key, _) in std::env::vars() {
         if key.starts_with("MCPGUARD_") {
             command.env_remove(key);
@@ -31,7 +39,11 @@ fn init_writes_a_config_that_config_show_reads() {
     let again = mcpguard(dir.path(), &["init"], &[]);
     assert_eq!(again.status.code(), Some(1));
     assert!(text(&again.stderr).contains("--force"));
-    let show = mcpguard(dir.path(), &["config-show"], &[("MCPGUARD_PROXY__PORT", "9100")]);
+    let show = mcpguard(
+        dir.path(),
+        &["config-show"],
+        &[("MCPGUARD_PROXY__PORT", "9100")],
+    );
     assert!(show.status.success(), "{}", text(&show.stderr));
     let stdout = text(&show.stdout);
     let line = |key: &str| {
@@ -41,15 +53,31 @@ fn init_writes_a_config_that_config_show_reads() {
             .unwrap_or_else(|| panic!("no {key} in\n{stdout}"))
             .to_string()
     };
-    assert!(line("proxy.port").contains("9100") && line("proxy.port").contains("env MCPGUARD_PROXY__PORT"), "{stdout}");
-    assert!(line("proxy.host").contains(".mcpguard/config.yaml"), "{stdout}");
-    assert!(line("proxy.replay_buffer_events").contains("# "), "{stdout}");
-    assert!(line("upstreams.everything.command").contains("\"npx\""), "{stdout}");
+    assert!(
+        line("proxy.port").contains("9100")
+            && line("proxy.port").contains("env MCPGUARD_PROXY__PORT"),
+        "{stdout}"
+    );
+    assert!(
+        line("proxy.host").contains(".mcpguard/config.yaml"),
+        "{stdout}"
+    );
+    assert!(
+        line("proxy.replay_buffer_events").contains("# "),
+        "{stdout}"
+    );
+    assert!(
+        line("upstreams.everything.command").contains("\"npx\""),
+        "{stdout}"
+    );
     let json = mcpguard(dir.path(), &["config-show", "--format", "json"], &[]);
     let value: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
     assert_eq!(value["proxy.port"]["value"], 8000);
     assert_eq!(value["upstreams.everything.required"]["source"], "default");
-    assert_eq!(value["federation.separator"]["source"], ".mcpguard/config.yaml");
+    assert_eq!(
+        value["federation.separator"]["source"],
+        ".mcpguard/config.yaml"
+    );
 }
 
 #[test]
@@ -57,29 +85,60 @@ fn config_errors_name_the_file_line_and_column() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("bad.yaml");
     std::fs::write(&path, "proxy:\n  port: 8000\n  hots: 0.0.0.0\n").unwrap();
-    let out = mcpguard(dir.path(), &["config-show", "--config", path.to_str().unwrap()], &[]);
+    let out = mcpguard(
+        dir.path(),
+        &["config-show", "--config", path.to_str().unwrap()],
+        &[],
+    );
     assert_eq!(out.status.code(), Some(1));
     let stderr = text(&out.stderr);
     assert!(stderr.contains("bad.yaml:3:"), "{stderr}");
     assert!(stderr.contains("hots"), "{stderr}");
 
     std::fs::write(&path, "proxy:\n  port: [1, 2]\n").unwrap();
-    let out = mcpguard(dir.path(), &["serve", "--config", path.to_str().unwrap()], &[]);
+    let out = mcpguard(
+        dir.path(),
+        &["serve", "--config", path.to_str().unwrap()],
+        &[],
+    );
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stderr).contains("bad.yaml:2:"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("bad.yaml:2:"),
+        "{}",
+        text(&out.stderr)
+    );
 
     std::fs::write(&path, "upstreams:\n  web:\n    transport: http\n").unwrap();
-    let out = mcpguard(dir.path(), &["serve", "--config", path.to_str().unwrap()], &[]);
+    let out = mcpguard(
+        dir.path(),
+        &["serve", "--config", path.to_str().unwrap()],
+        &[],
+    );
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stderr).contains("upstreams.web.url"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("upstreams.web.url"),
+        "{}",
+        text(&out.stderr)
+    );
 
     let out = mcpguard(dir.path(), &["serve", "--config", "missing.yaml"], &[]);
-    assert!(text(&out.stderr).contains("does not exist"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("does not exist"),
+        "{}",
+        text(&out.stderr)
+    );
 
-    let out = mcpguard(dir.path(), &["config-show"], &[("MCPGUARD_PROXY__PORT", "many")]);
+    let out = mcpguard(
+        dir.path(),
+        &["config-show"],
+        &[("MCPGUARD_PROXY__PORT", "many")],
+    );
     assert_eq!(out.status.code(), Some(1));
     let stderr = text(&out.stderr);
-    assert!(stderr.contains("proxy.port") && stderr.contains("MCPGUARD_PROXY__PORT"), "{stderr}");
+    assert!(
+        stderr.contains("proxy.port") && stderr.contains("MCPGUARD_PROXY__PORT"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -91,7 +150,11 @@ fn help_documents_every_command() {
         assert!(help.contains(command), "{help}");
     }
     let out = mcpguard(dir.path(), &["stdio", "--help"], &[]);
-    assert!(text(&out.stdout).contains("mcpServers") || text(&out.stdout).contains("command"), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).contains("mcpServers") || text(&out.stdout).contains("command"),
+        "{}",
+        text(&out.stdout)
+    );
     let out = mcpguard(dir.path(), &["completions", "bash"], &[]);
     assert!(text(&out.stdout).contains("mcpguard"));
 }

@@ -1,7 +1,12 @@
 //! Bad input and faults: each gets a clear error, the gateway stays up, and other sessions
 //! are unharmed.
 
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, reason = "tests")]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "tests"
+)]
 
 mod common;
 
@@ -24,7 +29,9 @@ fn envelope_call(name: &str) -> String {
 }
 
 fn error_code(answer: &Value) -> i64 {
-    answer["error"]["code"].as_i64().unwrap_or_else(|| panic!("not an error: {answer}"))
+    answer["error"]["code"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("not an error: {answer}"))
 }
 
 fn error_message(answer: &Value) -> &str {
@@ -33,7 +40,10 @@ fn error_message(answer: &Value) -> &str {
 
 #[test]
 fn bad_input_at_the_edge_gets_clear_errors() {
-    let gateway = Gateway::start(&format!("proxy:\n  max_body_bytes: 4096\n{}", echo_stdio_config("")));
+    let gateway = Gateway::start(&format!(
+        "proxy:\n  max_body_bytes: 4096\n{}",
+        echo_stdio_config("")
+    ));
     let port = gateway.port;
 
     let (status, _, answer) = mcp_post(port, V2026, r#"{"jsonrpc":"2.0","id":1,"method":"#);
@@ -43,7 +53,10 @@ fn bad_input_at_the_edge_gets_clear_errors() {
     let dup = envelope_call("echo").replace(r#""name":"echo""#, r#""name":"echo","name":"crash""#);
     let (status, _, answer) = mcp_post(port, V2026, &dup);
     assert_eq!((status, error_code(&answer)), (400, -32600), "{answer}");
-    assert!(error_message(&answer).contains("duplicate key `name`"), "{answer}");
+    assert!(
+        error_message(&answer).contains("duplicate key `name`"),
+        "{answer}"
+    );
 
     let (status, _, answer) = mcp_post(port, V2026, &format!("[{}]", envelope_call("echo")));
     assert_eq!((status, error_code(&answer)), (400, -32600));
@@ -53,7 +66,10 @@ fn bad_input_at_the_edge_gets_clear_errors() {
         port,
         "POST",
         "/mcp",
-        &[("content-type", "text/plain"), ("accept", "application/json")],
+        &[
+            ("content-type", "text/plain"),
+            ("accept", "application/json"),
+        ],
         envelope_call("echo").as_bytes(),
     );
     assert_eq!(status, 415);
@@ -61,7 +77,10 @@ fn bad_input_at_the_edge_gets_clear_errors() {
         port,
         "POST",
         "/mcp",
-        &[("content-type", "application/json"), ("accept", "text/html")],
+        &[
+            ("content-type", "application/json"),
+            ("accept", "text/html"),
+        ],
         envelope_call("echo").as_bytes(),
     );
     assert_eq!(status, 406);
@@ -69,7 +88,10 @@ fn bad_input_at_the_edge_gets_clear_errors() {
     let big = envelope_call(&"x".repeat(5000));
     let (status, _, answer) = mcp_post(port, V2026, &big);
     assert_eq!(status, 413, "{answer}");
-    assert!(error_message(&answer).contains("max_body_bytes"), "{answer}");
+    assert!(
+        error_message(&answer).contains("max_body_bytes"),
+        "{answer}"
+    );
 
     // Sessions: missing, unknown, ended.
     let list = r#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#;
@@ -127,22 +149,38 @@ fn an_upstream_that_crashes_mid_call_is_reported_and_restarted() {
     let victim = open_session(gateway.port);
     let answer = session_call(gateway.port, &victim, 1, "crash", "{}");
     assert_eq!(error_code(&answer), -32050, "{answer}");
-    assert!(error_message(&answer).contains("upstream `echo`"), "{answer}");
+    assert!(
+        error_message(&answer).contains("upstream `echo`"),
+        "{answer}"
+    );
     assert_eq!(answer["error"]["data"]["mcpguard"]["blame"], "upstream");
     assert_eq!(answer["error"]["data"]["mcpguard"]["retryable"], true);
     // The supervisor restarts the child; both sessions carry on.
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let answer = session_call(gateway.port, &bystander, 2, "echo", r#"{"message":"still here"}"#);
+        let answer = session_call(
+            gateway.port,
+            &bystander,
+            2,
+            "echo",
+            r#"{"message":"still here"}"#,
+        );
         if answer["result"]["content"][0]["text"] == "still here" {
             break;
         }
-        assert!(Instant::now() < deadline, "the upstream did not come back: {answer}");
+        assert!(
+            Instant::now() < deadline,
+            "the upstream did not come back: {answer}"
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
     let answer = session_call(gateway.port, &victim, 3, "echo", r#"{"message":"me too"}"#);
     assert_eq!(answer["result"]["content"][0]["text"], "me too", "{answer}");
-    assert!(gateway.logs().contains("stdio upstream is down"), "{}", gateway.logs());
+    assert!(
+        gateway.logs().contains("stdio upstream is down"),
+        "{}",
+        gateway.logs()
+    );
 }
 
 #[test]
@@ -153,7 +191,10 @@ fn an_upstream_that_hangs_times_out_with_its_name() {
     let answer = session_call(gateway.port, &session, 1, "hang", "{}");
     assert!(started.elapsed() < Duration::from_secs(10));
     assert_eq!(error_code(&answer), -32051, "{answer}");
-    assert!(error_message(&answer).contains("upstream `echo` did not answer within 1s"), "{answer}");
+    assert!(
+        error_message(&answer).contains("upstream `echo` did not answer within 1s"),
+        "{answer}"
+    );
     let answer = session_call(gateway.port, &session, 2, "echo", r#"{"message":"ok"}"#);
     assert_eq!(answer["result"]["content"][0]["text"], "ok", "{answer}");
 }
@@ -189,24 +230,35 @@ fn an_upstream_that_writes_garbage_is_named_in_the_error() {
     let session = open_session(gateway.port);
     let answer = session_call(gateway.port, &session, 1, "broken", "{}");
     assert_eq!(error_code(&answer), -32052, "{answer}");
-    assert!(error_message(&answer).contains("upstream `junk` sent an invalid answer"), "{answer}");
+    assert!(
+        error_message(&answer).contains("upstream `junk` sent an invalid answer"),
+        "{answer}"
+    );
 }
 
 #[test]
 fn a_dead_http_upstream_keeps_the_gateway_unready_and_calls_fail_clearly() {
     let port = free_port();
     let gateway = Gateway::start_unready(
-        &format!("upstreams:\n  gone:\n    transport: http\n    url: http://127.0.0.1:{port}/mcp\n    prefix: \"\"\n"),
+        &format!(
+            "upstreams:\n  gone:\n    transport: http\n    url: http://127.0.0.1:{port}/mcp\n    prefix: \"\"\n"
+        ),
         &[],
     );
     std::thread::sleep(Duration::from_millis(500));
     let (status, body) = http_get(gateway.port, "/readyz").unwrap();
     assert_eq!(status, 503, "{body}");
-    assert!(body.contains("\"gone\"") && body.contains("unreachable"), "{body}");
+    assert!(
+        body.contains("\"gone\"") && body.contains("unreachable"),
+        "{body}"
+    );
     assert_eq!(http_get_status(gateway.port, "/healthz"), Some(200));
     let (_, _, answer) = mcp_post(gateway.port, V2026, &envelope_call("echo"));
     assert_eq!(error_code(&answer), -32050, "{answer}");
-    assert!(error_message(&answer).contains("upstream `gone` is unavailable"), "{answer}");
+    assert!(
+        error_message(&answer).contains("upstream `gone` is unavailable"),
+        "{answer}"
+    );
 }
 
 #[test]
@@ -223,7 +275,13 @@ fn concurrent_calls_from_many_sessions_never_cross() {
                 std::thread::spawn(move || {
                     // Every session uses ids 1..=5: the gateway must keep them apart.
                     let message = format!("session {s} call {id}");
-                    let answer = session_call(port, &session, id, "echo", &format!(r#"{{"message":"{message}"}}"#));
+                    let answer = session_call(
+                        port,
+                        &session,
+                        id,
+                        "echo",
+                        &format!(r#"{{"message":"{message}"}}"#),
+                    );
                     (message, id, answer)
                 })
             })
@@ -232,7 +290,11 @@ fn concurrent_calls_from_many_sessions_never_cross() {
     for thread in threads {
         let (message, id, answer) = thread.join().unwrap();
         assert_eq!(answer["id"], id, "{answer}");
-        assert_eq!(answer["result"]["content"][0]["text"], message.as_str(), "{answer}");
+        assert_eq!(
+            answer["result"]["content"][0]["text"],
+            message.as_str(),
+            "{answer}"
+        );
     }
 }
 
@@ -241,14 +303,24 @@ fn sigterm_lets_calls_in_flight_finish() {
     let mut gateway = Gateway::start(&echo_stdio_config(""));
     let port = gateway.port;
     let session = open_session(port);
-    let call = std::thread::spawn(move || session_call(port, &session, 1, "slow", r#"{"seconds":1.5}"#));
+    let call =
+        std::thread::spawn(move || session_call(port, &session, 1, "slow", r#"{"seconds":1.5}"#));
     std::thread::sleep(Duration::from_millis(400));
-    let status = gateway.proc.terminate(Duration::from_secs(20)).expect("the gateway did not exit");
+    let status = gateway
+        .proc
+        .terminate(Duration::from_secs(20))
+        .expect("the gateway did not exit");
     assert!(status.success(), "exit status {status}");
     let answer = call.join().unwrap();
-    assert_eq!(answer["result"]["content"][0]["text"], "slept 1.5s", "{answer}");
+    assert_eq!(
+        answer["result"]["content"][0]["text"], "slept 1.5s",
+        "{answer}"
+    );
     let logs = gateway.logs();
-    assert!(logs.contains("shutting down") && logs.contains("stopped"), "{logs}");
+    assert!(
+        logs.contains("shutting down") && logs.contains("stopped"),
+        "{logs}"
+    );
 }
 
 #[test]
@@ -264,5 +336,8 @@ fn a_port_in_use_is_a_clear_error() {
         .unwrap();
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("already in use") && stderr.contains(&port), "{stderr}");
+    assert!(
+        stderr.contains("already in use") && stderr.contains(&port),
+        "{stderr}"
+    );
 }

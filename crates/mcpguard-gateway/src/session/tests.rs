@@ -1,1 +1,137 @@
+use super::*;
 
+fn message(n: u32) -> Message {
+    Message::notification(
+        "notifications/progress",
+        Some(&format!(r#"{{"progress":{n}}}"#)),
+    )
+}
+
+fn drain(rx: &mut mpsc::UnboundedReceiver<StreamEvent>) -> Vec<String> {
+    let mut ids = Vec::new();
+    while let Ok(event) = rx.try_recv() {
+        ids.push(event.id);
+    }
+    ids
+}
+
+#[test]
+fn a_stream_replays_what_came_after_the_last_event_id() {
+    let stream = Stream::new(3, 10);
+    stream.prime(Some(500));
+    stream.push(&message(1));
+    stream.push(&message(2));
+    let mut all = stream.attach(None).unwrap();
+    assert_eq!(drain(&mut all), ["3-0", "3-1", "3-2"]);
+    // A new event reaches the attached agent live.
+    stream.push(&message(3));
+    assert_eq!(drain(&mut all), ["3-3"]);
+    // Resuming after 3-1 replays 3-2 and 3-3.
+    let mut resumed = stream.attach(Some(1)).unwrap();
+    assert_eq!(drain(&mut resumed), ["3-2", "3-3"]);
+    let priming = stream.attach(None).unwrap().try_recv().unwrap();
+    assert!(priming.message.is_none());
+    assert_eq!(
+        priming.to_sse(),
+        Bytes::from("id: 3-0\nretry: 500\ndata: \n\n")
+    );
+}
+
+#[test]
+fn events_dropped_from_the_buffer_cannot_be_resumed() {
+    let stream = Stream::new(1, 2);
+    for n in 0..5 {
+        stream.push(&message(n));
+    }
+    assert!(stream.attach(Some(0)).is_none());
+    let mut rx = stream.attach(Some(2)).unwrap();
+    assert_eq!(drain(&mut rx), ["1-3", "1-4"]);
+}
+
+#[tokio::test]
+async fn detach_ends_the_response_but_not_the_stream() {
+    let stream = Stream::new(1, 10);
+    let mut first = stream.attach(None).unwrap();
+    stream.push(&message(1));
+    stream.detach();
+    assert_eq!(first.recv().await.unwrap().id, "1-0");
+    assert!(
+        first.recv().await.is_none(),
+        "the detached response must end"
+    );
+    stream.push(&message(2));
+    let mut second = stream.attach(Some(0)).unwrap();
+    assert_eq!(second.recv().await.unwrap().id, "1-1");
+    stream.finish();
+    assert!(
+        second.recv().await.is_none(),
+        "a finished stream ends its response"
+    );
+}
+
+#[test]
+fn event_ids_parse() {
+    assert_eq!(parse_event_id("12-7"), Some((12, 7)));
+    assert_eq!(parse_event_id("x-1"), None);
+    assert_eq!(parse_event_id("17"), None);
+}
+
+#[tokio::test]
+async fn answers_reach_the_request_they_answer() {
+    let session = Session::new(
+        r#"{"capabilities":{"sampling":{}},"clientInfo":{"name":"c"}}"#,
+        "2025-11-25",
+        8,
+    );
+    assert_eq!(&*session.client_capabilities, r#"{"sampling":{}}"#);
+    let (id, rx) = session.expect_answer();
+    let (other, _rx2) = session.expect_answer();
+    assert_ne!(id, other);
+    let answer = Message::response(&id, r#"{"ok":true}"#);
+    assert!(session.deliver_answer(answer));
+    assert_eq!(rx.await.unwrap().result(), Some(r#"{"ok":true}"#));
+    // A second answer to the same id, or to an unknown id, finds nobody.
+    assert!(!session.deliver_answer(Message::response(&id, "{}")));
+    assert!(!session.deliver_answer(Message::response("\"nope\"", "{}")));
+}
+
+#[tokio::test]
+async fn cancel_stops_a_tracked_request_once() {
+    let session = Session::new("{}", "2025-11-25", 8);
+    let token = session.track("5");
+    assert!(!token.is_cancelled());
+    assert!(session.cancel("5"));
+    assert!(token.is_cancelled());
+    assert!(!session.cancel("5"));
+    let other = session.track("6");
+    session.close().await;
+    assert!(
+        other.is_cancelled(),
+        "closing the session cancels its calls"
+    );
+}
+
+#[test]
+fn unsolicited_messages_wait_for_the_get_stream() {
+    let session = Session::new("{}", "2025-11-25", 8);
+    session.send_unsolicited(&message(1));
+    let stream = session.standalone_stream();
+    let mut rx = stream.attach(None).unwrap();
+    let ids = drain(&mut rx);
+    assert_eq!(ids.len(), 2, "priming event and the backlog: {ids:?}");
+    session.send_unsolicited(&message(2));
+    assert_eq!(drain(&mut rx).len(), 1);
+}
+
+#[tokio::test]
+async fn the_store_ends_idle_sessions() {
+    let store = SessionStore::new();
+    let session = Arc::new(Session::new("{}", "2025-11-25", 8));
+    store.insert(session.clone());
+    assert!(store.get(session.id()).is_some());
+    assert_eq!(store.expire(Duration::from_secs(3600)).await, 0);
+    assert_eq!(store.expire(Duration::ZERO).await, 1);
+    assert!(store.get(session.id()).is_none());
+    assert!(session.is_closed());
+    assert!(!store.end(session.id()).await);
+}

@@ -429,8 +429,13 @@ pub fn http_request(
 ) -> (u16, Vec<(String, String)>, String) {
     use std::io::Write;
     let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    stream.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-    let mut head = format!("{method} {path} HTTP/1.1\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
     if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
         head.push_str(&format!("Host: 127.0.0.1:{port}\r\n"));
     }
@@ -457,7 +462,11 @@ pub fn http_request(
     let chunked = headers
         .iter()
         .any(|(k, v)| k == "transfer-encoding" && v.contains("chunked"));
-    let body = if chunked { dechunk(rest) } else { rest.to_string() };
+    let body = if chunked {
+        dechunk(rest)
+    } else {
+        rest.to_string()
+    };
     (status, headers, body)
 }
 
@@ -485,16 +494,20 @@ pub const JSON_POST: &[(&str, &str)] = &[
 
 /// POSTs a JSON-RPC message to the gateway's `/mcp` with `extra` headers; returns
 /// (status, headers, body as JSON when it is JSON, else the SSE messages' last JSON).
-pub fn mcp_post(port: u16, extra: &[(&str, &str)], body: &str) -> (u16, Vec<(String, String)>, Value) {
+pub fn mcp_post(
+    port: u16,
+    extra: &[(&str, &str)],
+    body: &str,
+) -> (u16, Vec<(String, String)>, Value) {
     let mut headers = JSON_POST.to_vec();
     headers.extend_from_slice(extra);
     let (status, headers, text) = http_request(port, "POST", "/mcp", &headers, body.as_bytes());
     let value = serde_json::from_str(&text).unwrap_or_else(|_| {
         // An SSE body: the last `data:` line holding JSON is the answer.
         text.lines()
+            .rev()
             .filter_map(|l| l.strip_prefix("data:"))
-            .filter_map(|d| serde_json::from_str::<Value>(d.trim()).ok())
-            .last()
+            .find_map(|d| serde_json::from_str::<Value>(d.trim()).ok())
             .unwrap_or(Value::String(text.clone()))
     });
     (status, headers, value)
@@ -515,7 +528,10 @@ pub fn open_session(port: u16) -> String {
         .expect("session id");
     let (status, _, _) = mcp_post(
         port,
-        &[("mcp-session-id", &id), ("mcp-protocol-version", "2025-11-25")],
+        &[
+            ("mcp-session-id", &id),
+            ("mcp-protocol-version", "2025-11-25"),
+        ],
         r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
     );
     assert_eq!(status, 202);
@@ -529,7 +545,10 @@ pub fn session_call(port: u16, session: &str, id: u64, tool: &str, arguments: &s
     );
     let (_, _, answer) = mcp_post(
         port,
-        &[("mcp-session-id", session), ("mcp-protocol-version", "2025-11-25")],
+        &[
+            ("mcp-session-id", session),
+            ("mcp-protocol-version", "2025-11-25"),
+        ],
         &body,
     );
     answer
