@@ -49,6 +49,8 @@ pub struct ProxyConfig {
     pub session_idle_timeout_seconds: f64,
     /// How many SSE events each stream keeps for `Last-Event-ID` resumption.
     pub replay_buffer_events: usize,
+    /// Threads of the async runtime; 0 means one per CPU core.
+    pub worker_threads: usize,
 }
 
 impl Default for ProxyConfig {
@@ -64,6 +66,7 @@ impl Default for ProxyConfig {
             shutdown_grace_seconds: 10.0,
             session_idle_timeout_seconds: 3600.0,
             replay_buffer_events: 256,
+            worker_threads: 0,
         }
     }
 }

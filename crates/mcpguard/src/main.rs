@@ -56,7 +56,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             let loaded = config_load::load(cli.config.as_deref(), overrides)?;
             init_logging(&loaded.config)?;
-            runtime()?.block_on(serve(loaded.config))
+            runtime(&loaded.config)?.block_on(serve(loaded.config))
         }
         Command::Stdio(args) => {
             let mut overrides = Overrides::default();
@@ -77,13 +77,17 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 );
             }
             init_logging(&loaded.config)?;
-            runtime()?.block_on(stdio(loaded.config))
+            runtime(&loaded.config)?.block_on(stdio(loaded.config))
         }
     }
 }
 
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
+fn runtime(config: &Config) -> anyhow::Result<tokio::runtime::Runtime> {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if config.proxy.worker_threads > 0 {
+        builder.worker_threads(config.proxy.worker_threads);
+    }
+    builder
         .enable_all()
         .build()
         .context("cannot start the async runtime")

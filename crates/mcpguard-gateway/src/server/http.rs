@@ -169,20 +169,24 @@ fn check_origin(gateway: &Gateway, headers: &HeaderMap) -> Option<Response> {
     None
 }
 
-async fn read_body(gateway: &Gateway, request: Request) -> Result<Bytes, Response> {
+/// Reads a body of at most `proxy.max_body_bytes`; the refusal (413) otherwise.
+async fn read_body(
+    gateway: &Gateway,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Bytes, Box<Response>> {
     let limit = gateway.config().proxy.max_body_bytes;
-    if let Some(length) = request
-        .headers()
+    if let Some(length) = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok())
         && length > limit
     {
-        return Err(too_large(limit));
+        return Err(Box::new(too_large(limit)));
     }
-    axum::body::to_bytes(request.into_body(), limit)
+    axum::body::to_bytes(body, limit)
         .await
-        .map_err(|_| too_large(limit))
+        .map_err(|_| Box::new(too_large(limit)))
 }
 
 fn too_large(limit: usize) -> Response {
@@ -211,7 +215,8 @@ async fn post_mcp(
     ConnectInfo(remote): ConnectInfo<SocketAddr>,
     request: Request,
 ) -> Response {
-    let headers = request.headers().clone();
+    let (parts, body) = request.into_parts();
+    let headers = parts.headers;
     if let Some(refusal) = check_origin(&gateway, &headers) {
         return refusal;
     }
@@ -236,9 +241,9 @@ async fn post_mcp(
             "the client must accept `application/json` and `text/event-stream`",
         );
     }
-    let body = match read_body(&gateway, request).await {
+    let body = match read_body(&gateway, &headers, body).await {
         Ok(body) => body,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
     let message = match Message::parse(body) {
         Ok(message) => message,
@@ -605,13 +610,23 @@ async fn dispatch(
             }
         }
     };
-    // A stateless agent that hangs up cancels its call; a session's call runs on (its answer
-    // can still be collected by resuming the stream).
-    let task = tokio::spawn(call);
-    let abort_on_drop = (era == Era::Stateless).then(|| AbortOnDrop(task.abort_handle()));
-    let Some(first) = rx.recv().await else {
-        return no_answer(&request_id);
+    // The call runs right here until its first message: most calls answer at once, and
+    // staying on this task saves a hand-off between threads. If the agent hangs up first,
+    // a stateless agent's call is cancelled (that is how 2026-07-28 cancels); a session's
+    // call runs on, as the transport asks.
+    let mut call = CallSlot {
+        future: Some(Box::pin(call)),
+        detach_on_drop: era == Era::Handshake,
     };
+    let first = match call.drive(&mut rx).await {
+        Some(first) => first,
+        None => return no_answer(&request_id),
+    };
+    // Whatever is left of the call goes on in the background.
+    let abort_on_drop = call
+        .spawn_rest()
+        .filter(|_| era == Era::Stateless)
+        .map(AbortOnDrop);
     let answered = matches!(&first, Outbound::Message(m) if is_final(m, &request_id));
     if answered || !accepts(headers, "text/event-stream") {
         // JSON: the answer came first, or the agent cannot take a stream (then whatever
@@ -713,6 +728,45 @@ async fn pump(
         }
     }
     stream.finish();
+}
+
+/// A call future being driven by the request handler.
+struct CallSlot {
+    future: Option<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>>,
+    detach_on_drop: bool,
+}
+
+impl CallSlot {
+    /// Drives the call until the first message for the agent; `None` when the call ended
+    /// without one.
+    async fn drive(&mut self, rx: &mut mpsc::UnboundedReceiver<Outbound>) -> Option<Outbound> {
+        let Some(future) = self.future.as_mut() else {
+            return rx.recv().await;
+        };
+        tokio::select! {
+            biased;
+            item = rx.recv() => item,
+            () = future => {
+                self.future = None;
+                rx.recv().await
+            }
+        }
+    }
+
+    /// Moves an unfinished call onto its own task.
+    fn spawn_rest(&mut self) -> Option<tokio::task::AbortHandle> {
+        self.future
+            .take()
+            .map(|future| tokio::spawn(future).abort_handle())
+    }
+}
+
+impl Drop for CallSlot {
+    fn drop(&mut self) {
+        if let (true, Some(future)) = (self.detach_on_drop, self.future.take()) {
+            tokio::spawn(future);
+        }
+    }
 }
 
 struct AbortOnDrop(tokio::task::AbortHandle);
@@ -829,7 +883,12 @@ pub async fn serve(
     listener: tokio::net::TcpListener,
     gateway: Arc<Gateway>,
 ) -> std::io::Result<()> {
+    use axum::serve::ListenerExt;
     let draining = gateway.draining();
+    // Small JSON-RPC answers must not wait for Nagle's algorithm.
+    let listener = listener.tap_io(|stream| {
+        let _ = stream.set_nodelay(true);
+    });
     axum::serve(
         listener,
         app(gateway).into_make_service_with_connect_info::<SocketAddr>(),

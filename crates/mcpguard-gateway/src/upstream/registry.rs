@@ -38,6 +38,8 @@ struct HttpUpstream {
     endpoint: Arc<HttpEndpoint>,
     protocol: UpstreamProtocol,
     shared: tokio::sync::Mutex<Option<Arc<HttpLink>>>,
+    /// The established shared link, readable without waiting (the hot path).
+    ready: parking_lot::RwLock<Option<Arc<HttpLink>>>,
     shared_info: Mutex<Option<ServerInfo>>,
     last_error: Mutex<Option<String>>,
     handshake_unsupported: AtomicBool,
@@ -91,6 +93,7 @@ impl Upstream {
                 )?,
                 protocol: config.protocol.clone(),
                 shared: tokio::sync::Mutex::new(None),
+                ready: parking_lot::RwLock::new(None),
                 shared_info: Mutex::new(None),
                 last_error: Mutex::new(None),
                 handshake_unsupported: AtomicBool::new(false),
@@ -191,17 +194,16 @@ impl Upstream {
     pub async fn stop(&self) {
         match &self.kind {
             Kind::Stdio(stdio) => stdio.stopped().await,
-            Kind::Http(http) => {
-                if let Some(link) = http.shared.lock().await.take() {
-                    link.close().await;
-                }
-            }
+            Kind::Http(http) => http.reset_shared().await,
         }
     }
 }
 
 impl HttpUpstream {
     async fn shared_link(&self) -> Result<Arc<HttpLink>, CallError> {
+        if let Some(link) = self.ready.read().as_ref() {
+            return Ok(link.clone());
+        }
         let mut shared = self.shared.lock().await;
         if let Some(link) = shared.as_ref() {
             return Ok(link.clone());
@@ -217,6 +219,7 @@ impl HttpUpstream {
                 *self.shared_info.lock() = Some(info);
                 *self.last_error.lock() = None;
                 *shared = Some(link.clone());
+                *self.ready.write() = Some(link.clone());
                 Ok(link)
             }
             Err(reason) => {
@@ -231,6 +234,7 @@ impl HttpUpstream {
 
     /// Drops the shared link after a failure so the next call sets up a new one.
     async fn reset_shared(&self) {
+        *self.ready.write() = None;
         if let Some(link) = self.shared.lock().await.take() {
             link.close().await;
         }

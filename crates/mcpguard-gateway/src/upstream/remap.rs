@@ -23,6 +23,10 @@ pub fn quoted_request_id(message: &Message) -> Option<&str> {
 /// `message` with a quoted `link_id` (in `params._meta` or `result._meta`) replaced by
 /// `original_id`; unchanged when it quotes nothing or something else.
 pub fn restore_quoted_id(message: Message, link_id: &str, original_id: &str) -> Message {
+    // Cheap test first: almost no message quotes a request id.
+    if memchr::memmem::find(message.bytes(), b"subscriptionId").is_none() {
+        return message;
+    }
     let (object, is_result) = match (message.params(), message.result()) {
         (Some(params), _) => (params, false),
         (None, Some(result)) => (result, true),

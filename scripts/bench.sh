@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# Load benchmark: tools/call of an echo tool over Streamable HTTP, directly against a fast
+# Rust echo server and through MCPGuard, at 1 and 32 concurrent clients, in both protocol
+# eras. Also measures the gateway's start-up time and idle memory.
+#
+#   bash scripts/bench.sh [SECONDS_PER_RUN]     (default 5)
+#
+# Prints a markdown table (p50/p99 latency, calls/s, gateway/direct ratios); BENCHMARKS.md
+# records its output. Everything listens on loopback and is stopped at the end.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+seconds=${1:-5}
+
+cargo build --release --locked --quiet -p mcpguard -p mcpguard-bench
+bin=target/release
+work=$(mktemp -d)
+pids=()
+cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+
+"$bin/bench-echo" >"$work/echo.url" &
+pids+=($!)
+for _ in $(seq 100); do [ -s "$work/echo.url" ] && break; sleep 0.05; done
+direct=$(cat "$work/echo.url")
+
+cat >"$work/config.yaml" <<YAML
+proxy:
+  port: 0
+observability:
+  log_level: ${MCPGUARD_BENCH_LOG_LEVEL:-warn}
+upstreams:
+  echo:
+    transport: http
+    url: $direct
+    prefix: ""
+YAML
+
+start_ns=$(date +%s%N)
+"$bin/mcpguard" serve --config "$work/config.yaml" >"$work/gw.out" 2>"$work/gw.log" &
+gw=$!
+pids+=($gw)
+until grep -q listening "$work/gw.out" 2>/dev/null; do sleep 0.001; done
+listening_ns=$(date +%s%N)
+gateway=$(sed -n 's/^listening on //p' "$work/gw.out")
+port=${gateway##*:}; port=${port%/mcp}
+until curl -sf "http://127.0.0.1:$port/readyz" >/dev/null; do sleep 0.001; done
+ready_ns=$(date +%s%N)
+sleep 1
+rss_kb=$(awk '/VmRSS/ {print $2}' "/proc/$gw/status")
+
+run() { "$bin/loadgen" "$1" "$2" "$seconds" "$3"; }
+
+python3 - "$seconds" "$(( (listening_ns - start_ns) / 1000000 ))" "$(( (ready_ns - start_ns) / 1000000 ))" "$rss_kb" \
+  "$(run "$direct" 1 stateless)" "$(run "$gateway" 1 stateless)" \
+  "$(run "$direct" 32 stateless)" "$(run "$gateway" 32 stateless)" \
+  "$(run "$direct" 1 handshake)" "$(run "$gateway" 1 handshake)" \
+  "$(run "$direct" 32 handshake)" "$(run "$gateway" 32 handshake)" <<'PY'
+import json, sys
+seconds, listen_ms, ready_ms, rss_kb = sys.argv[1:5]
+runs = [json.loads(a) for a in sys.argv[5:]]
+print(f"runs of {seconds}s after a 1s warm-up; loadgen, echo server and gateway share the machine\n")
+print("| era | clients | path | p50 µs | p99 µs | calls/s | errors |")
+print("|---|---|---|---|---|---|---|")
+i = 0
+summary = []
+for era in ["2026-07-28", "2025-11-25"]:
+    for clients in [1, 32]:
+        d, g = runs[i], runs[i + 1]
+        i += 2
+        for label, r in [("direct", d), ("gateway", g)]:
+            print(f"| {era} | {clients} | {label} | {r['p50_us']:.0f} | {r['p99_us']:.0f} | {r['calls_per_second']:.0f} | {r['errors']} |")
+        summary.append((era, clients, g["p50_us"] - d["p50_us"], g["p99_us"] - d["p99_us"], g["calls_per_second"] / max(d["calls_per_second"], 1)))
+print()
+print("| era | clients | added p50 µs | added p99 µs | throughput gateway/direct |")
+print("|---|---|---|---|---|")
+for era, clients, p50, p99, ratio in summary:
+    print(f"| {era} | {clients} | {p50:.0f} | {p99:.0f} | {ratio:.0%} |")
+print()
+print(f"`serve` start to listening: {listen_ms} ms; to /readyz 200 (upstream probed): {ready_ms} ms; idle RSS: {int(rss_kb) / 1024:.1f} MiB")
+PY
