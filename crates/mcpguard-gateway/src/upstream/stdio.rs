@@ -349,7 +349,9 @@ impl Process {
         }
     }
 
-    fn dispatch(&self, message: Message) {
+    /// Handles one message from the child. Notifications are relayed before the next
+    /// message is read, so a call's progress always reaches the agent before its answer.
+    async fn dispatch(&self, message: Message) {
         match message.kind() {
             Kind::Response | Kind::Error => {
                 if !self.pending.complete(message) {
@@ -357,7 +359,7 @@ impl Process {
                 }
             }
             Kind::Request => self.server_request(message),
-            Kind::Notification => self.server_notification(message),
+            Kind::Notification => self.server_notification(message).await,
         }
     }
 
@@ -378,7 +380,7 @@ impl Process {
         });
     }
 
-    fn server_notification(&self, message: Message) {
+    async fn server_notification(&self, message: Message) {
         let method = message.method().unwrap_or_default();
         let (relay, message) = if method == mcp::method::PROGRESS {
             let token = message
@@ -406,7 +408,7 @@ impl Process {
                 .unwrap_or_else(|| self.unsolicited.clone());
             (relay, message)
         };
-        tokio::spawn(async move { relay.notify(message).await });
+        relay.notify(message).await;
     }
 }
 
@@ -514,7 +516,7 @@ async fn read_stdout(
                 .map_err(|e| e.to_string())
                 .and_then(|line| Message::parse(line).map_err(|e| e.to_string()))
             {
-                Ok(message) => process.dispatch(message),
+                Ok(message) => process.dispatch(message).await,
                 Err(reason) => {
                     process.garbage_lines.fetch_add(1, Ordering::Relaxed);
                     // The line itself may hold anything, secrets included: never log it.
