@@ -39,6 +39,24 @@ pub struct Caller {
 }
 
 impl Caller {
+    /// The caller of a request in handshake-era `session`.
+    pub fn of_session(
+        session: &Arc<Session>,
+        downstream: Downstream,
+        remote: Option<SocketAddr>,
+    ) -> Caller {
+        Caller {
+            era: Era::Handshake,
+            protocol_version: session.protocol_version.as_str().into(),
+            client_info: Some(session.client_info.clone()),
+            client_capabilities: Some(session.client_capabilities.clone()),
+            session: Some(session.clone()),
+            downstream,
+            remote,
+            forwarded_headers: Vec::new(),
+        }
+    }
+
     /// True when the agent declared capability `key` (e.g. `sampling`, `elicitation`).
     pub fn has_capability(&self, key: &str) -> bool {
         self.client_capabilities

@@ -85,6 +85,16 @@ async fn ask_agent(
     }
 }
 
+/// Asks the agent of `session` on its `GET` stream (for requests that belong to no call).
+async fn ask_on_session_stream(session: &Arc<Session>, request: Message) -> Message {
+    let target = session.clone();
+    ask_agent(session, request, move |m| {
+        target.send_unsolicited(&m);
+        true
+    })
+    .await
+}
+
 /// Messages about one call.
 pub struct CallRelay {
     session: Option<Arc<Session>>,
@@ -159,14 +169,7 @@ impl Relay for SessionRelay {
 
     async fn request(&self, message: Message) -> Message {
         match self.session.upgrade() {
-            Some(session) => {
-                let target = session.clone();
-                ask_agent(&session, message, move |m| {
-                    target.send_unsolicited(&m);
-                    true
-                })
-                .await
-            }
+            Some(session) => ask_on_session_stream(&session, message).await,
             None => refuse(
                 &message,
                 codes::CONNECTION_CLOSED,
@@ -208,14 +211,7 @@ impl Relay for BroadcastRelay {
             (all.len() == 1).then(|| all[0].clone())
         });
         match only {
-            Some(session) => {
-                let target = session.clone();
-                ask_agent(&session, message, move |m| {
-                    target.send_unsolicited(&m);
-                    true
-                })
-                .await
-            }
+            Some(session) => ask_on_session_stream(&session, message).await,
             None => refuse(
                 &message,
                 codes::METHOD_NOT_FOUND,

@@ -295,16 +295,7 @@ async fn post_mcp(
             return unsupported_version(message.id(), version, Era::Handshake);
         }
         session.touch();
-        let caller = Caller {
-            era: Era::Handshake,
-            forwarded_headers: Vec::new(),
-            protocol_version: session.protocol_version.as_str().into(),
-            client_info: Some(session.client_info.clone()),
-            client_capabilities: Some(session.client_capabilities.clone()),
-            session: Some(session.clone()),
-            downstream: Downstream::Http,
-            remote: Some(remote),
-        };
+        let caller = Caller::of_session(&session, Downstream::Http, Some(remote));
         return dispatch(gateway, caller, message, &headers, Some(session)).await;
     }
     match version_header.as_deref() {
@@ -378,16 +369,7 @@ async fn initialize(
         &version,
         gateway.config().proxy.replay_buffer_events,
     ));
-    let caller = Caller {
-        era: Era::Handshake,
-        forwarded_headers: Vec::new(),
-        protocol_version: version.as_str().into(),
-        client_info: Some(session.client_info.clone()),
-        client_capabilities: Some(session.client_capabilities.clone()),
-        session: Some(session.clone()),
-        downstream: Downstream::Http,
-        remote: Some(remote),
-    };
+    let caller = Caller::of_session(&session, Downstream::Http, Some(remote));
     let relay: Arc<dyn Relay> = Arc::new(CallRelay::new(
         Some(session.clone()),
         mpsc::unbounded_channel().0,

@@ -166,16 +166,7 @@ fn caller_for(
         *session = Some(new);
     }
     let session = session.as_ref()?;
-    Some(Caller {
-        era: Era::Handshake,
-        forwarded_headers: Vec::new(),
-        protocol_version: session.protocol_version.as_str().into(),
-        client_info: Some(session.client_info.clone()),
-        client_capabilities: Some(session.client_capabilities.clone()),
-        session: Some(session.clone()),
-        downstream: Downstream::Stdio,
-        remote: None,
-    })
+    Some(Caller::of_session(session, Downstream::Stdio, None))
 }
 
 fn error(id: Option<&str>, code: i64, message: String) -> Message {

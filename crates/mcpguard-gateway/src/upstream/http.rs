@@ -339,7 +339,9 @@ impl HttpLink {
         }
     }
 
-    async fn resume(&self, event_id: &str) -> Result<reqwest::Response, CallError> {
+    /// Headers of a `GET` for an SSE stream (the session's, or one resumed after
+    /// `last_event_id`).
+    fn stream_headers(&self, last_event_id: Option<&str>) -> HeaderMap {
         let mut headers = self.endpoint.headers.clone();
         headers.insert(ACCEPT, HeaderValue::from_static("text/event-stream"));
         if let Some(session) = self.session_id.lock().clone() {
@@ -350,9 +352,14 @@ impl HttpLink {
         {
             headers.insert(header::PROTOCOL_VERSION, value);
         }
-        if let Ok(value) = HeaderValue::from_str(event_id) {
+        if let Some(value) = last_event_id.and_then(|id| HeaderValue::from_str(id).ok()) {
             headers.insert(header::LAST_EVENT_ID, value);
         }
+        headers
+    }
+
+    async fn resume(&self, event_id: &str) -> Result<reqwest::Response, CallError> {
+        let headers = self.stream_headers(Some(event_id));
         let response = self
             .endpoint
             .client
@@ -428,21 +435,7 @@ impl HttpLink {
         let mut last_event_id: Option<String> = None;
         let mut failures = 0u32;
         while !self.closed.is_cancelled() {
-            let mut headers = self.endpoint.headers.clone();
-            headers.insert(ACCEPT, HeaderValue::from_static("text/event-stream"));
-            if let Some(session) = self.session_id.lock().clone() {
-                headers.insert(header::SESSION_ID, session);
-            }
-            if let Some(version) = self.protocol_version.lock().clone()
-                && let Ok(value) = HeaderValue::from_str(&version)
-            {
-                headers.insert(header::PROTOCOL_VERSION, value);
-            }
-            if let Some(id) = &last_event_id
-                && let Ok(value) = HeaderValue::from_str(id)
-            {
-                headers.insert(header::LAST_EVENT_ID, value);
-            }
+            let headers = self.stream_headers(last_event_id.as_deref());
             let request = self
                 .endpoint
                 .client
@@ -584,11 +577,7 @@ impl Drop for HttpCancelOnDrop<'_> {
         if !self.armed {
             return;
         }
-        let params = format!(
-            r#"{{"requestId":{},"reason":"the call was cancelled at the gateway"}}"#,
-            self.link_id
-        );
-        let note = Message::notification(mcp::method::CANCELLED, Some(&params));
+        let note = super::cancelled(&self.link_id, "the call was cancelled at the gateway");
         let request = self
             .link
             .endpoint

@@ -67,6 +67,15 @@ impl Relay for NoRelay {
     }
 }
 
+/// The `notifications/cancelled` for the request sent as `link_id` (raw JSON id).
+pub fn cancelled(link_id: &str, reason: &str) -> Message {
+    let params = format!(
+        r#"{{"requestId":{link_id},"reason":{}}}"#,
+        serde_json::Value::from(reason)
+    );
+    Message::notification(mcpguard_protocol::mcp::method::CANCELLED, Some(&params))
+}
+
 /// What the gateway learnt about an upstream when it connected.
 #[derive(Debug, Clone)]
 pub struct ServerInfo {

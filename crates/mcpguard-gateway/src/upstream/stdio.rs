@@ -474,8 +474,7 @@ struct CancelOnDrop<'a> {
 impl Drop for CancelOnDrop<'_> {
     fn drop(&mut self) {
         if self.armed && self.process.pending.remove(self.link_id) {
-            let params = serde_json::json!({"requestId": self.link_id, "reason": self.reason});
-            let note = Message::notification(mcp::method::CANCELLED, Some(&params.to_string()));
+            let note = super::cancelled(&self.link_id.to_string(), self.reason);
             let _ = self.process.stdin.try_send(encode_line(note.bytes()));
         }
     }
