@@ -1,0 +1,176 @@
+//! Several upstreams behind one endpoint: a Python SDK server and the reference filesystem
+//! server over stdio, the reference "everything" server over HTTP. Names are prefixed and
+//! routed back; resources route by URI; both SDK clients see one server.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "tests"
+)]
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::{Value, json};
+
+struct Federation {
+    gateway: Gateway,
+    files: tempfile::TempDir,
+    _everything: Proc,
+}
+
+fn federation() -> Federation {
+    let (everything, port) = everything_http();
+    let files = tempfile::tempdir().unwrap();
+    std::fs::write(files.path().join("report.txt"), "quarterly numbers: 42").unwrap();
+    let config = format!(
+        "upstreams:\n  echo:\n    command: {py}\n    args: [{echo}, --transport, stdio]\n  fs:\n    command: {fs}\n    args: [{dir}]\n  ev:\n    transport: http\n    url: http://127.0.0.1:{port}/mcp\n",
+        py = yaml_str(&python().display().to_string()),
+        echo = peer_yaml("py_echo_server.py"),
+        fs = yaml_str(&node_bin("mcp-server-filesystem").display().to_string()),
+        dir = yaml_str(&files.path().display().to_string()),
+    );
+    Federation {
+        gateway: Gateway::start(&config),
+        files,
+        _everything: everything,
+    }
+}
+
+fn script(dir: &str) -> Value {
+    json!([
+        {"op": "list_tools"},
+        {"op": "call_tool", "name": "fs__read_text_file", "arguments": {"path": format!("{dir}/report.txt")}},
+        {"op": "call_tool", "name": "fs__write_file", "arguments": {"path": format!("{dir}/note.txt"), "content": "via the gateway"}},
+        {"op": "call_tool", "name": "ev__get-sum", "arguments": {"a": 2, "b": 3}},
+        {"op": "call_tool", "name": "echo__echo", "arguments": {"message": "hi"}},
+        {"op": "call_tool", "name": "nope__missing", "arguments": {}},
+        {"op": "list_prompts"},
+        {"op": "get_prompt", "name": "ev__simple-prompt", "arguments": {}},
+        {"op": "get_prompt", "name": "echo__greet", "arguments": {"name": "ann"}},
+        {"op": "list_resources"},
+        {"op": "read_resource", "uri": "echo://static"},
+        {"op": "read_resource", "uri": "echo://item/5"},
+        {"op": "read_resource", "uri": "demo://resource/dynamic/text/3"},
+        {"op": "complete", "prompt": "echo__greet", "argument": {"name": "name", "value": "al"}}
+    ])
+}
+
+fn assert_federated(run: &ClientRun, files: &std::path::Path) {
+    assert!(run.status.success(), "{}", run.stderr);
+    let tools: Vec<String> = run.ok("list_tools", 0)["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap().to_string())
+        .collect();
+    for name in ["echo__echo", "fs__read_text_file", "ev__get-sum"] {
+        assert!(
+            tools.iter().any(|t| t == name),
+            "{name} missing from {tools:?}"
+        );
+    }
+    assert!(
+        tools
+            .iter()
+            .all(|t| t.starts_with("echo__") || t.starts_with("fs__") || t.starts_with("ev__")),
+        "an unprefixed name leaked: {tools:?}"
+    );
+    assert_eq!(text_of(run.ok("call_tool", 0)), "quarterly numbers: 42");
+    assert!(text_of(run.ok("call_tool", 1)).contains("Successfully wrote"));
+    assert_eq!(
+        std::fs::read_to_string(files.join("note.txt")).unwrap(),
+        "via the gateway"
+    );
+    assert_eq!(text_of(run.ok("call_tool", 2)), "The sum of 2 and 3 is 5.");
+    assert_eq!(text_of(run.ok("call_tool", 3)), "hi");
+    let unknown = run.step("call_tool", 4);
+    assert_eq!(unknown["ok"], false, "{unknown}");
+    assert!(
+        unknown["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("unknown tool `nope__missing`"),
+        "{unknown}"
+    );
+    let prompts = run.ok("list_prompts", 0)["prompts"].to_string();
+    assert!(
+        prompts.contains("\"ev__simple-prompt\"") && prompts.contains("\"echo__greet\""),
+        "{prompts}"
+    );
+    assert!(run.ok("get_prompt", 0)["messages"].as_array().is_some());
+    assert!(
+        run.ok("get_prompt", 1)["messages"][0]["content"]["text"]
+            .as_str()
+            .unwrap()
+            .contains("ann")
+    );
+    let resources = run.ok("list_resources", 0)["resources"].to_string();
+    assert!(
+        resources.contains("echo://static")
+            && resources.contains("demo://resource/static/document/"),
+        "{resources}"
+    );
+    assert_eq!(
+        run.ok("read_resource", 0)["contents"][0]["text"],
+        "static resource content"
+    );
+    assert_eq!(run.ok("read_resource", 1)["contents"][0]["text"], "item 5");
+    assert!(
+        run.ok("read_resource", 2)["contents"][0]["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("Resource 3:")
+    );
+    assert_eq!(
+        run.ok("complete", 0)["completion"]["values"],
+        json!(["alice", "alfred"])
+    );
+}
+
+#[test]
+fn both_sdk_clients_see_three_upstreams_as_one_server() {
+    let federation = federation();
+    let dir = federation.files.path().display().to_string();
+    let ts = ts_client(&federation.gateway.url(), &script(&dir), &[]);
+    assert_federated(&ts, federation.files.path());
+    assert_eq!(ts.connected()["serverInfo"]["name"], "mcpguard");
+    std::fs::remove_file(federation.files.path().join("note.txt")).unwrap();
+    let py = py_client(&federation.gateway.url(), "auto", &script(&dir), &[]);
+    assert_eq!(py.connected()["protocolVersion"], "2026-07-28");
+    assert_federated(&py, federation.files.path());
+}
+
+#[test]
+fn a_cancelled_call_stops_at_once() {
+    let gateway = Gateway::start(&echo_stdio_config(""));
+    let port = gateway.port;
+    let session = open_session(port);
+    let caller_session = session.clone();
+    let started = Instant::now();
+    let call = std::thread::spawn(move || {
+        session_call(port, &caller_session, 41, "slow", r#"{"seconds":10}"#)
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let (status, _, _) = mcp_post(
+        port,
+        &[
+            ("mcp-session-id", &session),
+            ("mcp-protocol-version", "2025-11-25"),
+        ],
+        r#"{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":41,"reason":"user pressed stop"}}"#,
+    );
+    assert_eq!(status, 202);
+    let answer = call.join().unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "the call was not cancelled"
+    );
+    assert_eq!(answer["error"]["code"], -32800, "{answer}");
+    // The upstream is free for the next call.
+    let answer = session_call(port, &session, 42, "echo", r#"{"message":"next"}"#);
+    assert_eq!(answer["result"]["content"][0]["text"], "next", "{answer}");
+}
