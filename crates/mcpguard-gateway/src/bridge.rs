@@ -5,9 +5,8 @@
 //!   is answered by asking the agent with real server→client requests (elicitation,
 //!   sampling, roots) and retrying with `inputResponses` and the opaque `requestState`.
 //! - A stateless agent calling a handshake-era upstream: the envelope keys are removed
-//!   and results get `resultType: "complete"`. A server→client request from such an
-//!   upstream cannot reach the agent (it has no channel for one) and is refused with a
-//!   clear error.
+//!   and results get `resultType: "complete"`; a server→client request from the upstream
+//!   mid-call becomes an `input_required` result for the agent (see [`crate::parking`]).
 
 use std::sync::Arc;
 
@@ -99,6 +98,9 @@ pub fn mark_complete(reply: Message, method: &str) -> Message {
     let Some(result) = reply.result().filter(|r| r.starts_with('{')) else {
         return reply;
     };
+    if is_input_required(&reply) {
+        return reply;
+    }
     let mut result = result.to_string();
     if json::member(&result, "resultType").is_none() {
         result = json::set_member(&result, "resultType", "\"complete\"");

@@ -98,6 +98,7 @@ pub struct Router {
     default_upstream: Option<usize>,
     tables: RwLock<Tables>,
     sessions: Arc<SessionStore>,
+    parking: crate::parking::Parking,
 }
 
 impl Router {
@@ -114,6 +115,7 @@ impl Router {
             default_upstream,
             tables: RwLock::new(Tables::default()),
             sessions,
+            parking: crate::parking::Parking::new(),
         }
     }
 
@@ -222,11 +224,15 @@ impl Router {
             }
             (Era::Stateless, Era::Handshake) => {
                 let method = request.method().unwrap_or_default().to_string();
-                let request = bridge::strip_envelope(&request);
-                let reply = link
-                    .connection
-                    .call(request, ctx.relay.clone(), &options)
-                    .await?;
+                let reply = if crate::parking::is_parked_state(request.params()) {
+                    // The agent answers a question the upstream asked mid-call.
+                    self.parking.resume(&request, ctx.relay.clone()).await?
+                } else {
+                    let request = bridge::strip_envelope(&request);
+                    self.parking
+                        .start(link.connection.clone(), request, ctx.relay.clone(), options)
+                        .await?
+                };
                 Ok(bridge::mark_complete(reply, &method))
             }
             _ => {

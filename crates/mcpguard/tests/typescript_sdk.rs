@@ -145,9 +145,11 @@ fn python_client_2026_reaches_a_handshake_only_server() {
         {"op": "call_tool", "name": "get-sum", "arguments": {"a": 4, "b": 5}},
         {"op": "call_tool", "name": "trigger-long-running-operation", "arguments": {"duration": 1, "steps": 2}},
         {"op": "read_resource", "uri": "demo://resource/dynamic/text/2"},
-        {"op": "get_prompt", "name": "simple-prompt", "arguments": {}}
+        {"op": "get_prompt", "name": "simple-prompt", "arguments": {}},
+        {"op": "call_tool", "name": "trigger-elicitation-request", "arguments": {}},
+        {"op": "call_tool", "name": "trigger-sampling-request", "arguments": {"prompt": "hello", "maxTokens": 20}}
     ]);
-    let run = py_client(&gateway.url(), "auto", &script, &[]);
+    let run = py_client(&gateway.url(), "auto", &script, CALLBACKS);
     assert!(run.status.success(), "{}", run.stderr);
     assert_eq!(run.connected()["protocolVersion"], "2026-07-28");
     assert_eq!(text_of(run.ok("call_tool", 0)), "The sum of 4 and 5 is 9.");
@@ -160,4 +162,15 @@ fn python_client_2026_reaches_a_handshake_only_server() {
             .starts_with("Resource 2:")
     );
     assert!(run.ok("get_prompt", 0)["messages"].as_array().is_some());
+    // The upstream asks mid-call; the 2026-07-28 agent is asked through `input_required`.
+    let elicited = run.ok("call_tool", 2)["content"].to_string();
+    assert!(elicited.contains("Name: Ann"), "{elicited}");
+    assert!(text_of(run.ok("call_tool", 3)).contains("fixed sample"));
+    assert_eq!(
+        run.server_requests("elicitation/create").len(),
+        1,
+        "{:#?}",
+        run.lines
+    );
+    assert_eq!(run.server_requests("sampling/createMessage").len(), 1);
 }
