@@ -39,7 +39,8 @@ impl Gateway {
     pub fn start(config: Config, plugins: Vec<Arc<dyn Plugin>>) -> Result<Arc<Gateway>, String> {
         let shutdown = CancellationToken::new();
         let sessions = Arc::new(SessionStore::new());
-        let broadcast: Arc<dyn Relay> = Arc::new(BroadcastRelay::new(&sessions));
+        let listeners = Arc::new(crate::listeners::Listeners::new());
+        let broadcast: Arc<dyn Relay> = Arc::new(BroadcastRelay::new(&sessions, &listeners));
         let mut upstreams = Vec::new();
         for (name, upstream) in &config.upstreams {
             if !upstream.enabled {
@@ -61,6 +62,7 @@ impl Gateway {
             upstreams,
             config.federation.default_upstream.as_deref(),
             sessions.clone(),
+            listeners,
         ));
         let mut all: Vec<Arc<dyn Plugin>> = plugins;
         all.push(Arc::new(CallLog));

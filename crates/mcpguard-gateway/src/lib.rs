@@ -11,6 +11,7 @@ pub mod caller;
 pub mod config;
 pub mod error;
 pub mod gateway;
+pub mod listeners;
 pub mod parking;
 pub mod pipeline;
 pub mod relay;

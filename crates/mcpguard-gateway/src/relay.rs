@@ -14,6 +14,7 @@ use mcpguard_protocol::mcp::method;
 use mcpguard_protocol::{Message, RpcError, codes};
 use tokio::sync::mpsc;
 
+use crate::listeners::Listeners;
 use crate::session::{CLIENT_ANSWER_TIMEOUT, Session, SessionStore};
 use crate::upstream::{Relay, StreamSignal};
 
@@ -182,13 +183,16 @@ impl Relay for SessionRelay {
 /// Messages from a shared link that belong to no call: to every session.
 pub struct BroadcastRelay {
     sessions: Weak<SessionStore>,
+    listeners: Weak<Listeners>,
 }
 
 impl BroadcastRelay {
-    /// A relay to every session in `sessions`.
-    pub fn new(sessions: &Arc<SessionStore>) -> BroadcastRelay {
+    /// A relay to every session in `sessions` and every stateless agent's listen stream
+    /// in `listeners`.
+    pub fn new(sessions: &Arc<SessionStore>, listeners: &Arc<Listeners>) -> BroadcastRelay {
         BroadcastRelay {
             sessions: Arc::downgrade(sessions),
+            listeners: Arc::downgrade(listeners),
         }
     }
 }
@@ -200,6 +204,9 @@ impl Relay for BroadcastRelay {
             for session in sessions.all() {
                 session.send_unsolicited(&message);
             }
+        }
+        if let Some(listeners) = self.listeners.upgrade() {
+            listeners.deliver(&message).await;
         }
     }
 

@@ -99,6 +99,7 @@ pub struct Router {
     tables: RwLock<Tables>,
     sessions: Arc<SessionStore>,
     parking: crate::parking::Parking,
+    listeners: Arc<crate::listeners::Listeners>,
 }
 
 impl Router {
@@ -107,6 +108,7 @@ impl Router {
         upstreams: Vec<Arc<Upstream>>,
         default_upstream: Option<&str>,
         sessions: Arc<SessionStore>,
+        listeners: Arc<crate::listeners::Listeners>,
     ) -> Router {
         let default_upstream =
             default_upstream.and_then(|name| upstreams.iter().position(|u| u.name == name));
@@ -116,6 +118,7 @@ impl Router {
             tables: RwLock::new(Tables::default()),
             sessions,
             parking: crate::parking::Parking::new(),
+            listeners,
         }
     }
 
@@ -171,6 +174,9 @@ impl Router {
                 | method::RESOURCES_UNSUBSCRIBE => self.by_uri(ctx).await,
                 method::COMPLETION_COMPLETE => self.completion(ctx).await,
                 method::LOGGING_SET_LEVEL => self.set_level(ctx).await,
+                method::SUBSCRIPTIONS_LISTEN if self.passthrough().is_none() => {
+                    self.listen(ctx).await
+                }
                 _ => self.other(ctx).await,
             }
         };
@@ -812,6 +818,45 @@ impl Router {
         });
         futures::future::join_all(calls).await;
         Ok(Message::response(request.id().unwrap_or("null"), "{}"))
+    }
+
+    /// `subscriptions/listen` across several upstreams: one acknowledgement from the
+    /// gateway, a listen stream to every stateless upstream, and the list changes of
+    /// handshake-era upstreams; it lasts until the agent hangs up.
+    async fn listen(&self, ctx: &CallContext) -> Result<Message, CallError> {
+        let request = ctx.request.clone();
+        let id = request.id().unwrap_or("null").to_string();
+        let notifications = request
+            .params()
+            .and_then(|p| json::member(p, "notifications"));
+        ctx.relay
+            .notify(crate::listeners::acknowledgement(&id, notifications))
+            .await;
+        let filter = crate::listeners::Filter::parse(notifications);
+        let _registration = self.listeners.add(ctx.relay.clone(), &id, filter);
+        let relay: Arc<dyn Relay> =
+            Arc::new(crate::listeners::DropAcknowledgement(ctx.relay.clone()));
+        let streams = self.upstreams.iter().map(|upstream| {
+            let request = request.clone();
+            let relay = relay.clone();
+            async move {
+                let Ok(link) = self.link(&ctx.caller, upstream).await else {
+                    return;
+                };
+                if link.era != Era::Stateless {
+                    return;
+                }
+                let options =
+                    CallOptions::with_timeout(std::time::Duration::from_secs(365 * 24 * 3600));
+                if let Err(e) = link.connection.call(request, relay, &options).await {
+                    tracing::debug!(upstream = %upstream.name, "a listen stream ended: {e}");
+                }
+            }
+        });
+        futures::future::join_all(streams).await;
+        // Handshake-era upstreams' changes keep coming through the registration.
+        futures::future::pending::<()>().await;
+        Ok(Message::response(&id, r#"{"resultType":"complete"}"#))
     }
 
     async fn other(&self, ctx: &mut CallContext) -> Result<Message, CallError> {

@@ -174,3 +174,70 @@ fn a_cancelled_call_stops_at_once() {
     let answer = session_call(port, &session, 42, "echo", r#"{"message":"next"}"#);
     assert_eq!(answer["result"]["content"][0]["text"], "next", "{answer}");
 }
+
+#[test]
+fn a_stateless_agent_listens_to_every_upstream_at_once() {
+    use std::io::{BufRead, BufReader, Write};
+    let gateway = Gateway::start(&format!(
+        "upstreams:\n  conf:\n    command: {py}\n    args: [{conf}, --transport, stdio]\n  echo:\n    command: {py}\n    args: [{echo}, --transport, stdio]\n",
+        py = yaml_str(&python().display().to_string()),
+        conf = peer_yaml("conformance_server.py"),
+        echo = peer_yaml("py_echo_server.py"),
+    ));
+    let meta = r#""_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}"#;
+    let body = format!(
+        r#"{{"jsonrpc":"2.0","id":"sub-7","method":"subscriptions/listen","params":{{"notifications":{{"toolsListChanged":true}},{meta}}}}}"#
+    );
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", gateway.port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    write!(
+        stream,
+        "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nMcp-Protocol-Version: 2026-07-28\r\nMcp-Method: subscriptions/listen\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut lines = BufReader::new(stream.try_clone().unwrap()).lines();
+    let mut next_message = || -> Value {
+        loop {
+            let line = lines.next().expect("stream ended").expect("read");
+            if let Some(data) = line.strip_prefix("data:")
+                && let Ok(value) = serde_json::from_str::<Value>(data.trim())
+            {
+                return value;
+            }
+        }
+    };
+    // One acknowledgement, from the gateway, naming the agent's request.
+    let ack = next_message();
+    assert_eq!(
+        ack["method"], "notifications/subscriptions/acknowledged",
+        "{ack}"
+    );
+    assert_eq!(
+        ack["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"],
+        "sub-7"
+    );
+    // A change in one upstream reaches the stream, tagged with the agent's id.
+    let call = format!(
+        r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{{"name":"conf__test_trigger_tool_change","arguments":{{}},{meta}}}}}"#
+    );
+    let headers = [
+        ("mcp-protocol-version", "2026-07-28"),
+        ("mcp-method", "tools/call"),
+        ("mcp-name", "conf__test_trigger_tool_change"),
+    ];
+    let (status, _, answer) = mcp_post(gateway.port, &headers, &call);
+    assert_eq!(status, 200, "{answer}");
+    let change = next_message();
+    assert_eq!(
+        change["method"], "notifications/tools/list_changed",
+        "{change}"
+    );
+    assert_eq!(
+        change["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"],
+        "sub-7"
+    );
+    drop(stream);
+}
