@@ -671,10 +671,12 @@ impl Router {
     async fn named(&self, ctx: &mut CallContext, kind: ListKind) -> Result<Message, CallError> {
         let request = ctx.request.clone();
         let params = request.params().unwrap_or("{}");
-        let exposed = json::member_str(params, "name").ok_or_else(|| CallError::BadRequest {
-            code: codes::INVALID_PARAMS,
-            message: format!("`{}` needs a string `name`", kind.method),
-        })?;
+        let exposed = request
+            .param_str("name")
+            .ok_or_else(|| CallError::BadRequest {
+                code: codes::INVALID_PARAMS,
+                message: format!("`{}` needs a string `name`", kind.method),
+            })?;
         let entry = self.resolve(ctx, kind, &exposed).await?;
         let upstream_request = if entry.name == exposed {
             request.clone()
@@ -685,7 +687,7 @@ impl Router {
                 &serde_json::Value::from(entry.name.clone()).to_string(),
             ))
         };
-        let headers = param_headers(&entry.header_params, json::member(params, "arguments"));
+        let headers = param_headers(&entry.header_params, request.param("arguments"));
         ctx.upstream = Some(self.upstreams[entry.upstream].name.clone());
         self.call(ctx, entry.upstream, upstream_request, headers)
             .await

@@ -191,13 +191,148 @@ impl<'de> Visitor<'de> for KeySeed {
     }
 }
 
-/// Where the value of top-level member `key` sits in the JSON object text `object`
-/// (which must already be valid JSON). `None` when `object` is not an object or lacks `key`.
+/// Where the value of top-level member `key` sits in the JSON object text `object`.
+/// `None` when `object` is not an object or lacks `key`; the first occurrence wins.
+///
+/// This runs several times per message, so it scans lexically instead of deserializing:
+/// strings are skipped as strings (escapes included), nested values by bracket depth.
+/// Text that is not well-formed JSON yields `None` or a best-effort span, never a panic;
+/// messages are validated with [`validate_strict`] before anything reads their members.
 pub fn member_span(object: &str, key: &str) -> Option<Range<usize>> {
-    let mut de = serde_json::Deserializer::from_str(object);
-    let raw = de.deserialize_map(MemberFinder { key }).ok()??;
-    let start = (raw.as_ptr() as usize).checked_sub(object.as_ptr() as usize)?;
-    (start + raw.len() <= object.len()).then(|| start..start + raw.len())
+    Members::new(object)?
+        .find(|(raw_key, _)| key_matches(&object[raw_key.clone()], key))
+        .map(|(_, value)| value)
+}
+
+/// Every top-level member of the JSON object text `object`, in order: the span of the key
+/// as written (without its quotes, escapes kept) and the span of the value. Empty when
+/// `object` is not an object.
+pub fn members(object: &str) -> Vec<(Range<usize>, Range<usize>)> {
+    Members::new(object)
+        .map(Iterator::collect)
+        .unwrap_or_default()
+}
+
+/// True when a key as written in JSON (escapes kept) names `key`.
+pub fn key_is(raw: &str, key: &str) -> bool {
+    key_matches(raw, key)
+}
+
+/// A lexical walk over the members of an object.
+struct Members<'a> {
+    b: &'a [u8],
+    i: usize,
+    done: bool,
+}
+
+impl<'a> Members<'a> {
+    fn new(object: &'a str) -> Option<Members<'a>> {
+        let b = object.as_bytes();
+        let i = skip_ws(b, 0);
+        (b.get(i) == Some(&b'{')).then_some(Members {
+            b,
+            i: i + 1,
+            done: false,
+        })
+    }
+}
+
+impl Iterator for Members<'_> {
+    type Item = (Range<usize>, Range<usize>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        self.done = true;
+        let b = self.b;
+        let mut i = skip_ws(b, self.i);
+        if b.get(i) != Some(&b'"') {
+            return None;
+        }
+        let key_end = string_end(b, i)?;
+        let key = i + 1..key_end - 1;
+        i = skip_ws(b, key_end);
+        if b.get(i) != Some(&b':') {
+            return None;
+        }
+        let start = skip_ws(b, i + 1);
+        let end = value_end(b, start)?;
+        i = skip_ws(b, end);
+        if b.get(i) == Some(&b',') {
+            self.i = i + 1;
+            self.done = false;
+        }
+        Some((key, start..end))
+    }
+}
+
+fn skip_ws(b: &[u8], mut i: usize) -> usize {
+    while matches!(b.get(i), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+        i += 1;
+    }
+    i
+}
+
+/// Given `b[i] == '"'`, the index just after the closing quote. (A plain loop: the strings
+/// of a message are short, and a vectorized search costs more to set up than it saves.)
+fn string_end(b: &[u8], i: usize) -> Option<usize> {
+    let mut j = i + 1;
+    loop {
+        match b.get(j)? {
+            b'"' => return Some(j + 1),
+            b'\\' => j += 2,
+            _ => j += 1,
+        }
+    }
+}
+
+/// The index just after the JSON value starting at `i`.
+fn value_end(b: &[u8], i: usize) -> Option<usize> {
+    match b.get(i)? {
+        b'"' => string_end(b, i),
+        b'{' | b'[' => {
+            let mut depth = 0usize;
+            let mut j = i;
+            while let Some(c) = b.get(j) {
+                match c {
+                    b'"' => {
+                        j = string_end(b, j)?;
+                        continue;
+                    }
+                    b'{' | b'[' => depth += 1,
+                    b'}' | b']' => {
+                        depth -= 1;
+                        if depth == 0 {
+                            return Some(j + 1);
+                        }
+                    }
+                    _ => {}
+                }
+                j += 1;
+            }
+            None
+        }
+        _ => {
+            let mut j = i;
+            while let Some(c) = b.get(j) {
+                if matches!(c, b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r') {
+                    break;
+                }
+                j += 1;
+            }
+            (j > i).then_some(j)
+        }
+    }
+}
+
+/// Compares a key as written (possibly with escapes) with `key`.
+fn key_matches(raw: &str, key: &str) -> bool {
+    if !raw.contains('\\') {
+        return raw == key;
+    }
+    let quoted = format!("\"{raw}\"");
+    string_value(&quoted).is_some_and(|decoded| decoded == key)
 }
 
 /// The raw JSON text of top-level member `key` of `object`.
@@ -265,30 +400,6 @@ pub fn remove_member(object: &str, key: &str) -> String {
     out.push_str(&object[..from]);
     out.push_str(&object[to..]);
     out
-}
-
-struct MemberFinder<'k> {
-    key: &'k str,
-}
-
-impl<'de> Visitor<'de> for MemberFinder<'_> {
-    type Value = Option<&'de str>;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a json object")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        // serde_json insists that the whole object is consumed, so keep reading after a hit.
-        let mut found = None;
-        while let Some(key) = map.next_key_seed(KeySeed)? {
-            let raw: &'de serde_json::value::RawValue = map.next_value()?;
-            if found.is_none() && key == self.key {
-                found = Some(raw.get());
-            }
-        }
-        Ok(found)
-    }
 }
 
 /// Finds a member's extent and its neighbours', for removal.

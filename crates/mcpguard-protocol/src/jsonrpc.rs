@@ -75,6 +75,9 @@ pub struct Message {
     params: Option<Range<usize>>,
     result: Option<Range<usize>>,
     error: Option<Range<usize>>,
+    /// The top-level members of `params` (key and value spans in `bytes`), indexed on
+    /// first use: routing and checks read several of them per message.
+    params_index: std::sync::OnceLock<Vec<(Range<usize>, Range<usize>)>>,
 }
 
 #[derive(Deserialize)]
@@ -180,6 +183,7 @@ impl Message {
             result,
             error,
             bytes,
+            params_index: std::sync::OnceLock::new(),
         })
     }
 
@@ -221,6 +225,36 @@ impl Message {
     /// The raw JSON text of `params`, if present.
     pub fn params(&self) -> Option<&str> {
         self.slice(&self.params)
+    }
+
+    /// The raw JSON text of top-level member `key` of `params`.
+    pub fn param(&self, key: &str) -> Option<&str> {
+        let params = self.params.as_ref()?;
+        let index = self.params_index.get_or_init(|| {
+            let text = self.slice(&self.params).unwrap_or_default();
+            json::members(text)
+                .into_iter()
+                .map(|(k, v)| {
+                    (
+                        k.start + params.start..k.end + params.start,
+                        v.start + params.start..v.end + params.start,
+                    )
+                })
+                .collect()
+        });
+        let text = self.as_str();
+        index
+            .iter()
+            .find(|(k, _)| {
+                text.get(k.clone())
+                    .is_some_and(|raw| json::key_is(raw, key))
+            })
+            .and_then(|(_, v)| text.get(v.clone()))
+    }
+
+    /// Top-level member `key` of `params` decoded as a string.
+    pub fn param_str(&self, key: &str) -> Option<Cow<'_, str>> {
+        self.param(key).and_then(json::string_value)
     }
 
     /// The raw JSON text of `result`, if present.
@@ -294,6 +328,7 @@ impl Message {
             result: shift(&self.result),
             error: shift(&self.error),
             bytes: Bytes::from(out),
+            params_index: std::sync::OnceLock::new(),
         }
     }
 
@@ -371,6 +406,7 @@ fn build(id: Option<&str>, method: Option<&str>, member: Option<(&str, &str)>) -
             result: None,
             error: None,
             bytes,
+            params_index: std::sync::OnceLock::new(),
         },
     }
 }

@@ -130,9 +130,7 @@ pub fn stateless_headers(message: &crate::Message) -> Vec<(&'static str, String)
         return Vec::new();
     };
     let mut headers = vec![(header::METHOD, encode_header_value(method))];
-    if let Some(key) = stateless_name_param(method)
-        && let Some(name) = message.params().and_then(|p| json::member_str(p, key))
-    {
+    if let Some(name) = stateless_name_param(method).and_then(|key| message.param_str(key)) {
         headers.push((header::NAME, encode_header_value(&name)));
     }
     headers
@@ -225,6 +223,11 @@ fn base64_decode(text: &str) -> Option<Vec<u8>> {
         out.extend_from_slice(&bytes[..3 - pad]);
     }
     Some(out)
+}
+
+/// The target name of a call message (`params.name` or `params.uri`), unescaped.
+pub fn call_target(message: &crate::Message) -> Option<Cow<'_, str>> {
+    message.param_str(name_param(message.method()?)?)
 }
 
 /// The raw `_meta` object of a params object.

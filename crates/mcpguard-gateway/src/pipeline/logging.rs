@@ -16,8 +16,11 @@ impl Plugin for CallLog {
     }
 
     async fn log(&self, ctx: &CallContext) {
+        if !tracing::enabled!(target: "mcpguard::calls", tracing::Level::INFO) {
+            return;
+        }
         let method = ctx.method();
-        let target = mcp::target_name(method, ctx.request.params());
+        let target = mcp::call_target(&ctx.request);
         let outcome = match ctx.response.as_ref().map(|r| r.kind()) {
             Some(Kind::Error) => "error",
             Some(_) => "ok",

@@ -428,7 +428,7 @@ async fn stateless(
         }
     }
     let method = message.method().unwrap_or_default();
-    let meta = mcp::meta(message.params());
+    let meta = message.param("_meta");
     let (envelope_version, client_info, capabilities) = match meta {
         Some(meta) => (
             json::member(meta, meta_key::PROTOCOL_VERSION),
@@ -463,7 +463,7 @@ async fn stateless(
         ));
     }
     if let Some(key) = mcp::stateless_name_param(method)
-        && let Some(body_value) = message.params().and_then(|p| json::member_str(p, key))
+        && let Some(body_value) = message.param_str(key)
     {
         let header_value =
             header_str(headers, mcp::header::NAME).and_then(mcp::decode_header_value);
@@ -511,14 +511,13 @@ fn check_param_headers(
     message: &Message,
     headers: &HeaderMap,
 ) -> Result<(), String> {
-    let params = message.params().unwrap_or("{}");
-    let Some(name) = json::member_str(params, "name") else {
+    let Some(name) = message.param_str("name") else {
         return Ok(());
     };
     let Some(declared) = gateway.router().tool_header_params(&name) else {
         return Ok(());
     };
-    let expected = crate::router::param_headers(&declared, json::member(params, "arguments"));
+    let expected = crate::router::param_headers(&declared, message.param("arguments"));
     for (_, token) in &declared {
         let header_name = format!(
             "{}{}",

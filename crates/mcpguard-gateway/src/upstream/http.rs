@@ -15,10 +15,13 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures::StreamExt;
+use http::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
+use http::{Method, StatusCode};
 use mcpguard_protocol::mcp::{self, Era, header};
 use mcpguard_protocol::{Kind, Message, sse};
 use parking_lot::Mutex;
-use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
+
+use super::client::{UpstreamClient, UpstreamResponse};
 use tokio_util::sync::CancellationToken;
 
 use super::setup::{self, Exchange};
@@ -32,9 +35,8 @@ const ERROR_BODY_PREVIEW: usize = 200;
 /// What every link to one HTTP upstream shares.
 pub struct HttpEndpoint {
     name: Arc<str>,
-    url: reqwest::Url,
     headers: HeaderMap,
-    client: reqwest::Client,
+    client: UpstreamClient,
     max_message: usize,
 }
 
@@ -56,16 +58,9 @@ impl HttpEndpoint {
             value.set_sensitive(true);
             map.insert(key, value);
         }
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let client = reqwest::Client::builder()
-            .tcp_nodelay(true)
-            .pool_idle_timeout(Duration::from_secs(90))
-            .connect_timeout(Duration::from_secs(10))
-            .build()
-            .map_err(|e| format!("could not build the http client: {e}"))?;
+        let client = UpstreamClient::new(&url)?;
         Ok(Arc::new(HttpEndpoint {
             name: name.into(),
-            url,
             headers: map,
             client,
             max_message,
@@ -89,6 +84,18 @@ impl HttpEndpoint {
     /// The upstream's name.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    async fn send(
+        &self,
+        method: Method,
+        headers: HeaderMap,
+        body: Bytes,
+    ) -> Result<UpstreamResponse, CallError> {
+        self.client
+            .send(method, headers, body)
+            .await
+            .map_err(|e| self.unavailable(e))
     }
 }
 
@@ -160,14 +167,13 @@ impl HttpLink {
         self.closed.cancel();
         let session = self.session_id.lock().clone();
         if let Some(session) = session {
-            let request = self
-                .endpoint
-                .client
-                .delete(self.endpoint.url.clone())
-                .headers(self.endpoint.headers.clone())
-                .header(header::SESSION_ID, session)
-                .timeout(Duration::from_secs(5));
-            if let Err(e) = request.send().await {
+            let mut headers = self.endpoint.headers.clone();
+            headers.insert(header::SESSION_ID, session);
+            let request = self.endpoint.send(Method::DELETE, headers, Bytes::new());
+            if let Err(e) = tokio::time::timeout(Duration::from_secs(5), request)
+                .await
+                .unwrap_or_else(|_| Err(self.endpoint.unavailable("timed out")))
+            {
                 tracing::debug!(upstream = %self.endpoint.name, "ending the upstream session failed: {e}");
             }
         }
@@ -206,7 +212,7 @@ impl HttpLink {
         headers
     }
 
-    async fn post(&self, message: &Message) -> Result<reqwest::Response, CallError> {
+    async fn post(&self, message: &Message) -> Result<UpstreamResponse, CallError> {
         self.post_with(message, &[]).await
     }
 
@@ -214,7 +220,7 @@ impl HttpLink {
         &self,
         message: &Message,
         extra: &[(String, String)],
-    ) -> Result<reqwest::Response, CallError> {
+    ) -> Result<UpstreamResponse, CallError> {
         let mut headers = self.request_headers(message);
         for (name, value) in extra {
             if let (Ok(name), Ok(value)) = (
@@ -225,22 +231,17 @@ impl HttpLink {
             }
         }
         self.endpoint
-            .client
-            .post(self.endpoint.url.clone())
-            .headers(headers)
-            .body(message.bytes().clone())
-            .send()
+            .send(Method::POST, headers, message.bytes().clone())
             .await
-            .map_err(|e| self.endpoint.unavailable(describe_reqwest(&e)))
     }
 
     /// Sends a reply to a server→client request back upstream.
     async fn answer_server(&self, reply: Message) {
         match self.post(&reply).await {
-            Ok(response) if response.status().is_success() => {}
+            Ok(response) if response.status.is_success() => {}
             Ok(response) => tracing::debug!(
                 upstream = %self.endpoint.name,
-                status = response.status().as_u16(),
+                status = response.status.as_u16(),
                 "the upstream refused our answer to its request"
             ),
             Err(e) => {
@@ -252,18 +253,18 @@ impl HttpLink {
     /// Reads an answer to a POSTed request: JSON, or an SSE stream ending with the answer.
     async fn read_answer(
         &self,
-        response: reqwest::Response,
+        response: UpstreamResponse,
         link_id: &str,
         relay: &Arc<dyn Relay>,
     ) -> Result<Message, CallError> {
-        let status = response.status();
-        if status == reqwest::StatusCode::NOT_FOUND && self.session_id.lock().is_some() {
+        let status = response.status;
+        if status == StatusCode::NOT_FOUND && self.session_id.lock().is_some() {
             return Err(self.endpoint.unavailable(
                 "the upstream ended its session (404); the next call opens a new one",
             ));
         }
         let content_type = response
-            .headers()
+            .headers
             .get(CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default()
@@ -306,7 +307,7 @@ impl HttpLink {
 
     async fn read_stream(
         &self,
-        response: reqwest::Response,
+        response: UpstreamResponse,
         link_id: &str,
         relay: &Arc<dyn Relay>,
     ) -> Result<Message, CallError> {
@@ -358,20 +359,16 @@ impl HttpLink {
         headers
     }
 
-    async fn resume(&self, event_id: &str) -> Result<reqwest::Response, CallError> {
+    async fn resume(&self, event_id: &str) -> Result<UpstreamResponse, CallError> {
         let headers = self.stream_headers(Some(event_id));
         let response = self
             .endpoint
-            .client
-            .get(self.endpoint.url.clone())
-            .headers(headers)
-            .send()
-            .await
-            .map_err(|e| self.endpoint.unavailable(describe_reqwest(&e)))?;
-        if !response.status().is_success() {
+            .send(Method::GET, headers, Bytes::new())
+            .await?;
+        if !response.status.is_success() {
             return Err(self.endpoint.unavailable(format!(
                 "resuming the answer stream failed: http {}",
-                response.status().as_u16()
+                response.status.as_u16()
             )));
         }
         Ok(response)
@@ -380,13 +377,13 @@ impl HttpLink {
     /// Reads events until the answer arrives (`Some`) or the stream ends (`None`).
     async fn drain_stream(
         &self,
-        response: reqwest::Response,
+        response: UpstreamResponse,
         link_id: &str,
         relay: &Arc<dyn Relay>,
         last_event_id: &mut Option<String>,
     ) -> Result<Option<Message>, CallError> {
         let mut decoder = sse::Decoder::new(self.endpoint.max_message);
-        let mut body = response.bytes_stream();
+        let mut body = response.body;
         while let Some(chunk) = body.next().await {
             let Ok(chunk) = chunk else {
                 return Ok(None);
@@ -436,17 +433,13 @@ impl HttpLink {
         let mut failures = 0u32;
         while !self.closed.is_cancelled() {
             let headers = self.stream_headers(last_event_id.as_deref());
-            let request = self
-                .endpoint
-                .client
-                .get(self.endpoint.url.clone())
-                .headers(headers);
+            let request = self.endpoint.send(Method::GET, headers, Bytes::new());
             let response = tokio::select! {
-                r = request.send() => r,
+                r = request => r,
                 _ = self.closed.cancelled() => return,
             };
             match response {
-                Ok(response) if response.status().is_success() => {
+                Ok(response) if response.status.is_success() => {
                     failures = 0;
                     let relay = self.unsolicited.clone();
                     let drained = tokio::select! {
@@ -458,10 +451,10 @@ impl HttpLink {
                     }
                 }
                 // 405: the server offers no GET stream; that is allowed.
-                Ok(response) if response.status() == reqwest::StatusCode::METHOD_NOT_ALLOWED => {
+                Ok(response) if response.status == StatusCode::METHOD_NOT_ALLOWED => {
                     return;
                 }
-                Ok(response) if response.status() == reqwest::StatusCode::NOT_FOUND => return,
+                Ok(response) if response.status == StatusCode::NOT_FOUND => return,
                 Ok(_) | Err(_) => failures += 1,
             }
             if failures > 5 {
@@ -497,7 +490,7 @@ impl HttpLink {
         let work = async {
             let response = self.post_with(&outgoing, extra).await?;
             if outgoing.method() == Some(mcp::method::INITIALIZE)
-                && let Some(session) = response.headers().get(header::SESSION_ID)
+                && let Some(session) = response.headers.get(header::SESSION_ID)
             {
                 *self.session_id.lock() = Some(session.clone());
             }
@@ -533,12 +526,12 @@ impl Exchange for HttpLink {
 
     async fn notify_link(&self, notification: Message) -> Result<(), CallError> {
         let response = self.post(&notification).await?;
-        if response.status().is_success() {
+        if response.status.is_success() {
             Ok(())
         } else {
             Err(self.endpoint.unavailable(format!(
                 "the upstream refused a notification: http {}",
-                response.status().as_u16()
+                response.status.as_u16()
             )))
         }
     }
@@ -578,26 +571,23 @@ impl Drop for HttpCancelOnDrop<'_> {
             return;
         }
         let note = super::cancelled(&self.link_id, "the call was cancelled at the gateway");
-        let request = self
-            .link
-            .endpoint
-            .client
-            .post(self.link.endpoint.url.clone())
-            .headers(self.link.request_headers(&note))
-            .body(note.into_bytes());
+        let endpoint = self.link.endpoint.clone();
+        let headers = self.link.request_headers(&note);
         if let Ok(handle) = tokio::runtime::Handle::try_current() {
             handle.spawn(async move {
-                let _ = request.send().await;
+                let _ = endpoint
+                    .send(Method::POST, headers, note.into_bytes())
+                    .await;
             });
         }
     }
 }
 
-async fn read_limited(response: reqwest::Response, limit: usize) -> Result<Bytes, String> {
-    let mut body = response.bytes_stream();
+async fn read_limited(response: UpstreamResponse, limit: usize) -> Result<Bytes, String> {
+    let mut body = response.body;
     let mut out = Vec::new();
     while let Some(chunk) = body.next().await {
-        let chunk = chunk.map_err(|e| describe_reqwest(&e))?;
+        let chunk = chunk?;
         if out.len() + chunk.len() > limit {
             return Err(format!("the answer exceeds the limit of {limit} bytes"));
         }
@@ -616,27 +606,4 @@ fn preview(body: &[u8]) -> String {
         Some((at, _)) => format!("{}…", &text[..at]),
         None => text.to_string(),
     }
-}
-
-fn describe_reqwest(error: &reqwest::Error) -> String {
-    let mut text = if error.is_connect() {
-        "connection failed".to_string()
-    } else if error.is_timeout() {
-        "the connection timed out".to_string()
-    } else if error.is_body() || error.is_decode() {
-        "the connection broke while reading the answer".to_string()
-    } else {
-        "the request failed".to_string()
-    };
-    let mut source = std::error::Error::source(error);
-    let mut last = String::new();
-    while let Some(inner) = source {
-        last = inner.to_string();
-        source = inner.source();
-    }
-    if !last.is_empty() {
-        text.push_str(": ");
-        text.push_str(&last);
-    }
-    text
 }

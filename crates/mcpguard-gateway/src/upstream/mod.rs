@@ -6,6 +6,7 @@
 //! elicitation requests) to the call's [`Relay`], and returns the reply carrying the
 //! caller's original id.
 
+pub mod client;
 pub mod http;
 pub mod pending;
 pub mod registry;

@@ -120,3 +120,34 @@ fn remove_member_keeps_the_object_valid() {
         validate_strict(out.as_bytes()).unwrap();
     }
 }
+
+#[test]
+fn member_handles_escapes_nesting_and_whitespace() {
+    let text = " {\n \"a\\\"b\" : \"x\\\\\\\"}\" , \"n\\u0061me\":[1,{\"name\":2},\"]\"],\"z\": -1.5e3 ,\"t\":true}";
+    assert_eq!(member(text, "a\"b"), Some("\"x\\\\\\\"}\""));
+    assert_eq!(member(text, "name"), Some("[1,{\"name\":2},\"]\"]"));
+    assert_eq!(member(text, "z"), Some("-1.5e3"));
+    assert_eq!(member(text, "t"), Some("true"));
+    assert_eq!(member(text, "missing"), None);
+    assert_eq!(member("{}", "a"), None);
+    assert_eq!(member("{\"a\":{}}", "a"), Some("{}"));
+}
+
+proptest::proptest! {
+    #[test]
+    fn member_never_panics(text in ".{0,80}", key in "[a-z]{0,3}") {
+        let _ = member(&text, &key);
+    }
+
+    #[test]
+    fn member_agrees_with_serde(map in proptest::collection::btree_map("[a-z\"\\\\]{0,4}", proptest::prelude::any::<(bool, i32, String)>(), 0..5), probe in "[a-z\"\\\\]{0,4}") {
+        let value: serde_json::Value = map
+            .iter()
+            .map(|(k, (b, n, s))| (k.clone(), serde_json::json!({"b": b, "list": [n, s], "s": s})))
+            .collect::<serde_json::Map<_, _>>()
+            .into();
+        let text = serde_json::to_string_pretty(&value).unwrap();
+        let got = member(&text, &probe).map(|raw| serde_json::from_str::<serde_json::Value>(raw).unwrap());
+        proptest::prop_assert_eq!(got.as_ref(), value.get(&probe));
+    }
+}
