@@ -82,7 +82,7 @@ echo "- a 2026-07-28 request whose Mcp-Name header disagrees with its body, refu
 curl -s "${hdr[@]}" -H 'mcp-name: echo__echo' "$url" -d '{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"fs__write_file","arguments":{},"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}}}' -w '  (HTTP %{http_code})\n'
 
 echo; echo "=== The gateway's call log (one line per call; arguments and results are never logged)"
-grep ' call ' "$demo/gateway.log" | sed 's/\x1b\[[0-9;]*m//g' | tail -n 16
+grep ' call ' "$demo/gateway.log" | tail -n 16
 echo
 echo "Not yet in this build: policy decisions (deny), sandboxed execution and the signed audit"
 echo "log arrive with the next issues; see the status table in README.md."

@@ -101,9 +101,12 @@ fn init_logging(config: &Config) -> anyhow::Result<()> {
                 config.observability.log_level
             )
         })?;
+    use std::io::IsTerminal;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // Colour only for a person at a terminal; log files and collectors get plain text.
+        .with_ansi(std::io::stderr().is_terminal())
         .with_target(false);
     match config.observability.log_format {
         LogFormat::Text => builder.init(),

@@ -302,6 +302,20 @@ fn concurrent_calls_from_many_sessions_never_cross() {
 fn sigterm_lets_calls_in_flight_finish() {
     let mut gateway = Gateway::start(&echo_stdio_config(""));
     let port = gateway.port;
+    // The child's pid, from the gateway's log line `stdio upstream ready … pid=N`.
+    let child_pid: i32 = gateway
+        .logs()
+        .lines()
+        .find(|l| l.contains("stdio upstream ready"))
+        .and_then(|l| l.split("pid=").nth(1))
+        .and_then(|rest| rest.split_whitespace().next())
+        .map(|pid| {
+            pid.trim_matches(|c: char| !c.is_ascii_digit())
+                .parse()
+                .unwrap()
+        })
+        .expect("the upstream's pid in the log");
+    assert!(std::path::Path::new(&format!("/proc/{child_pid}")).exists());
     let session = open_session(port);
     let call =
         std::thread::spawn(move || session_call(port, &session, 1, "slow", r#"{"seconds":1.5}"#));
@@ -311,6 +325,12 @@ fn sigterm_lets_calls_in_flight_finish() {
         .terminate(Duration::from_secs(20))
         .expect("the gateway did not exit");
     assert!(status.success(), "exit status {status}");
+    // The upstream child was stopped too, not orphaned.
+    let stat = std::fs::read_to_string(format!("/proc/{child_pid}/stat")).unwrap_or_default();
+    assert!(
+        stat.is_empty() || stat.contains(") Z "),
+        "the stdio upstream {child_pid} outlived the gateway: {stat}"
+    );
     let answer = call.join().unwrap();
     assert_eq!(
         answer["result"]["content"][0]["text"], "slept 1.5s",
