@@ -277,10 +277,29 @@ def main() -> None:
         "--stateless", action="store_true", help="stateless HTTP: no Mcp-Session-Id (no legacy back-channel)"
     )
     parser.add_argument("--json-response", action="store_true", help="answer POSTs with JSON instead of SSE")
+    parser.add_argument("--tls-cert", help="serve HTTPS with this PEM certificate (with --tls-key)")
+    parser.add_argument("--tls-key", help="the PEM private key of --tls-cert")
     args = parser.parse_args()
 
     if args.transport == "stdio":
         server.run("stdio")
+    elif args.tls_cert:
+        import uvicorn
+
+        app = server.streamable_http_app(
+            streamable_http_path=args.path,
+            stateless_http=args.stateless,
+            json_response=args.json_response,
+            host=args.host,
+        )
+        uvicorn.run(
+            app,
+            host=args.host,
+            port=args.port,
+            ssl_certfile=args.tls_cert,
+            ssl_keyfile=args.tls_key,
+            log_level="warning",
+        )
     else:
         server.run(
             "streamable-http",

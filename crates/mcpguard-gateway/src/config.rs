@@ -115,6 +115,9 @@ pub struct UpstreamConfig {
     pub url: Option<String>,
     /// Extra HTTP headers sent to the upstream (http), e.g. an `Authorization` header.
     pub headers: BTreeMap<String, String>,
+    /// A PEM file of extra certificate authorities to trust for an `https://` upstream
+    /// (a private CA), besides the system's.
+    pub ca_file: Option<PathBuf>,
     /// Prefix for this upstream's tool and prompt names (`<prefix><separator><name>`).
     /// Absent: the upstream's name. Empty: no prefix (names must not collide).
     pub prefix: Option<String>,
@@ -138,6 +141,7 @@ impl Default for UpstreamConfig {
             cwd: None,
             url: None,
             headers: BTreeMap::new(),
+            ca_file: None,
             prefix: None,
             protocol: UpstreamProtocol::Auto,
             timeout_seconds: None,
@@ -256,6 +260,17 @@ impl Config {
                     }
                     if upstream.command.is_some() {
                         push(key("command"), "`command` applies to stdio upstreams; remove it or set `transport: stdio`".into());
+                    }
+                    if upstream.ca_file.is_some()
+                        && upstream
+                            .url
+                            .as_deref()
+                            .is_some_and(|u| u.starts_with("http://"))
+                    {
+                        push(
+                            key("ca_file"),
+                            "`ca_file` applies to https:// upstreams".into(),
+                        );
                     }
                 }
             }

@@ -54,8 +54,11 @@ pub enum UpstreamClient {
 }
 
 impl UpstreamClient {
-    /// A client for `url`.
-    pub fn new(url: &reqwest::Url) -> Result<UpstreamClient, String> {
+    /// A client for `url`, trusting the extra authorities in `ca_file` (PEM) for `https://`.
+    pub fn new(
+        url: &reqwest::Url,
+        ca_file: Option<&std::path::Path>,
+    ) -> Result<UpstreamClient, String> {
         if url.scheme() == "http" {
             let uri: http::Uri = url
                 .as_str()
@@ -70,7 +73,27 @@ impl UpstreamClient {
             return Ok(UpstreamClient::Plain { client, uri });
         }
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let client = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder();
+        if let Some(path) = ca_file {
+            let pem = std::fs::read(path)
+                .map_err(|e| format!("cannot read the ca_file `{}`: {e}", path.display()))?;
+            let certificates = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+                format!(
+                    "the ca_file `{}` holds no usable PEM certificate: {e}",
+                    path.display()
+                )
+            })?;
+            if certificates.is_empty() {
+                return Err(format!(
+                    "the ca_file `{}` holds no PEM certificate",
+                    path.display()
+                ));
+            }
+            for certificate in certificates {
+                builder = builder.add_root_certificate(certificate);
+            }
+        }
+        let client = builder
             .redirect(reqwest::redirect::Policy::none())
             .tcp_nodelay(true)
             .pool_idle_timeout(Duration::from_secs(90))

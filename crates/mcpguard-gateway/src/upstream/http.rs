@@ -41,11 +41,13 @@ pub struct HttpEndpoint {
 }
 
 impl HttpEndpoint {
-    /// An endpoint for upstream `name` at `url`, sending `headers` on every request.
+    /// An endpoint for upstream `name` at `url`, sending `headers` on every request and
+    /// trusting the extra certificate authorities in `ca_file` (PEM) for `https://`.
     pub fn new(
         name: &str,
         url: &str,
         headers: &BTreeMap<String, String>,
+        ca_file: Option<&std::path::Path>,
         max_message: usize,
     ) -> Result<Arc<HttpEndpoint>, String> {
         let url = reqwest::Url::parse(url).map_err(|e| format!("`{url}` is not a url: {e}"))?;
@@ -58,7 +60,7 @@ impl HttpEndpoint {
             value.set_sensitive(true);
             map.insert(key, value);
         }
-        let client = UpstreamClient::new(&url)?;
+        let client = UpstreamClient::new(&url, ca_file)?;
         Ok(Arc::new(HttpEndpoint {
             name: name.into(),
             headers: map,

@@ -89,6 +89,7 @@ impl Upstream {
                     name,
                     config.url.as_deref().unwrap_or_default(),
                     &config.headers,
+                    config.ca_file.as_deref(),
                     proxy.max_upstream_message_bytes,
                 )?,
                 protocol: config.protocol.clone(),
