@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 /// The whole configuration.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema, Default)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     /// The agent-facing HTTP endpoint.
@@ -24,7 +24,7 @@ pub struct Config {
 }
 
 /// The agent-facing HTTP endpoint.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct ProxyConfig {
     /// Address to bind. Loopback by default; binding elsewhere exposes the gateway.
@@ -72,7 +72,9 @@ impl Default for ProxyConfig {
 }
 
 /// How the gateway talks to one upstream.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema, Default,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Transport {
     /// A child process speaking newline-delimited JSON-RPC on stdin/stdout.
@@ -83,7 +85,7 @@ pub enum Transport {
 }
 
 /// Which protocol revision to speak to an upstream.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum UpstreamProtocol {
     /// Probe with `server/discover` (2026-07-28); fall back to the `initialize` handshake.
@@ -96,7 +98,7 @@ pub enum UpstreamProtocol {
 }
 
 /// One MCP server behind the gateway.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct UpstreamConfig {
     /// `stdio` (spawn `command`) or `http` (connect to `url`).
@@ -152,7 +154,7 @@ impl Default for UpstreamConfig {
 }
 
 /// How upstreams share one endpoint.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct FederationConfig {
     /// Between prefix and name: `fs__read_file`.
@@ -172,7 +174,7 @@ impl Default for FederationConfig {
 }
 
 /// Logging.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct ObservabilityConfig {
     /// `error`, `warn`, `info`, `debug` or `trace`, or a `tracing` filter directive.
@@ -191,7 +193,9 @@ impl Default for ObservabilityConfig {
 }
 
 /// Log line format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema, Default,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
     /// Human-readable lines.

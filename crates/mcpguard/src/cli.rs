@@ -49,6 +49,9 @@ pub enum Command {
     /// Print the effective configuration, each value with where it came from.
     #[command(name = "config-show")]
     ConfigShow(ConfigShowArgs),
+    /// Print the JSON Schema of the configuration file (for editors and CI checks).
+    #[command(name = "config-schema")]
+    ConfigSchema,
     /// Print a shell completion script.
     Completions {
         /// The shell.

@@ -158,3 +158,23 @@ fn help_documents_every_command() {
     let out = mcpguard(dir.path(), &["completions", "bash"], &[]);
     assert!(text(&out.stdout).contains("mcpguard"));
 }
+
+#[test]
+fn the_config_schema_describes_every_section_and_refuses_unknown_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = mcpguard(dir.path(), &["config-schema"], &[]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let schema: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    for section in ["proxy", "upstreams", "federation", "observability"] {
+        assert!(
+            schema["properties"].get(section).is_some(),
+            "{section} missing"
+        );
+    }
+    assert_eq!(schema["additionalProperties"], false);
+    let text = schema.to_string();
+    assert!(
+        text.contains("max_body_bytes") && text.contains("ca_file"),
+        "{text}"
+    );
+}
