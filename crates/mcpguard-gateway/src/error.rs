@@ -35,6 +35,13 @@ pub enum CallError {
         /// What happened.
         reason: String,
     },
+    /// The upstream no longer knows the session the call was sent in (it restarted or
+    /// expired it). The call was not run; the gateway opens a new session and retries once.
+    #[error("upstream `{upstream}` ended the session; a new one could not be used either")]
+    SessionExpired {
+        /// Upstream name.
+        upstream: String,
+    },
     /// The upstream did not answer in time.
     #[error("upstream `{upstream}` did not answer within {seconds}s{detail}")]
     Timeout {
@@ -78,7 +85,8 @@ impl CallError {
         match self {
             CallError::Unavailable { .. }
             | CallError::Timeout { .. }
-            | CallError::Protocol { .. } => Blame::Upstream,
+            | CallError::Protocol { .. }
+            | CallError::SessionExpired { .. } => Blame::Upstream,
             CallError::NotRoutable(_) | CallError::BadRequest { .. } => Blame::Agent,
             CallError::Bridge(_) | CallError::ShuttingDown => Blame::Internal,
         }
@@ -88,14 +96,19 @@ impl CallError {
     pub fn retryable(&self) -> bool {
         matches!(
             self,
-            CallError::Unavailable { .. } | CallError::Timeout { .. } | CallError::ShuttingDown
+            CallError::Unavailable { .. }
+                | CallError::Timeout { .. }
+                | CallError::ShuttingDown
+                | CallError::SessionExpired { .. }
         )
     }
 
     /// The JSON-RPC error code.
     pub fn code(&self) -> i64 {
         match self {
-            CallError::Unavailable { .. } => codes::UPSTREAM_UNAVAILABLE,
+            CallError::Unavailable { .. } | CallError::SessionExpired { .. } => {
+                codes::UPSTREAM_UNAVAILABLE
+            }
             CallError::Timeout { .. } => codes::UPSTREAM_TIMEOUT,
             CallError::Protocol { .. } => codes::UPSTREAM_PROTOCOL_ERROR,
             CallError::NotRoutable(_) => codes::METHOD_NOT_FOUND,
@@ -109,6 +122,7 @@ impl CallError {
     pub fn upstream(&self) -> Option<&str> {
         match self {
             CallError::Unavailable { upstream, .. }
+            | CallError::SessionExpired { upstream }
             | CallError::Timeout { upstream, .. }
             | CallError::Protocol { upstream, .. } => Some(upstream),
             _ => None,

@@ -195,6 +195,27 @@ impl Router {
         request: Message,
         headers: Vec<(String, String)>,
     ) -> Result<Message, CallError> {
+        match self
+            .call_once(ctx, index, request.clone(), headers.clone())
+            .await
+        {
+            // The upstream forgot the session (it restarted): the call did not run there,
+            // so open a new session and send it once more.
+            Err(CallError::SessionExpired { upstream }) => {
+                tracing::info!(upstream = %upstream, "the upstream ended its session; opening a new one");
+                self.call_once(ctx, index, request, headers).await
+            }
+            other => other,
+        }
+    }
+
+    async fn call_once(
+        &self,
+        ctx: &CallContext,
+        index: usize,
+        request: Message,
+        headers: Vec<(String, String)>,
+    ) -> Result<Message, CallError> {
         let upstream = &self.upstreams[index];
         let link = self.link(&ctx.caller, upstream).await?;
         let mut headers = headers;

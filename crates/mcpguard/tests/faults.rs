@@ -361,3 +361,48 @@ fn a_port_in_use_is_a_clear_error() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_restarted_http_upstream_gets_new_sessions_without_the_agent_noticing() {
+    let port = free_port();
+    let start = || {
+        let child = Command::new(python())
+            .arg(peers().join("py_echo_server.py"))
+            .args([
+                "--transport",
+                "streamable-http",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                &port.to_string(),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let proc = Proc {
+            child,
+            what: "echo".into(),
+        };
+        wait_port(port, Duration::from_secs(30));
+        proc
+    };
+    let mut server = start();
+    let gateway = Gateway::start(&format!(
+        "upstreams:\n  echo:\n    transport: http\n    url: http://127.0.0.1:{port}/mcp\n    prefix: \"\"\n"
+    ));
+    let session = open_session(gateway.port);
+    let answer = session_call(gateway.port, &session, 1, "echo", r#"{"message":"before"}"#);
+    assert_eq!(answer["result"]["content"][0]["text"], "before", "{answer}");
+    // The upstream restarts and forgets every session it had.
+    server.terminate(Duration::from_secs(10));
+    drop(server);
+    let _server = start();
+    let answer = session_call(gateway.port, &session, 2, "echo", r#"{"message":"after"}"#);
+    assert_eq!(answer["result"]["content"][0]["text"], "after", "{answer}");
+    assert!(
+        gateway.logs().contains("ended its session"),
+        "{}",
+        gateway.logs()
+    );
+}

@@ -110,9 +110,15 @@ pub struct HttpLink {
     next_id: AtomicU64,
     unsolicited: Arc<dyn Relay>,
     closed: CancellationToken,
+    expired: std::sync::atomic::AtomicBool,
 }
 
 impl HttpLink {
+    /// True once the upstream said it no longer knows this link's session.
+    pub fn is_expired(&self) -> bool {
+        self.expired.load(Ordering::Relaxed)
+    }
+
     /// A link not yet set up.
     pub fn new(endpoint: Arc<HttpEndpoint>, unsolicited: Arc<dyn Relay>) -> Arc<HttpLink> {
         Arc::new(HttpLink {
@@ -123,6 +129,7 @@ impl HttpLink {
             next_id: AtomicU64::new(0),
             unsolicited,
             closed: CancellationToken::new(),
+            expired: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -261,9 +268,10 @@ impl HttpLink {
     ) -> Result<Message, CallError> {
         let status = response.status;
         if status == StatusCode::NOT_FOUND && self.session_id.lock().is_some() {
-            return Err(self.endpoint.unavailable(
-                "the upstream ended its session (404); the next call opens a new one",
-            ));
+            self.expired.store(true, Ordering::Relaxed);
+            return Err(CallError::SessionExpired {
+                upstream: self.endpoint.name.to_string(),
+            });
         }
         let content_type = response
             .headers

@@ -202,8 +202,11 @@ impl Upstream {
 
 impl HttpUpstream {
     async fn shared_link(&self) -> Result<Arc<HttpLink>, CallError> {
-        if let Some(link) = self.ready.read().as_ref() {
-            return Ok(link.clone());
+        let ready = self.ready.read().clone();
+        match ready {
+            Some(link) if !link.is_expired() => return Ok(link),
+            Some(_) => self.reset_shared().await,
+            None => {}
         }
         let mut shared = self.shared.lock().await;
         if let Some(link) = shared.as_ref() {
@@ -251,7 +254,11 @@ impl HttpUpstream {
             && self.protocol != UpstreamProtocol::Stateless
             && !self.handshake_unsupported.load(Ordering::Relaxed);
         if let (true, Some(session)) = (wants_own_session, caller.session.as_ref()) {
-            let slot = session.link_slot(self.endpoint.name());
+            let mut slot = session.link_slot(self.endpoint.name());
+            if slot.get().is_some_and(|link| link.is_expired()) {
+                session.reset_link(self.endpoint.name());
+                slot = session.link_slot(self.endpoint.name());
+            }
             let relay = session_relay();
             let result = slot
                 .get_or_try_init(|| async {
