@@ -28,7 +28,12 @@ fn proxy(c: &mut Criterion) {
                 ..UpstreamConfig::default()
             },
         );
-        let gateway = mcpguard_gateway::Gateway::start(config, Vec::new()).unwrap();
+        let gateway = mcpguard_gateway::Gateway::start(
+            config,
+            Vec::new(),
+            mcpguard_gateway::gateway::Agents::Many,
+        )
+        .unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let gateway_url = format!("http://{}/mcp", listener.local_addr().unwrap());
         tokio::spawn(mcpguard_gateway::server::http::serve(listener, gateway));

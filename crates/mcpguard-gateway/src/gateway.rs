@@ -19,6 +19,16 @@ use crate::session::SessionStore;
 use crate::upstream::Relay;
 use crate::upstream::registry::Upstream;
 
+/// How many agents the gateway serves: it decides who may answer a question an upstream
+/// shared by all of them asks outside any call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Agents {
+    /// Exactly one (`mcpguard stdio`): everything the upstreams say is for that agent.
+    One,
+    /// Any number (`mcpguard serve`): what cannot be attributed to a call is not guessed.
+    Many,
+}
+
 /// JSON-RPC code for a request the agent cancelled (the LSP convention).
 pub const REQUEST_CANCELLED: i64 = -32800;
 
@@ -36,11 +46,16 @@ pub struct Gateway {
 impl Gateway {
     /// Starts the upstreams and builds the pipeline: `plugins` plus the built-in call log
     /// and forwarder. Must run inside a Tokio runtime.
-    pub fn start(config: Config, plugins: Vec<Arc<dyn Plugin>>) -> Result<Arc<Gateway>, String> {
+    pub fn start(
+        config: Config,
+        plugins: Vec<Arc<dyn Plugin>>,
+        agents: Agents,
+    ) -> Result<Arc<Gateway>, String> {
         let shutdown = CancellationToken::new();
         let sessions = Arc::new(SessionStore::new());
         let listeners = Arc::new(crate::listeners::Listeners::new());
-        let broadcast: Arc<dyn Relay> = Arc::new(BroadcastRelay::new(&sessions, &listeners));
+        let broadcast: Arc<dyn Relay> =
+            Arc::new(BroadcastRelay::new(&sessions, &listeners, agents));
         let mut upstreams = Vec::new();
         for (name, upstream) in &config.upstreams {
             if !upstream.enabled {
@@ -63,6 +78,7 @@ impl Gateway {
             config.federation.default_upstream.as_deref(),
             sessions.clone(),
             listeners,
+            agents,
         ));
         let mut all: Vec<Arc<dyn Plugin>> = plugins;
         all.push(Arc::new(CallLog));

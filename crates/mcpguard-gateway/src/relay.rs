@@ -14,6 +14,7 @@ use mcpguard_protocol::mcp::method;
 use mcpguard_protocol::{Message, RpcError, codes};
 use tokio::sync::mpsc;
 
+use crate::gateway::Agents;
 use crate::listeners::Listeners;
 use crate::session::{CLIENT_ANSWER_TIMEOUT, Session, SessionStore};
 use crate::upstream::{Relay, StreamSignal};
@@ -180,30 +181,65 @@ impl Relay for SessionRelay {
     }
 }
 
-/// Messages from a shared link that belong to no call: to every session.
+/// Messages from a shared link that belong to no call. List changes go to every session
+/// and every listen stream; a resource update only to the sessions that subscribed to it;
+/// anything else (log lines, questions) only when the gateway serves a single agent —
+/// otherwise nobody can say whose it is, and it is dropped or refused rather than shown
+/// to the wrong agent.
 pub struct BroadcastRelay {
     sessions: Weak<SessionStore>,
     listeners: Weak<Listeners>,
+    agents: Agents,
 }
 
 impl BroadcastRelay {
-    /// A relay to every session in `sessions` and every stateless agent's listen stream
-    /// in `listeners`.
-    pub fn new(sessions: &Arc<SessionStore>, listeners: &Arc<Listeners>) -> BroadcastRelay {
+    /// A relay to the sessions in `sessions` and the listen streams in `listeners`.
+    pub fn new(
+        sessions: &Arc<SessionStore>,
+        listeners: &Arc<Listeners>,
+        agents: Agents,
+    ) -> BroadcastRelay {
         BroadcastRelay {
             sessions: Arc::downgrade(sessions),
             listeners: Arc::downgrade(listeners),
+            agents,
         }
+    }
+
+    fn the_one_session(&self) -> Option<Arc<Session>> {
+        if self.agents != Agents::One {
+            return None;
+        }
+        let all = self.sessions.upgrade()?.all();
+        (all.len() == 1).then(|| all[0].clone())
     }
 }
 
 #[async_trait]
 impl Relay for BroadcastRelay {
     async fn notify(&self, message: Message) {
-        if let Some(sessions) = self.sessions.upgrade() {
-            for session in sessions.all() {
+        let method = message.method().unwrap_or_default();
+        let sessions = self.sessions.upgrade().map(|s| s.all()).unwrap_or_default();
+        if method.ends_with("/list_changed") {
+            for session in &sessions {
                 session.send_unsolicited(&message);
             }
+        } else if method == method::RESOURCES_UPDATED {
+            let uri = message
+                .params()
+                .and_then(|p| mcpguard_protocol::json::member_str(p, "uri"))
+                .unwrap_or_default();
+            for session in sessions.iter().filter(|s| s.is_subscribed(&uri)) {
+                session.send_unsolicited(&message);
+            }
+        } else if let Some(session) = self.the_one_session() {
+            session.send_unsolicited(&message);
+        } else {
+            tracing::debug!(
+                method,
+                "dropped a notification that belongs to no call and no single agent"
+            );
+            return;
         }
         if let Some(listeners) = self.listeners.upgrade() {
             listeners.deliver(&message).await;
@@ -211,18 +247,12 @@ impl Relay for BroadcastRelay {
     }
 
     async fn request(&self, message: Message) -> Message {
-        // A request outside any call on a shared link has no obvious agent. When exactly
-        // one session exists, it is the one; otherwise refuse rather than guess.
-        let only = self.sessions.upgrade().and_then(|sessions| {
-            let all = sessions.all();
-            (all.len() == 1).then(|| all[0].clone())
-        });
-        match only {
+        match self.the_one_session() {
             Some(session) => ask_on_session_stream(&session, message).await,
             None => refuse(
                 &message,
                 codes::METHOD_NOT_FOUND,
-                "this upstream is shared by several agents and sent a request outside any call; the gateway cannot tell which agent should answer".into(),
+                "this upstream is shared by several agents and asked a question outside any call; the gateway cannot tell which agent should answer".into(),
             ),
         }
     }

@@ -100,6 +100,7 @@ pub struct Router {
     sessions: Arc<SessionStore>,
     parking: crate::parking::Parking,
     listeners: Arc<crate::listeners::Listeners>,
+    agents: crate::gateway::Agents,
 }
 
 impl Router {
@@ -109,6 +110,7 @@ impl Router {
         default_upstream: Option<&str>,
         sessions: Arc<SessionStore>,
         listeners: Arc<crate::listeners::Listeners>,
+        agents: crate::gateway::Agents,
     ) -> Router {
         let default_upstream =
             default_upstream.and_then(|name| upstreams.iter().position(|u| u.name == name));
@@ -119,6 +121,7 @@ impl Router {
             sessions,
             parking: crate::parking::Parking::new(),
             listeners,
+            agents,
         }
     }
 
@@ -169,9 +172,20 @@ impl Router {
                 method::RESOURCES_TEMPLATES_LIST => self.list(ctx, TEMPLATES).await,
                 method::TOOLS_CALL => self.named(ctx, TOOLS).await,
                 method::PROMPTS_GET => self.named(ctx, PROMPTS).await,
-                method::RESOURCES_READ
-                | method::RESOURCES_SUBSCRIBE
-                | method::RESOURCES_UNSUBSCRIBE => self.by_uri(ctx).await,
+                method::RESOURCES_READ => self.by_uri(ctx).await,
+                method::RESOURCES_SUBSCRIBE | method::RESOURCES_UNSUBSCRIBE => {
+                    let reply = self.by_uri(ctx).await;
+                    // Remember who subscribed: updates from a shared upstream go only there.
+                    if let (Ok(answer), Some(session), Some(uri)) = (
+                        &reply,
+                        ctx.caller.session.as_ref(),
+                        request.param_str("uri"),
+                    ) && answer.result().is_some()
+                    {
+                        session.set_subscribed(&uri, method == method::RESOURCES_SUBSCRIBE);
+                    }
+                    reply
+                }
                 method::COMPLETION_COMPLETE => self.completion(ctx).await,
                 method::LOGGING_SET_LEVEL => self.set_level(ctx).await,
                 method::SUBSCRIPTIONS_LISTEN if self.passthrough().is_none() => {
@@ -909,9 +923,18 @@ impl Router {
                 }
             }
             method::ROOTS_LIST_CHANGED => {
+                // Roots belong to one agent: an upstream shared by several would apply one
+                // agent's roots to all of them (a filesystem server replaces its allowed
+                // folders with them), so only the agent's own upstream sessions hear it.
                 for upstream in &self.upstreams {
-                    self.forward_notification(ctx, upstream, request.clone())
-                        .await;
+                    let own = match self.link(&ctx.caller, upstream).await {
+                        Ok(link) => !link.shared,
+                        Err(_) => false,
+                    };
+                    if own || self.agents == crate::gateway::Agents::One {
+                        self.forward_notification(ctx, upstream, request.clone())
+                            .await;
+                    }
                 }
             }
             _ => {

@@ -187,6 +187,7 @@ pub struct Session {
     pub log_level: Mutex<Option<String>>,
     closed: CancellationToken,
     subscriptions: Mutex<HashMap<String, tokio::task::AbortHandle>>,
+    subscribed_uris: Mutex<std::collections::HashSet<String>>,
     /// Messages for the agent that belong to no call and found no `GET` stream yet.
     backlog: Mutex<VecDeque<Message>>,
 }
@@ -221,6 +222,7 @@ impl Session {
             log_level: Mutex::new(None),
             closed: CancellationToken::new(),
             subscriptions: Mutex::new(HashMap::new()),
+            subscribed_uris: Mutex::new(std::collections::HashSet::new()),
             backlog: Mutex::new(VecDeque::new()),
         }
     }
@@ -365,6 +367,22 @@ impl Session {
     /// Drops a link (the upstream ended its session); the next call opens a new one.
     pub fn reset_link(&self, upstream: &str) {
         self.links.lock().remove(upstream);
+    }
+
+    /// Notes that the agent subscribed to (or, with `false`, unsubscribed from) `uri`, so
+    /// updates of a shared upstream reach only subscribers.
+    pub fn set_subscribed(&self, uri: &str, subscribed: bool) {
+        let mut uris = self.subscribed_uris.lock();
+        if subscribed {
+            uris.insert(uri.to_string());
+        } else {
+            uris.remove(uri);
+        }
+    }
+
+    /// True when the agent subscribed to `uri`.
+    pub fn is_subscribed(&self, uri: &str) -> bool {
+        self.subscribed_uris.lock().contains(uri)
     }
 
     /// Keeps a bridged resource subscription running under `key` (replacing any older one).

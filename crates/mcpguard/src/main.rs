@@ -13,6 +13,7 @@ use clap::{CommandFactory, Parser};
 use cli::{Cli, Command, ShowFormat};
 use config_load::Overrides;
 use mcpguard_gateway::config::{LogFormat, Transport, UpstreamConfig};
+use mcpguard_gateway::gateway::Agents;
 use mcpguard_gateway::{Config, Gateway};
 
 fn main() -> std::process::ExitCode {
@@ -134,7 +135,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     };
     let local = listener.local_addr()?;
     let grace = Duration::from_secs_f64(config.proxy.shutdown_grace_seconds);
-    let gateway = Gateway::start(config, Vec::new()).map_err(|e| anyhow::anyhow!(e))?;
+    let gateway =
+        Gateway::start(config, Vec::new(), Agents::Many).map_err(|e| anyhow::anyhow!(e))?;
     tracing::info!(
         plugins = ?gateway.plugin_names(),
         "mcpguard {} listening on http://{local}/mcp",
@@ -167,7 +169,8 @@ async fn stdio(config: Config) -> anyhow::Result<()> {
         );
     }
     let grace = Duration::from_secs_f64(config.proxy.shutdown_grace_seconds);
-    let gateway = Gateway::start(config, Vec::new()).map_err(|e| anyhow::anyhow!(e))?;
+    let gateway =
+        Gateway::start(config, Vec::new(), Agents::One).map_err(|e| anyhow::anyhow!(e))?;
     let served = {
         let gateway: Arc<Gateway> = gateway.clone();
         tokio::spawn(async move {

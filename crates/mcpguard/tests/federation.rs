@@ -241,3 +241,42 @@ fn a_stateless_agent_listens_to_every_upstream_at_once() {
     );
     drop(stream);
 }
+
+#[test]
+fn a_question_from_a_shared_upstream_never_reaches_the_wrong_agent() {
+    // One stdio child serves every agent. With two calls in flight, a question the server
+    // asks cannot be attributed: it is refused, never shown to the other agent.
+    let gateway = Gateway::start(&format!(
+        "upstreams:\n  ev:\n    command: {}\n    args: [stdio]\n    prefix: \"\"\n",
+        yaml_str(&node_bin("mcp-server-everything").display().to_string())
+    ));
+    let port = gateway.port;
+    let capable = r#"{"elicitation":{}}"#;
+    let alice = open_session_with(port, capable);
+    let bob = open_session_with(port, capable);
+    let alice_call = std::thread::spawn(move || {
+        session_call_raw(
+            port,
+            &alice,
+            1,
+            "trigger-long-running-operation",
+            r#"{"duration":3,"steps":3}"#,
+        )
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let bob_body = session_call_raw(port, &bob, 1, "trigger-elicitation-request", "{}");
+    let alice_body = alice_call.join().unwrap();
+    assert!(
+        !alice_body.contains("elicitation/create"),
+        "bob's question reached alice: {alice_body}"
+    );
+    assert!(
+        alice_body.contains("Long running operation completed"),
+        "{alice_body}"
+    );
+    // Bob's tool got a clear refusal instead of an answer from the wrong person.
+    assert!(
+        bob_body.contains("cannot tell which one asks"),
+        "{bob_body}"
+    );
+}

@@ -131,14 +131,16 @@ impl PendingTable {
         }
     }
 
-    /// The relay of the most recently started call still pending: where a server→client
-    /// message that names no call most likely belongs.
-    pub fn latest_relay(&self) -> Option<Arc<dyn Relay>> {
+    /// The relay of the one call pending, when exactly one is: a server→client message
+    /// that names no call can only belong to it. With several calls in flight (on a link
+    /// shared by several agents) there is no telling, and guessing would hand one agent's
+    /// question or log line to another.
+    pub fn sole_relay(&self) -> Option<Arc<dyn Relay>> {
         let calls = self.calls.lock();
-        calls
-            .iter()
-            .max_by_key(|(id, _)| **id)
-            .map(|(_, entry)| entry.relay.clone())
+        match calls.len() {
+            1 => calls.values().next().map(|entry| entry.relay.clone()),
+            _ => None,
+        }
     }
 
     /// The relay of the call sent as `link_id`, if it is still pending.

@@ -27,6 +27,9 @@ pub struct Link {
     pub connection: Arc<dyn Connection>,
     /// The era the connection speaks.
     pub era: Era,
+    /// Whether other agents share the connection (a stdio child, the gateway's own HTTP
+    /// session) rather than it being this agent's own upstream session.
+    pub shared: bool,
 }
 
 enum Kind {
@@ -185,6 +188,7 @@ impl Upstream {
                 Ok(Link {
                     connection: stdio.clone(),
                     era,
+                    shared: true,
                 })
             }
             Kind::Http(http) => http.link(caller, session_relay).await,
@@ -273,6 +277,7 @@ impl HttpUpstream {
                     return Ok(Link {
                         connection: link.clone(),
                         era: Era::Handshake,
+                        shared: false,
                     });
                 }
                 Err(reason) => {
@@ -302,6 +307,7 @@ impl HttpUpstream {
         Ok(Link {
             connection: link,
             era,
+            shared: true,
         })
     }
 }

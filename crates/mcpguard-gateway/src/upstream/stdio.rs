@@ -369,10 +369,28 @@ impl Process {
             let _ = self.stdin.try_send(encode_line(reply.bytes()));
             return;
         }
-        let relay = self
-            .pending
-            .latest_relay()
-            .unwrap_or_else(|| self.unsolicited.clone());
+        let relay = match (self.pending.sole_relay(), self.pending.is_empty()) {
+            (Some(relay), _) => relay,
+            // Outside any call: the gateway decides (it refuses unless one agent owns it).
+            (None, true) => self.unsolicited.clone(),
+            (None, false) => {
+                let method = message.method().unwrap_or_default().to_string();
+                tracing::warn!(
+                    upstream = %self.name,
+                    method = %method,
+                    "refused a server request: several agents have calls in flight on this shared upstream"
+                );
+                let error = mcpguard_protocol::RpcError::new(
+                    mcpguard_protocol::codes::METHOD_NOT_FOUND,
+                    format!(
+                        "`{method}` cannot be relayed: several agents share this server through the gateway and it cannot tell which one asks"
+                    ),
+                );
+                let reply = Message::error_response(message.id(), &error);
+                let _ = self.stdin.try_send(encode_line(reply.bytes()));
+                return;
+            }
+        };
         let stdin = self.stdin.clone();
         tokio::spawn(async move {
             let reply = relay.request(message).await;
@@ -402,11 +420,16 @@ impl Process {
         } else if method.ends_with("/list_changed") || method == mcp::method::RESOURCES_UPDATED {
             (self.unsolicited.clone(), message)
         } else {
-            let relay = self
-                .pending
-                .latest_relay()
-                .unwrap_or_else(|| self.unsolicited.clone());
-            (relay, message)
+            match (self.pending.sole_relay(), self.pending.is_empty()) {
+                (Some(relay), _) => (relay, message),
+                (None, true) => (self.unsolicited.clone(), message),
+                // A log line of one of several calls: whose, nobody can say. Dropped rather
+                // than shown to the wrong agent.
+                (None, false) => {
+                    tracing::debug!(upstream = %self.name, method, "dropped an unattributable notification");
+                    return;
+                }
+            }
         };
         relay.notify(message).await;
     }

@@ -515,10 +515,17 @@ pub fn mcp_post(
 
 /// Opens a handshake-era session: initialize + initialized; returns the session id.
 pub fn open_session(port: u16) -> String {
+    open_session_with(port, "{}")
+}
+
+/// Opens a session declaring `capabilities` (raw JSON).
+pub fn open_session_with(port: u16, capabilities: &str) -> String {
     let (status, headers, body) = mcp_post(
         port,
         &[],
-        r#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"raw-test","version":"1"}}}"#,
+        &format!(
+            r#"{{"jsonrpc":"2.0","id":0,"method":"initialize","params":{{"protocolVersion":"2025-11-25","capabilities":{capabilities},"clientInfo":{{"name":"raw-test","version":"1"}}}}}}"#
+        ),
     );
     assert_eq!(status, 200, "initialize failed: {body}");
     let id = headers
@@ -536,6 +543,19 @@ pub fn open_session(port: u16) -> String {
     );
     assert_eq!(status, 202);
     id
+}
+
+/// Calls a tool in a session; returns the raw response body (JSON or SSE).
+pub fn session_call_raw(port: u16, session: &str, id: u64, tool: &str, arguments: &str) -> String {
+    let body = format!(
+        r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"{tool}","arguments":{arguments}}}}}"#
+    );
+    let mut headers = JSON_POST.to_vec();
+    headers.extend_from_slice(&[
+        ("mcp-session-id", session),
+        ("mcp-protocol-version", "2025-11-25"),
+    ]);
+    http_request(port, "POST", "/mcp", &headers, body.as_bytes()).2
 }
 
 /// Calls a tool in a session; returns the JSON-RPC answer.
