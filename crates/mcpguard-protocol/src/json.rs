@@ -133,16 +133,21 @@ impl<'de> Visitor<'de> for StrictValue {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        // Keys are compared case-folded: some JSON parsers (Go's encoding/json among them)
+        // match keys case-insensitively and with Unicode folding (`ſ` = `s`, `K` = `k`),
+        // so `"name"` and `"Name"` in one object would let the gateway judge one value
+        // while such an upstream uses the other.
         // Most objects are small: a linear scan beats hashing until a few dozen keys.
         const LINEAR_LIMIT: usize = 24;
         let mut small: Vec<Cow<'de, str>> = Vec::new();
         let mut large: Option<HashSet<Cow<'de, str>>> = None;
         while let Some(key) = map.next_key_seed(KeySeed)? {
+            let folded = fold(key.clone());
             let repeated = match large.as_mut() {
-                Some(set) => !set.insert(key.clone()),
+                Some(set) => !set.insert(folded),
                 None => {
-                    let repeated = small.contains(&key);
-                    small.push(key.clone());
+                    let repeated = small.contains(&folded);
+                    small.push(folded);
                     if small.len() > LINEAR_LIMIT {
                         large = Some(small.drain(..).collect());
                     }
@@ -157,6 +162,25 @@ impl<'de> Visitor<'de> for StrictValue {
             map.next_value_seed(StrictValue)?;
         }
         Ok(())
+    }
+}
+
+/// A key folded for comparison: lowercase ASCII, and for other text Unicode case folding
+/// by way of upper then lower case (which maps `ſ` to `s` and the Kelvin sign to `k`).
+fn fold(key: Cow<'_, str>) -> Cow<'_, str> {
+    if key.is_ascii() {
+        if key.bytes().any(|b| b.is_ascii_uppercase()) {
+            Cow::Owned(key.to_ascii_lowercase())
+        } else {
+            key
+        }
+    } else {
+        Cow::Owned(
+            key.chars()
+                .flat_map(char::to_uppercase)
+                .flat_map(char::to_lowercase)
+                .collect(),
+        )
     }
 }
 

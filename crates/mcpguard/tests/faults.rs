@@ -58,6 +58,11 @@ fn bad_input_at_the_edge_gets_clear_errors() {
         "{answer}"
     );
 
+    // The same trick with letter case (Go's encoding/json matches keys case-insensitively).
+    let folded = envelope_call("echo").replace(r#""name":"echo""#, r#""name":"echo","Name":"crash""#);
+    let (status, _, answer) = mcp_post(port, V2026, &folded);
+    assert_eq!((status, error_code(&answer)), (400, -32600), "{answer}");
+
     let (status, _, answer) = mcp_post(port, V2026, &format!("[{}]", envelope_call("echo")));
     assert_eq!((status, error_code(&answer)), (400, -32600));
     assert!(error_message(&answer).contains("batch"), "{answer}");

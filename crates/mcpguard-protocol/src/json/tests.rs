@@ -151,3 +151,20 @@ proptest::proptest! {
         proptest::prop_assert_eq!(got.as_ref(), value.get(&probe));
     }
 }
+
+#[test]
+fn keys_that_differ_only_in_case_are_duplicates() {
+    // Parsers that match keys case-insensitively (Go's encoding/json) would see one key.
+    for text in [
+        r#"{"method":"tools/list","Method":"tools/call"}"#,
+        r#"{"name":"a","NAME":"b"}"#,
+        "{\"params\":1,\"param\u{17f}\":2}",
+        "{\"kind\":1,\"\u{212a}ind\":2}",
+        r#"{"a":{"uri":"x","Uri":"y"}}"#,
+    ] {
+        let err = validate_strict(text.as_bytes()).unwrap_err();
+        assert!(matches!(err, JsonError::DuplicateKey { .. }), "{text}: {err:?}");
+    }
+    // Distinct keys stay distinct.
+    assert_eq!(validate_strict(br#"{"a":1,"b":2,"ab":3,"\u00e9":4,"e":5}"#), Ok(()));
+}
