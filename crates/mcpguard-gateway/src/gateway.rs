@@ -174,6 +174,15 @@ impl Gateway {
                 &crate::error::CallError::ShuttingDown.to_rpc(),
             ));
         }
+        if let Some(session) = caller.session.as_ref().filter(|s| s.is_closed()) {
+            return (message.kind() == Kind::Request).then(|| {
+                transport_error(
+                    message.id(),
+                    mcpguard_protocol::codes::INVALID_REQUEST,
+                    format!("session `{}` has ended; send `initialize` to start a new one", session.id()),
+                )
+            });
+        }
         let request_id = (message.kind() == Kind::Request)
             .then(|| message.id().map(str::to_string))
             .flatten();

@@ -247,6 +247,17 @@ impl Session {
         self.last_seen.lock().elapsed()
     }
 
+    /// True while the agent has calls running or its `GET` stream attached: such a session
+    /// is in use however long ago its last message was.
+    pub fn is_busy(&self) -> bool {
+        !self.in_flight.lock().is_empty()
+            || self
+                .standalone
+                .lock()
+                .as_ref()
+                .is_some_and(|stream| stream.is_attached())
+    }
+
     /// Opens a new stream for a POST answered with SSE.
     pub fn open_stream(&self) -> Arc<Stream> {
         let number = self.next_stream.fetch_add(1, Ordering::Relaxed) + 1;
@@ -476,7 +487,7 @@ impl SessionStore {
             .sessions
             .lock()
             .iter()
-            .filter(|(_, s)| s.idle_for() > idle)
+            .filter(|(_, s)| s.idle_for() > idle && !s.is_busy())
             .map(|(id, _)| id.clone())
             .collect();
         for id in &expired {

@@ -57,6 +57,9 @@ where
                     continue;
                 }
             };
+            if let Some(session) = &session {
+                session.touch();
+            }
             if message.is_reply() {
                 match &session {
                     Some(s) if s.deliver_answer(message) => {}

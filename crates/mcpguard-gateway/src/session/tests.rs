@@ -135,3 +135,20 @@ async fn the_store_ends_idle_sessions() {
     assert!(session.is_closed());
     assert!(!store.end(session.id()).await);
 }
+
+#[tokio::test]
+async fn a_session_in_use_is_not_expired() {
+    let store = SessionStore::new();
+    let session = Arc::new(Session::new("{}", "2025-11-25", 8));
+    store.insert(session.clone());
+    // A call in flight keeps it.
+    let _token = session.track("1");
+    assert_eq!(store.expire(Duration::ZERO).await, 0);
+    session.untrack("1");
+    // So does an attached GET stream.
+    let stream = session.standalone_stream();
+    let rx = stream.attach(None).unwrap();
+    assert_eq!(store.expire(Duration::ZERO).await, 0);
+    drop(rx);
+    assert_eq!(store.expire(Duration::ZERO).await, 1);
+}
