@@ -24,8 +24,12 @@ pub const MAX_INPUT_ROUNDS: usize = 8;
 /// Adds the 2026-07-28 envelope to a request from a handshake-era agent, keeping any
 /// `_meta` the agent sent (a progress token, for one).
 pub fn add_envelope(request: &Message, caller: &Caller) -> Message {
-    let params = request.params().unwrap_or("{}");
-    let mut meta = json::member(params, "_meta").unwrap_or("{}").to_string();
+    let params = request.params().filter(|p| json::is_object(p)).unwrap_or("{}");
+    // A `_meta` that is not an object is not the agent's to keep: the envelope replaces it.
+    let mut meta = json::member(params, "_meta")
+        .filter(|m| json::is_object(m))
+        .unwrap_or("{}")
+        .to_string();
     meta = json::set_member(&meta, meta_key::PROTOCOL_VERSION, "\"2026-07-28\"");
     meta = json::set_member(
         &meta,

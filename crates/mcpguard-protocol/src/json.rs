@@ -379,9 +379,21 @@ pub fn string_value(raw: &str) -> Option<Cow<'_, str>> {
     KeySeed.deserialize(&mut de).ok()
 }
 
+/// True when `text` is one JSON object (surrounding whitespace aside), judged lexically.
+pub fn is_object(text: &str) -> bool {
+    let b = text.as_bytes();
+    let start = skip_ws(b, 0);
+    b.get(start) == Some(&b'{')
+        && value_end(b, start).is_some_and(|end| skip_ws(b, end) == b.len())
+}
+
 /// `object` with top-level member `key` set to `value` (raw JSON): replaced in place when
-/// present, otherwise appended. Everything else keeps its bytes.
+/// present, otherwise appended. Everything else keeps its bytes. Text that is not an
+/// object is returned unchanged.
 pub fn set_member(object: &str, key: &str, value: &str) -> String {
+    if !is_object(object) {
+        return object.to_string();
+    }
     if let Some(range) = member_span(object, key) {
         let mut out = String::with_capacity(object.len() + value.len());
         out.push_str(&object[..range.start]);

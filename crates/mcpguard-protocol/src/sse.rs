@@ -104,8 +104,10 @@ impl Decoder {
 
     fn line(&mut self, line: &Bytes) -> Result<Option<Event>, SseError> {
         if line.is_empty() {
-            // Blank line: dispatch.
+            // Blank line: dispatch. (Comments alone, such as keep-alive pings, make no event
+            // but must not count towards the next event's size.)
             if !self.has_fields {
+                self.event_bytes = 0;
                 return Ok(None);
             }
             self.has_fields = false;

@@ -168,3 +168,12 @@ fn keys_that_differ_only_in_case_are_duplicates() {
     // Distinct keys stay distinct.
     assert_eq!(validate_strict(br#"{"a":1,"b":2,"ab":3,"\u00e9":4,"e":5}"#), Ok(()));
 }
+
+#[test]
+fn set_member_leaves_non_objects_alone() {
+    for text in [r#""x}""#, r#"[{"a":1}]"#, "7", r#"{"a":1} {"#, ""] {
+        assert_eq!(set_member(text, "k", "1"), text, "{text}");
+    }
+    assert!(is_object(" {\"a\":[1,{}]} "));
+    assert!(!is_object("{\"a\":1}}"));
+}
