@@ -24,7 +24,10 @@ pub const MAX_INPUT_ROUNDS: usize = 8;
 /// Adds the 2026-07-28 envelope to a request from a handshake-era agent, keeping any
 /// `_meta` the agent sent (a progress token, for one).
 pub fn add_envelope(request: &Message, caller: &Caller) -> Message {
-    let params = request.params().filter(|p| json::is_object(p)).unwrap_or("{}");
+    let params = request
+        .params()
+        .filter(|p| json::is_object(p))
+        .unwrap_or("{}");
     // A `_meta` that is not an object is not the agent's to keep: the envelope replaces it.
     let mut meta = json::member(params, "_meta")
         .filter(|m| json::is_object(m))
@@ -214,6 +217,9 @@ async fn answer_input_requests(result: &str, relay: &Arc<dyn Relay>) -> Result<S
     Ok(serde_json::Value::Object(out).to_string())
 }
 
+/// Most bridged resource subscriptions one session may hold (each is an upstream stream).
+pub const MAX_SUBSCRIPTIONS_PER_SESSION: usize = 256;
+
 /// How long a stateless upstream has to acknowledge a bridged subscription.
 const LISTEN_ACK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
@@ -241,6 +247,14 @@ pub async fn resource_subscription(
     if request.method() == Some(mcpguard_protocol::mcp::method::RESOURCES_UNSUBSCRIBE) {
         session.remove_subscription(&key);
         return Ok(reply_ok);
+    }
+    if session.subscription_count() >= MAX_SUBSCRIPTIONS_PER_SESSION {
+        return Err(CallError::BadRequest {
+            code: codes::INVALID_REQUEST,
+            message: format!(
+                "this session already holds {MAX_SUBSCRIPTIONS_PER_SESSION} resource subscriptions; unsubscribe from some first"
+            ),
+        });
     }
     let params = format!(
         r#"{{"notifications":{{"resourceSubscriptions":[{}]}}}}"#,

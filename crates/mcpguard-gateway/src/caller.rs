@@ -68,4 +68,9 @@ impl Caller {
     pub fn session_id(&self) -> Option<&str> {
         self.session.as_deref().map(Session::id)
     }
+
+    /// The short session id for logs (see [`Session::log_id`]).
+    pub fn session_log_id(&self) -> Option<&str> {
+        self.session.as_deref().map(Session::log_id)
+    }
 }

@@ -51,6 +51,8 @@ pub struct ProxyConfig {
     pub replay_buffer_events: usize,
     /// Threads of the async runtime; 0 means one per CPU core.
     pub worker_threads: usize,
+    /// Most handshake-era sessions alive at once; `initialize` beyond it gets HTTP 503.
+    pub max_sessions: usize,
 }
 
 impl Default for ProxyConfig {
@@ -67,6 +69,7 @@ impl Default for ProxyConfig {
             session_idle_timeout_seconds: 3600.0,
             replay_buffer_events: 256,
             worker_threads: 0,
+            max_sessions: 10_000,
         }
     }
 }

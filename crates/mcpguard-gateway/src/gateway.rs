@@ -179,7 +179,10 @@ impl Gateway {
                 transport_error(
                     message.id(),
                     mcpguard_protocol::codes::INVALID_REQUEST,
-                    format!("session `{}` has ended; send `initialize` to start a new one", session.id()),
+                    format!(
+                        "session `{}` has ended; send `initialize` to start a new one",
+                        session.id()
+                    ),
                 )
             });
         }

@@ -158,6 +158,14 @@ impl Router {
                 code: codes::METHOD_NOT_FOUND,
                 message: format!("`{method}` does not exist in protocol revision 2026-07-28"),
             })
+        } else if ctx.caller.era == Era::Handshake && method == method::SUBSCRIPTIONS_LISTEN {
+            Err(CallError::BadRequest {
+                code: codes::METHOD_NOT_FOUND,
+                message: format!(
+                    "`{method}` belongs to protocol revision 2026-07-28; this session speaks {}",
+                    ctx.caller.protocol_version
+                ),
+            })
         } else {
             match method {
                 method::INITIALIZE => Ok(self.initialize(ctx).await),
@@ -622,7 +630,10 @@ impl Router {
                 }
                 for element in elements {
                     if let Some(template) = json::member_str(element.get(), "uriTemplate") {
-                        tables.templates.push((index, template.into_owned()));
+                        let entry = (index, template.into_owned());
+                        if !tables.templates.contains(&entry) {
+                            tables.templates.push(entry);
+                        }
                     }
                 }
             }
@@ -1034,19 +1045,36 @@ pub fn template_matches(template: &str, uri: &str) -> bool {
         rest = &rest[open + close + 1..];
     }
     tokens.extend(rest.chars().map(Token::Literal));
-    fn go(tokens: &[Token], text: &[char]) -> bool {
-        match tokens.first() {
-            None => text.is_empty(),
-            Some(Token::Literal(c)) => text.first() == Some(c) && go(&tokens[1..], &text[1..]),
-            Some(Token::NoSlash) => {
-                let limit = text.iter().position(|c| *c == '/').unwrap_or(text.len());
-                (0..=limit).rev().any(|n| go(&tokens[1..], &text[n..]))
-            }
-            Some(Token::Any) => (0..=text.len()).rev().any(|n| go(&tokens[1..], &text[n..])),
-        }
-    }
+    // Dynamic programming over (token, position): linear in tokens × URI length, whatever
+    // the template (backtracking would be exponential with adjacent expressions).
     let text: Vec<char> = uri.chars().collect();
-    go(&tokens, &text)
+    // reach[j]: the tokens so far can consume exactly text[..j].
+    let mut reach = vec![false; text.len() + 1];
+    reach[0] = true;
+    for token in &tokens {
+        let mut next = vec![false; text.len() + 1];
+        match token {
+            Token::Literal(c) => {
+                for j in 0..text.len() {
+                    if reach[j] && text[j] == *c {
+                        next[j + 1] = true;
+                    }
+                }
+            }
+            Token::NoSlash | Token::Any => {
+                let mut open = false;
+                for j in 0..=text.len() {
+                    open = open || reach[j];
+                    next[j] = open;
+                    if j < text.len() && matches!(token, Token::NoSlash) && text[j] == '/' {
+                        open = false;
+                    }
+                }
+            }
+        }
+        reach = next;
+    }
+    reach[text.len()]
 }
 
 /// The `(path, token)` pairs of `x-mcp-header` annotations reachable through `properties`.

@@ -232,6 +232,12 @@ impl Session {
         &self.id
     }
 
+    /// A short form of the id for logs: enough to follow a session, not enough to act as
+    /// it (the full id is the session's only credential).
+    pub fn log_id(&self) -> &str {
+        &self.id[..self.id.len().min(8)]
+    }
+
     /// The era (always the handshake era: stateless agents have no session).
     pub fn era(&self) -> Era {
         Era::Handshake
@@ -401,6 +407,11 @@ impl Session {
         if let Some(old) = self.subscriptions.lock().insert(key, task) {
             old.abort();
         }
+    }
+
+    /// Number of bridged subscriptions held.
+    pub fn subscription_count(&self) -> usize {
+        self.subscriptions.lock().len()
     }
 
     /// Stops the bridged subscription under `key`. False when there was none.

@@ -383,8 +383,7 @@ pub fn string_value(raw: &str) -> Option<Cow<'_, str>> {
 pub fn is_object(text: &str) -> bool {
     let b = text.as_bytes();
     let start = skip_ws(b, 0);
-    b.get(start) == Some(&b'{')
-        && value_end(b, start).is_some_and(|end| skip_ws(b, end) == b.len())
+    b.get(start) == Some(&b'{') && value_end(b, start).is_some_and(|end| skip_ws(b, end) == b.len())
 }
 
 /// `object` with top-level member `key` set to `value` (raw JSON): replaced in place when

@@ -232,6 +232,13 @@ fn env_name(keys: &[&str]) -> String {
     format!("MCPGUARD_{}", upper.join("__"))
 }
 
+/// Upstream headers (`Authorization: …`) and child environments (`API_TOKEN: …`) hold
+/// credentials: shown by name and source only.
+fn is_secret_key(key: &str) -> bool {
+    let parts: Vec<&str> = key.split('.').collect();
+    parts.len() >= 4 && parts[0] == "upstreams" && matches!(parts[2], "headers" | "env")
+}
+
 /// Where the value at dotted `key` came from, in words.
 pub fn source_of(figment: &Figment, key: &str) -> Option<String> {
     let metadata = figment.find_metadata(key)?;
@@ -252,7 +259,12 @@ pub fn leaves(loaded: &Loaded) -> Vec<(String, serde_json::Value, String)> {
     let mut out = Vec::new();
     walk(&value, String::new(), &mut |key, value| {
         let source = source_of(&loaded.figment, &key).unwrap_or_else(|| "default".into());
-        out.push((key, value.clone(), source));
+        let value = if is_secret_key(&key) {
+            serde_json::Value::from("<redacted>")
+        } else {
+            value.clone()
+        };
+        out.push((key, value, source));
     });
     out
 }

@@ -178,3 +178,33 @@ fn the_config_schema_describes_every_section_and_refuses_unknown_keys() {
         "{text}"
     );
 }
+
+#[test]
+fn config_show_never_prints_upstream_credentials() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("c.yaml");
+    std::fs::write(
+        &path,
+        "upstreams:\n  web:\n    transport: http\n    url: http://127.0.0.1:1/mcp\n    headers: {Authorization: Bearer sk-live-123}\n  tool:\n    command: tool\n    env: {API_TOKEN: tok-456}\n",
+    )
+    .unwrap();
+    let out = mcpguard(
+        dir.path(),
+        &["config-show", "--config", path.to_str().unwrap()],
+        &[],
+    );
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    assert!(
+        !stdout.contains("sk-live-123") && !stdout.contains("tok-456"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("upstreams.web.headers.Authorization = \"<redacted>\""),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("upstreams.tool.env.API_TOKEN = \"<redacted>\""),
+        "{stdout}"
+    );
+}

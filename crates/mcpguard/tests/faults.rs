@@ -59,7 +59,8 @@ fn bad_input_at_the_edge_gets_clear_errors() {
     );
 
     // The same trick with letter case (Go's encoding/json matches keys case-insensitively).
-    let folded = envelope_call("echo").replace(r#""name":"echo""#, r#""name":"echo","Name":"crash""#);
+    let folded =
+        envelope_call("echo").replace(r#""name":"echo""#, r#""name":"echo","Name":"crash""#);
     let (status, _, answer) = mcp_post(port, V2026, &folded);
     assert_eq!((status, error_code(&answer)), (400, -32600), "{answer}");
 
@@ -346,6 +347,30 @@ fn sigterm_lets_calls_in_flight_finish() {
         logs.contains("shutting down") && logs.contains("stopped"),
         "{logs}"
     );
+}
+
+#[test]
+fn sessions_beyond_the_limit_are_refused_until_one_ends() {
+    let gateway = Gateway::start(&format!(
+        "proxy:\n  max_sessions: 2\n{}",
+        echo_stdio_config("")
+    ));
+    let first = open_session(gateway.port);
+    let _second = open_session(gateway.port);
+    let init = r#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#;
+    let (status, _, answer) = mcp_post(gateway.port, &[], init);
+    assert_eq!(status, 503, "{answer}");
+    assert!(error_message(&answer).contains("max_sessions"), "{answer}");
+    let (status, _, _) = http_request(
+        gateway.port,
+        "DELETE",
+        "/mcp",
+        &[("mcp-session-id", &first)],
+        b"",
+    );
+    assert_eq!(status, 200);
+    let (status, _, _) = mcp_post(gateway.port, &[], init);
+    assert_eq!(status, 200);
 }
 
 #[test]

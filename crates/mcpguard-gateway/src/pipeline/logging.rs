@@ -32,7 +32,7 @@ impl Plugin for CallLog {
             method,
             name = target.as_deref().unwrap_or(""),
             upstream = ctx.upstream.as_deref().unwrap_or(""),
-            session = ctx.caller.session_id().unwrap_or(""),
+            session = ctx.caller.session_log_id().unwrap_or(""),
             era = if ctx.caller.era == mcp::Era::Stateless { "2026-07-28" } else { "handshake" },
             outcome,
             answered_by = ctx.answered_in.map(|(_, plugin)| plugin).unwrap_or(""),

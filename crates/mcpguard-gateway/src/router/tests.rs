@@ -63,3 +63,12 @@ fn mcp_param_headers_follow_the_schema() {
     assert!(param_headers(&declared, Some("{}")).is_empty());
     assert!(header_params(r#"{"type":"object"}"#).is_empty());
 }
+
+#[test]
+fn template_matching_stays_fast_on_hostile_input() {
+    let template = "x://{+a}{+b}{+c}{+d}{+e}{+f}/end";
+    let uri = format!("x://{}", "a".repeat(5000));
+    // A backtracking matcher would not finish this in any reasonable time.
+    assert!(!template_matches(template, &uri));
+    assert!(template_matches(template, "x://abc/end"));
+}

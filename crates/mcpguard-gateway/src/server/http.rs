@@ -41,11 +41,17 @@ pub fn app(gateway: Arc<Gateway>) -> AxumRouter {
         .with_state(gateway)
 }
 
-async fn healthz() -> &'static str {
-    "ok\n"
+async fn healthz(State(gateway): State<Arc<Gateway>>, headers: HeaderMap) -> Response {
+    if let Some(refusal) = check_origin(&gateway, &headers) {
+        return refusal;
+    }
+    "ok\n".into_response()
 }
 
-async fn readyz(State(gateway): State<Arc<Gateway>>) -> Response {
+async fn readyz(State(gateway): State<Arc<Gateway>>, headers: HeaderMap) -> Response {
+    if let Some(refusal) = check_origin(&gateway, &headers) {
+        return refusal;
+    }
     let upstreams: Vec<serde_json::Value> = gateway
         .upstream_health()
         .into_iter()
@@ -357,6 +363,17 @@ async fn initialize(
     message: Message,
     headers: &HeaderMap,
 ) -> Response {
+    let limit = gateway.config().proxy.max_sessions;
+    if gateway.sessions().len() >= limit {
+        return rpc_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            message.id(),
+            codes::INTERNAL_ERROR,
+            format!(
+                "the gateway holds its maximum of {limit} sessions (`proxy.max_sessions`); end an unused session or retry later"
+            ),
+        );
+    }
     let params = message.params().unwrap_or("{}").to_string();
     let requested = json::member_str(&params, "protocolVersion").unwrap_or_default();
     let version = if Era::of(&requested) == Some(Era::Handshake) {
@@ -388,7 +405,7 @@ async fn initialize(
         return json_response(&answer, Era::Handshake, &[]);
     }
     gateway.sessions().insert(session.clone());
-    tracing::info!(session = session.id(), version = %version, "session started");
+    tracing::info!(session = session.log_id(), version = %version, "session started");
     let Ok(id) = HeaderValue::from_str(session.id()) else {
         return rpc_error(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -852,7 +869,10 @@ async fn delete_mcp(State(gateway): State<Arc<Gateway>>, headers: HeaderMap) -> 
     let session_id = header_str(&headers, mcp::header::SESSION_ID);
     match session_id {
         Some(id) if gateway.sessions().end(id).await => {
-            tracing::info!(session = id, "session ended by the agent");
+            tracing::info!(
+                session = &id[..id.len().min(8)],
+                "session ended by the agent"
+            );
             StatusCode::OK.into_response()
         }
         other => session_problem(other),

@@ -607,7 +607,11 @@ async fn read_limited(response: UpstreamResponse, limit: usize) -> Result<Bytes,
 }
 
 fn preview(body: &[u8]) -> String {
-    let text = String::from_utf8_lossy(body);
+    // Control characters would let an upstream forge extra log lines.
+    let text: String = String::from_utf8_lossy(body)
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
     let text = text.trim();
     if text.is_empty() {
         return "empty body".into();

@@ -163,10 +163,16 @@ fn keys_that_differ_only_in_case_are_duplicates() {
         r#"{"a":{"uri":"x","Uri":"y"}}"#,
     ] {
         let err = validate_strict(text.as_bytes()).unwrap_err();
-        assert!(matches!(err, JsonError::DuplicateKey { .. }), "{text}: {err:?}");
+        assert!(
+            matches!(err, JsonError::DuplicateKey { .. }),
+            "{text}: {err:?}"
+        );
     }
     // Distinct keys stay distinct.
-    assert_eq!(validate_strict(br#"{"a":1,"b":2,"ab":3,"\u00e9":4,"e":5}"#), Ok(()));
+    assert_eq!(
+        validate_strict(br#"{"a":1,"b":2,"ab":3,"\u00e9":4,"e":5}"#),
+        Ok(())
+    );
 }
 
 #[test]

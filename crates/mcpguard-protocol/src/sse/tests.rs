@@ -96,7 +96,10 @@ proptest::proptest! {
 fn keep_alive_comments_never_add_up() {
     let mut decoder = Decoder::new(64);
     for _ in 0..1000 {
-        assert_eq!(decoder.push(b": ping - 2026-11-24 12:00:00\n\n"), Ok(vec![]));
+        assert_eq!(
+            decoder.push(b": ping - 2026-11-24 12:00:00\n\n"),
+            Ok(vec![])
+        );
     }
     let events = decoder.push(b"data: {}\n\n").unwrap();
     assert_eq!(events.len(), 1);
