@@ -55,6 +55,8 @@ pub struct Stream {
 struct StreamState {
     events: VecDeque<(u64, StreamEvent)>,
     next_seq: u64,
+    /// The first event not yet handed to an attached agent.
+    undelivered: u64,
     live: Option<mpsc::UnboundedSender<StreamEvent>>,
     finished: bool,
 }
@@ -67,6 +69,7 @@ impl Stream {
             state: Mutex::new(StreamState {
                 events: VecDeque::new(),
                 next_seq: 0,
+                undelivered: 0,
                 live: None,
                 finished: false,
             }),
@@ -145,6 +148,29 @@ impl Stream {
             state.live = Some(tx);
         }
         Some(rx)
+    }
+
+    /// Attaches an agent that names no event to resume from (a fresh `GET`): it gets what
+    /// no agent has received yet, then new events. Never replays what was delivered.
+    pub fn attach_fresh(&self) -> mpsc::UnboundedReceiver<StreamEvent> {
+        let mut state = self.state.lock();
+        let (tx, rx) = mpsc::unbounded_channel();
+        let from = state.undelivered;
+        for (seq, event) in &state.events {
+            if *seq >= from {
+                let _ = tx.send(event.clone());
+            }
+        }
+        state.undelivered = state.next_seq;
+        if !state.finished {
+            state.live = Some(tx);
+        }
+        rx
+    }
+
+    /// True once finished.
+    pub fn is_finished(&self) -> bool {
+        self.state.lock().finished
     }
 
     /// True when an agent is attached.
@@ -268,12 +294,18 @@ impl Session {
     pub fn open_stream(&self) -> Arc<Stream> {
         let number = self.next_stream.fetch_add(1, Ordering::Relaxed) + 1;
         let stream = Arc::new(Stream::new(number, self.replay_capacity));
+        let standalone = self.standalone.lock().as_ref().map(|s| s.number());
         let mut streams = self.streams.lock();
-        // Keep only recent finished streams around for resumption.
-        if streams.len() > 64 {
-            let mut numbers: Vec<u64> = streams.keys().copied().collect();
-            numbers.sort_unstable();
-            for old in numbers.iter().take(streams.len() - 64) {
+        // Keep only the 64 most recent finished streams for resumption; the GET stream and
+        // streams still running always stay.
+        let mut finished: Vec<u64> = streams
+            .iter()
+            .filter(|(n, s)| Some(**n) != standalone && s.is_finished())
+            .map(|(n, _)| *n)
+            .collect();
+        if finished.len() > 64 {
+            finished.sort_unstable();
+            for old in &finished[..finished.len() - 64] {
                 streams.remove(old);
             }
         }

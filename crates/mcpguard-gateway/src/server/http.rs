@@ -847,17 +847,7 @@ async fn get_mcp(State(gateway): State<Arc<Gateway>>, request: Request) -> Respo
                 }
             }
         }
-        None => match session.standalone_stream().attach(None) {
-            Some(events) => events,
-            None => {
-                return rpc_error(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    None,
-                    codes::INTERNAL_ERROR,
-                    "stream lost",
-                );
-            }
-        },
+        None => session.standalone_stream().attach_fresh(),
     };
     sse_response(events, gateway.draining(), None)
 }

@@ -154,18 +154,17 @@ fn caller_for(
             gateway.config().proxy.replay_buffer_events,
         ));
         // Messages outside any call go straight to stdout.
-        if let Some(mut events) = new.standalone_stream().attach(None) {
-            let out = out.clone();
-            tokio::spawn(async move {
-                while let Some(event) = events.recv().await {
-                    if let Some(message) = event.message
-                        && out.send(Outbound::Message(message)).is_err()
-                    {
-                        break;
-                    }
+        let mut events = new.standalone_stream().attach_fresh();
+        let out = out.clone();
+        tokio::spawn(async move {
+            while let Some(event) = events.recv().await {
+                if let Some(message) = event.message
+                    && out.send(Outbound::Message(message)).is_err()
+                {
+                    break;
                 }
-            });
-        }
+            }
+        });
         *session = Some(new);
     }
     let session = session.as_ref()?;

@@ -152,3 +152,20 @@ async fn a_session_in_use_is_not_expired() {
     drop(rx);
     assert_eq!(store.expire(Duration::ZERO).await, 1);
 }
+
+#[test]
+fn a_fresh_get_gets_only_what_nobody_received() {
+    let stream = Stream::new(1, 4);
+    stream.push(&message(1));
+    let mut first = stream.attach_fresh();
+    assert_eq!(drain(&mut first), ["1-0"]);
+    stream.push(&message(2));
+    assert_eq!(drain(&mut first), ["1-1"]);
+    drop(first);
+    // Nobody attached: these wait, even beyond the buffer's size (the oldest are dropped).
+    for n in 3..10 {
+        stream.push(&message(n));
+    }
+    let mut second = stream.attach_fresh();
+    assert_eq!(drain(&mut second), ["1-5", "1-6", "1-7", "1-8"]);
+}
