@@ -436,3 +436,62 @@ fn a_restarted_http_upstream_gets_new_sessions_without_the_agent_noticing() {
         gateway.logs()
     );
 }
+
+#[test]
+fn time_the_agent_spends_answering_does_not_count_against_the_upstream() {
+    use std::io::{BufRead, BufReader, Write};
+    // A 1-second call timeout, and an agent that takes 2 seconds to answer a question the
+    // upstream asks mid-call: the call still succeeds.
+    let gateway = Gateway::start(&format!(
+        "upstreams:\n  ev:\n    command: {}\n    args: [stdio]\n    prefix: \"\"\n    timeout_seconds: 1\n",
+        yaml_str(&node_bin("mcp-server-everything").display().to_string())
+    ));
+    let port = gateway.port;
+    let session = open_session_with(port, r#"{"elicitation":{}}"#);
+    let body = r#"{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"trigger-elicitation-request","arguments":{}}}"#;
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    write!(
+        stream,
+        "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nMcp-Session-Id: {session}\r\nMcp-Protocol-Version: 2025-11-25\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut lines = BufReader::new(stream).lines();
+    let mut next_message = || -> Value {
+        loop {
+            let line = lines.next().expect("stream ended").expect("read");
+            if let Some(data) = line.strip_prefix("data:")
+                && let Ok(value) = serde_json::from_str::<Value>(data.trim())
+            {
+                return value;
+            }
+        }
+    };
+    let question = next_message();
+    assert_eq!(question["method"], "elicitation/create", "{question}");
+    std::thread::sleep(Duration::from_secs(2));
+    let answer = format!(
+        r#"{{"jsonrpc":"2.0","id":{},"result":{{"action":"accept","content":{{"name":"Ann","check":true,"email":"a@b.c","integer":7}}}}}}"#,
+        question["id"]
+    );
+    let (status, _, _) = mcp_post(
+        port,
+        &[
+            ("mcp-session-id", &session),
+            ("mcp-protocol-version", "2025-11-25"),
+        ],
+        &answer,
+    );
+    assert_eq!(status, 202);
+    let result = next_message();
+    assert_eq!(result["id"], 5, "{result}");
+    assert!(
+        result["result"]["content"]
+            .to_string()
+            .contains("Name: Ann"),
+        "{result}"
+    );
+}

@@ -491,7 +491,12 @@ impl HttpLink {
         let original_id = request.id().unwrap_or("null").to_string();
         let link_id = (self.next_id.fetch_add(1, Ordering::Relaxed) + 1).to_string();
         let outgoing = request.with_id(&link_id);
-        let relay = super::remap::RestoreIds::wrap(relay, &link_id, &original_id);
+        let deadline = super::deadline::Deadline::new(timeout);
+        let relay = deadline.pausing(super::remap::RestoreIds::wrap(
+            relay,
+            &link_id,
+            &original_id,
+        ));
         let mut guard = HttpCancelOnDrop {
             link: self,
             link_id: link_id.clone(),
@@ -506,12 +511,12 @@ impl HttpLink {
             }
             self.read_answer(response, &link_id, &relay).await
         };
-        let result = match tokio::time::timeout(timeout, work).await {
-            Ok(result) => {
+        let result = tokio::select! {
+            result = work => {
                 guard.armed = false;
                 result
             }
-            Err(_) => Err(CallError::Timeout {
+            () = deadline.expired() => Err(CallError::Timeout {
                 upstream: self.endpoint.name.to_string(),
                 seconds: timeout.as_secs_f64(),
                 detail: String::new(),

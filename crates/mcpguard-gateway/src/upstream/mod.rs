@@ -7,6 +7,7 @@
 //! caller's original id.
 
 pub mod client;
+pub mod deadline;
 pub mod http;
 pub mod pending;
 pub mod registry;

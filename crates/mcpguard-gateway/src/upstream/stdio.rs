@@ -443,6 +443,8 @@ impl Exchange for Process {
         relay: Arc<dyn Relay>,
         timeout: Duration,
     ) -> Result<Message, CallError> {
+        let deadline = super::deadline::Deadline::new(timeout);
+        let relay = deadline.pausing(relay);
         let progress = mcp::progress_token(request.params());
         let registration = self
             .pending
@@ -457,20 +459,24 @@ impl Exchange for Process {
             reason: "the agent cancelled the call",
             armed: true,
         };
-        self.send(outgoing.bytes()).await?;
-        match tokio::time::timeout(timeout, registration.reply).await {
-            Ok(Ok(result)) => {
+        // Writing counts against the deadline too: a child that stops reading its stdin
+        // must not hold the call forever.
+        let work = async {
+            self.send(outgoing.bytes()).await?;
+            registration
+                .reply
+                .await
+                .map_err(|_| CallError::Unavailable {
+                    upstream: self.name.to_string(),
+                    reason: "the link closed during the call".into(),
+                })?
+        };
+        tokio::select! {
+            result = work => {
                 guard.armed = false;
                 result
             }
-            Ok(Err(_)) => {
-                guard.armed = false;
-                Err(CallError::Unavailable {
-                    upstream: self.name.to_string(),
-                    reason: "the link closed during the call".into(),
-                })
-            }
-            Err(_) => {
+            () = deadline.expired() => {
                 guard.reason = "timed out at the gateway";
                 Err(CallError::Timeout {
                     upstream: self.name.to_string(),
