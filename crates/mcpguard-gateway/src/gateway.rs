@@ -118,6 +118,7 @@ impl Gateway {
             });
         }
         let sessions = self.sessions.clone();
+        let router = self.router.clone();
         let idle = Duration::from_secs_f64(self.config.proxy.session_idle_timeout_seconds);
         let shutdown = self.shutdown.clone();
         tokio::spawn(async move {
@@ -126,6 +127,7 @@ impl Gateway {
                     _ = tokio::time::sleep(Duration::from_secs(30)) => {}
                     _ = shutdown.cancelled() => return,
                 }
+                router.expire_parked();
                 let ended = sessions.expire(idle).await;
                 if ended > 0 {
                     tracing::info!(ended, "ended idle sessions");

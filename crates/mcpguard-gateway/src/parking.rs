@@ -28,6 +28,9 @@ use crate::upstream::{CallOptions, Connection, Relay, StreamSignal};
 /// How long a parked call waits for the agent to come back.
 pub const PARK_LIMIT: Duration = Duration::from_secs(600);
 
+/// Most calls parked at once; beyond it a new question fails the call instead.
+pub const MAX_PARKED: usize = 1024;
+
 const TOKEN_PREFIX: &str = "mcpguard-parked.";
 
 type CallFuture = Pin<Box<dyn Future<Output = Result<Message, CallError>> + Send>>;
@@ -39,6 +42,8 @@ struct Ask {
 }
 
 struct Parked {
+    /// What the call was (method and target name): a resumption must be the same call.
+    what: (String, Option<String>),
     call: CallFuture,
     asks: mpsc::UnboundedReceiver<Ask>,
     pending: Ask,
@@ -86,6 +91,7 @@ impl Parking {
         options: CallOptions,
     ) -> Result<Message, CallError> {
         let agent_id = request.id().unwrap_or("null").to_string();
+        let what = call_identity(&request);
         let (asks_tx, asks) = mpsc::unbounded_channel();
         let relay = Arc::new(AskRelay {
             inner: Mutex::new(relay),
@@ -94,7 +100,7 @@ impl Parking {
         let call_relay: Arc<dyn Relay> = relay.clone();
         let call: CallFuture =
             Box::pin(async move { connection.call(request, call_relay, &options).await });
-        self.drive(call, asks, relay, &agent_id).await
+        self.drive(what, call, asks, relay, &agent_id).await
     }
 
     /// Resumes the parked call named by `request`'s `requestState` with the agent's
@@ -109,7 +115,10 @@ impl Parking {
         let token = json::member_str(params, "requestState")
             .unwrap_or_default()
             .into_owned();
-        let Some(parked) = self.take(&token) else {
+        let Some(parked) = self
+            .take(&token)
+            .filter(|p| p.what == call_identity(request))
+        else {
             return Ok(Message::error_response(
                 Some(&agent_id),
                 &RpcError::new(codes::INVALID_PARAMS, "invalid or expired requestState")
@@ -126,6 +135,7 @@ impl Parking {
             return Ok(reply);
         };
         let Parked {
+            what,
             call,
             asks,
             pending,
@@ -134,11 +144,12 @@ impl Parking {
         } = parked;
         let reply = Message::response(pending.request.id().unwrap_or("null"), answer);
         let _ = pending.answer.send(reply);
-        self.drive(call, asks, relay, &agent_id).await
+        self.drive(what, call, asks, relay, &agent_id).await
     }
 
     async fn drive(
         &self,
+        what: (String, Option<String>),
         mut call: CallFuture,
         mut asks: mpsc::UnboundedReceiver<Ask>,
         relay: Arc<AskRelay>,
@@ -147,9 +158,19 @@ impl Parking {
         tokio::select! {
             biased;
             Some(ask) = asks.recv() => {
+                if self.len() >= MAX_PARKED {
+                    // Dropping the call cancels it upstream.
+                    return Ok(Message::error_response(
+                        Some(agent_id),
+                        &RpcError::new(
+                            codes::INTERNAL_ERROR,
+                            format!("the gateway already holds {MAX_PARKED} calls waiting for their agents; retry later"),
+                        ),
+                    ));
+                }
                 let (token, key) = self.park_token();
                 let reply = input_required(agent_id, &key, &ask.request, &token);
-                let parked = Parked { call, asks, pending: ask, key, relay, since: Instant::now() };
+                let parked = Parked { what, call, asks, pending: ask, key, relay, since: Instant::now() };
                 self.parked.lock().insert(token, parked);
                 Ok(reply)
             }
@@ -170,11 +191,20 @@ impl Parking {
     }
 
     /// Drops parked calls nobody came back for (dropping a call cancels it upstream).
-    fn expire(&self) {
+    /// Runs on every parking and from the gateway's housekeeping.
+    pub fn expire(&self) {
         self.parked
             .lock()
             .retain(|_, parked| parked.since.elapsed() < PARK_LIMIT);
     }
+}
+
+/// What a call is, for matching a resumption: its method and target name.
+fn call_identity(request: &Message) -> (String, Option<String>) {
+    (
+        request.method().unwrap_or_default().to_string(),
+        mcpguard_protocol::mcp::call_target(request).map(|n| n.into_owned()),
+    )
 }
 
 /// The `input_required` result that asks the agent `question` (a server→client request).

@@ -970,6 +970,11 @@ impl Router {
         }
     }
 
+    /// Drops parked calls whose agents never came back.
+    pub fn expire_parked(&self) {
+        self.parking.expire();
+    }
+
     /// The session store (for relays).
     pub fn sessions(&self) -> &Arc<SessionStore> {
         &self.sessions

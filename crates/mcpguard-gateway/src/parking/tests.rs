@@ -100,7 +100,8 @@ async fn a_question_parks_the_call_until_the_agent_answers() {
     );
     assert!(parking.is_empty());
 
-    // The token is single-use.
+    // The token is single-use, and bound to its call.
+    assert!(parking.is_empty());
     let stale = parking
         .resume(
             &Message::request("4", "tools/call", Some(&params)),
@@ -123,4 +124,35 @@ fn only_gateway_tokens_count_as_parked() {
     )));
     assert!(!is_parked_state(Some("{}")));
     assert!(!is_parked_state(None));
+}
+
+#[tokio::test]
+async fn a_token_resumes_only_the_call_it_was_given_for() {
+    let parking = Parking::new();
+    let first = parking
+        .start(
+            Arc::new(Asker),
+            Message::request("1", "tools/call", Some(r#"{"name":"fs__read"}"#)),
+            Arc::new(NoRelay),
+            options(),
+        )
+        .await
+        .unwrap();
+    let state = json::member(first.result().unwrap(), "requestState")
+        .unwrap()
+        .to_string();
+    let other = format!(r#"{{"name":"other__tool","requestState":{state}}}"#);
+    let refused = parking
+        .resume(
+            &Message::request("2", "tools/call", Some(&other)),
+            Arc::new(NoRelay),
+        )
+        .await
+        .unwrap();
+    assert!(
+        refused
+            .error()
+            .unwrap()
+            .contains("invalid or expired requestState")
+    );
 }
