@@ -34,11 +34,10 @@ pub fn add_envelope(request: &Message, caller: &Caller) -> Message {
         .unwrap_or("{}")
         .to_string();
     meta = json::set_member(&meta, meta_key::PROTOCOL_VERSION, "\"2026-07-28\"");
-    meta = json::set_member(
-        &meta,
-        meta_key::CLIENT_INFO,
-        caller.client_info.as_deref().unwrap_or("{}"),
-    );
+    // `clientInfo` is optional, but when present it must be a whole `Implementation`.
+    if let Some(info) = caller.client_info.as_deref() {
+        meta = json::set_member(&meta, meta_key::CLIENT_INFO, info);
+    }
     meta = json::set_member(
         &meta,
         meta_key::CLIENT_CAPABILITIES,

@@ -28,6 +28,9 @@ use crate::upstream::{CallOptions, Relay, ServerInfo};
 
 const CURSOR_PREFIX: &str = "mcpguard1.";
 
+/// Least time between two listings made to route a name the tables do not know.
+const REFRESH_SPACING: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// How long `initialize` and `server/discover` wait for upstreams still starting.
 const UPSTREAM_READY_WAIT: std::time::Duration = std::time::Duration::from_secs(15);
 
@@ -101,6 +104,7 @@ pub struct Router {
     parking: crate::parking::Parking,
     listeners: Arc<crate::listeners::Listeners>,
     agents: crate::gateway::Agents,
+    last_refresh: parking_lot::Mutex<HashMap<&'static str, Option<std::time::Instant>>>,
 }
 
 impl Router {
@@ -122,6 +126,7 @@ impl Router {
             parking: crate::parking::Parking::new(),
             listeners,
             agents,
+            last_refresh: parking_lot::Mutex::new(HashMap::new()),
         }
     }
 
@@ -284,7 +289,26 @@ impl Router {
                 };
                 Ok(bridge::mark_complete(reply, &method))
             }
-            _ => {
+            (Era::Stateless, Era::Stateless) => {
+                // Requests the gateway makes on the agent's behalf (listings to route a
+                // name) carry no envelope yet: give them the agent's.
+                let request = match request.param("_meta") {
+                    Some(meta)
+                        if json::member(
+                            meta,
+                            crate::upstream::setup::meta_key::PROTOCOL_VERSION,
+                        )
+                        .is_some() =>
+                    {
+                        request
+                    }
+                    _ => bridge::add_envelope(&request, &ctx.caller),
+                };
+                link.connection
+                    .call(request, ctx.relay.clone(), &options)
+                    .await
+            }
+            (Era::Handshake, Era::Handshake) => {
                 link.connection
                     .call(request, ctx.relay.clone(), &options)
                     .await
@@ -649,19 +673,30 @@ impl Router {
         kind: ListKind,
         exposed: &str,
     ) -> Result<Entry, CallError> {
-        if let Some(entry) = self.lookup(kind, exposed) {
+        if let Some(entry) = self.lookup_table(kind, exposed) {
             return Ok(entry);
         }
-        // Not listed yet (a stateless agent may call without listing): list, then look again.
-        let list_request = Message::request("\"mcpguard-refresh\"", kind.method, None);
-        let mut refresh = CallContext::new(
-            ctx.caller.clone(),
-            list_request,
-            Arc::new(crate::upstream::NoRelay),
-        );
-        refresh.caller = ctx.caller.clone();
-        let _ = self.list(&refresh, kind).await;
-        if let Some(entry) = self.lookup(kind, exposed) {
+        // Not listed yet (a stateless agent may call without listing): list once, so the
+        // call gets its routing and the tool's `Mcp-Param-*` headers, then look again.
+        // Refreshes are spaced out, so calls to unknown names cannot flood the upstreams.
+        if self.refresh_due(kind) {
+            let list_request = Message::request("\"mcpguard-refresh\"", kind.method, None);
+            let refresh = CallContext::new(
+                ctx.caller.clone(),
+                list_request,
+                Arc::new(crate::upstream::NoRelay),
+            );
+            if let Err(e) = self.list(&refresh, kind).await {
+                tracing::debug!(
+                    listing = kind.method,
+                    "refreshing the routing table failed: {e}"
+                );
+            }
+            if let Some(entry) = self.lookup_table(kind, exposed) {
+                return Ok(entry);
+            }
+        }
+        if let Some(entry) = self.lookup_fallback(exposed) {
             return Ok(entry);
         }
         let noun = if kind.array == "tools" {
@@ -675,18 +710,18 @@ impl Router {
         })
     }
 
-    fn lookup(&self, kind: ListKind, exposed: &str) -> Option<Entry> {
+    fn lookup_table(&self, kind: ListKind, exposed: &str) -> Option<Entry> {
         let tables = self.tables.read();
         let table = if kind.array == "tools" {
             &tables.tools
         } else {
             &tables.prompts
         };
-        if let Some(entry) = table.get(exposed) {
-            return Some(entry.clone());
-        }
-        drop(tables);
-        // A prefixed name routes by its prefix even before any listing.
+        table.get(exposed).cloned()
+    }
+
+    /// Routing without a listing: by prefix, or to the single unprefixed upstream.
+    fn lookup_fallback(&self, exposed: &str) -> Option<Entry> {
         for (index, upstream) in self.upstreams.iter().enumerate() {
             if !upstream.prefix.is_empty()
                 && let Some(name) = exposed.strip_prefix(upstream.prefix.as_str())
@@ -703,6 +738,17 @@ impl Router {
             name: exposed.to_string(),
             header_params: Vec::new(),
         })
+    }
+
+    /// True when a listing of `kind` may be refreshed now (at most every few seconds).
+    fn refresh_due(&self, kind: ListKind) -> bool {
+        let mut last = self.last_refresh.lock();
+        let entry = last.entry(kind.method).or_insert(None);
+        let due = entry.is_none_or(|at: std::time::Instant| at.elapsed() >= REFRESH_SPACING);
+        if due {
+            *entry = Some(std::time::Instant::now());
+        }
+        due
     }
 
     /// The `x-mcp-header` parameters of an exposed tool, for header validation.

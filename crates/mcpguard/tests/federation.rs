@@ -280,3 +280,36 @@ fn a_question_from_a_shared_upstream_never_reaches_the_wrong_agent() {
         "{bob_body}"
     );
 }
+
+#[test]
+fn an_unlisted_tool_with_header_params_is_called_with_its_headers() {
+    // A stateless agent may call a tool it never listed. The upstream requires the tool's
+    // `Mcp-Param-*` headers, which the gateway can only compute from the tool's schema.
+    let (_fixture, port) = py_http_server("conformance_server.py", &[]);
+    let gateway = Gateway::start(&format!(
+        "upstreams:\n  conf:\n    transport: http\n    url: http://127.0.0.1:{port}/mcp\n"
+    ));
+    let body = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"conf__test_header_param","arguments":{"region":"eu-west"},"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}}}"#;
+    let headers = [
+        ("mcp-protocol-version", "2026-07-28"),
+        ("mcp-method", "tools/call"),
+        ("mcp-name", "conf__test_header_param"),
+        ("mcp-param-region", "eu-west"),
+    ];
+    let (status, _, answer) = mcp_post(gateway.port, &headers, body);
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(
+        answer["result"]["content"][0]["text"], "region=eu-west",
+        "{answer}"
+    );
+    // Now the tool is known, a header that disagrees with the argument is refused here.
+    let lying = [
+        ("mcp-protocol-version", "2026-07-28"),
+        ("mcp-method", "tools/call"),
+        ("mcp-name", "conf__test_header_param"),
+        ("mcp-param-region", "us-east"),
+    ];
+    let (status, _, answer) = mcp_post(gateway.port, &lying, body);
+    assert_eq!(status, 400, "{answer}");
+    assert_eq!(answer["error"]["code"], -32020);
+}
