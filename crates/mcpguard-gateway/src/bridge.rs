@@ -271,7 +271,7 @@ pub async fn resource_subscription(
         ack: parking_lot::Mutex::new(Some(ack_tx)),
     });
     let connection = connection.clone();
-    let options = CallOptions::with_timeout(std::time::Duration::from_secs(365 * 24 * 3600));
+    let options = CallOptions::with_timeout(crate::upstream::OPEN_ENDED);
     let name = upstream.to_string();
     let task = tokio::spawn(async move {
         if let Err(e) = connection.call(listen, relay, &options).await {

@@ -250,7 +250,7 @@ impl Router {
         let options = CallOptions {
             timeout: if request.method() == Some(method::SUBSCRIPTIONS_LISTEN) {
                 // A subscription stream lasts as long as the agent keeps it open.
-                std::time::Duration::from_secs(365 * 24 * 3600)
+                crate::upstream::OPEN_ENDED
             } else {
                 upstream.timeout
             },
@@ -940,8 +940,7 @@ impl Router {
                 if link.era != Era::Stateless {
                     return;
                 }
-                let options =
-                    CallOptions::with_timeout(std::time::Duration::from_secs(365 * 24 * 3600));
+                let options = CallOptions::with_timeout(crate::upstream::OPEN_ENDED);
                 if let Err(e) = link.connection.call(request, relay, &options).await {
                     tracing::debug!(upstream = %upstream.name, "a listen stream ended: {e}");
                 }

@@ -395,28 +395,7 @@ fn a_port_in_use_is_a_clear_error() {
 #[test]
 fn a_restarted_http_upstream_gets_new_sessions_without_the_agent_noticing() {
     let port = free_port();
-    let start = || {
-        let child = Command::new(python())
-            .arg(peers().join("py_echo_server.py"))
-            .args([
-                "--transport",
-                "streamable-http",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                &port.to_string(),
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let proc = Proc {
-            child,
-            what: "echo".into(),
-        };
-        wait_port(port, Duration::from_secs(30));
-        proc
-    };
+    let start = || py_http_server_on("py_echo_server.py", port, &[]);
     let mut server = start();
     let gateway = Gateway::start(&format!(
         "upstreams:\n  echo:\n    transport: http\n    url: http://127.0.0.1:{port}/mcp\n    prefix: \"\"\n"
@@ -439,7 +418,6 @@ fn a_restarted_http_upstream_gets_new_sessions_without_the_agent_noticing() {
 
 #[test]
 fn time_the_agent_spends_answering_does_not_count_against_the_upstream() {
-    use std::io::{BufRead, BufReader, Write};
     // A 1-second call timeout, and an agent that takes 2 seconds to answer a question the
     // upstream asks mid-call: the call still succeeds.
     let gateway = Gateway::start(&format!(
@@ -449,27 +427,15 @@ fn time_the_agent_spends_answering_does_not_count_against_the_upstream() {
     let port = gateway.port;
     let session = open_session_with(port, r#"{"elicitation":{}}"#);
     let body = r#"{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"trigger-elicitation-request","arguments":{}}}"#;
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(20)))
-        .unwrap();
-    write!(
-        stream,
-        "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nMcp-Session-Id: {session}\r\nMcp-Protocol-Version: 2025-11-25\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut lines = BufReader::new(stream).lines();
-    let mut next_message = || -> Value {
-        loop {
-            let line = lines.next().expect("stream ended").expect("read");
-            if let Some(data) = line.strip_prefix("data:")
-                && let Ok(value) = serde_json::from_str::<Value>(data.trim())
-            {
-                return value;
-            }
-        }
-    };
+    let mut reader = SseReader::post(
+        port,
+        &[
+            ("Mcp-Session-Id", &session),
+            ("Mcp-Protocol-Version", "2025-11-25"),
+        ],
+        body,
+    );
+    let mut next_message = || reader.next_message();
     let question = next_message();
     assert_eq!(question["method"], "elicitation/create", "{question}");
     std::thread::sleep(Duration::from_secs(2));

@@ -177,7 +177,6 @@ fn a_cancelled_call_stops_at_once() {
 
 #[test]
 fn a_stateless_agent_listens_to_every_upstream_at_once() {
-    use std::io::{BufRead, BufReader, Write};
     let gateway = Gateway::start(&format!(
         "upstreams:\n  conf:\n    command: {py}\n    args: [{conf}, --transport, stdio]\n  echo:\n    command: {py}\n    args: [{echo}, --transport, stdio]\n",
         py = yaml_str(&python().display().to_string()),
@@ -188,27 +187,15 @@ fn a_stateless_agent_listens_to_every_upstream_at_once() {
     let body = format!(
         r#"{{"jsonrpc":"2.0","id":"sub-7","method":"subscriptions/listen","params":{{"notifications":{{"toolsListChanged":true}},{meta}}}}}"#
     );
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", gateway.port)).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(20)))
-        .unwrap();
-    write!(
-        stream,
-        "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nMcp-Protocol-Version: 2026-07-28\r\nMcp-Method: subscriptions/listen\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut lines = BufReader::new(stream.try_clone().unwrap()).lines();
-    let mut next_message = || -> Value {
-        loop {
-            let line = lines.next().expect("stream ended").expect("read");
-            if let Some(data) = line.strip_prefix("data:")
-                && let Ok(value) = serde_json::from_str::<Value>(data.trim())
-            {
-                return value;
-            }
-        }
-    };
+    let mut reader = SseReader::post(
+        gateway.port,
+        &[
+            ("Mcp-Protocol-Version", "2026-07-28"),
+            ("Mcp-Method", "subscriptions/listen"),
+        ],
+        &body,
+    );
+    let mut next_message = || reader.next_message();
     // One acknowledgement, from the gateway, naming the agent's request.
     let ack = next_message();
     assert_eq!(
@@ -239,7 +226,6 @@ fn a_stateless_agent_listens_to_every_upstream_at_once() {
         change["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"],
         "sub-7"
     );
-    drop(stream);
 }
 
 #[test]

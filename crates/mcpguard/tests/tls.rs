@@ -99,28 +99,17 @@ fn an_https_upstream_with_a_private_ca() {
     let dir = tempfile::tempdir().unwrap();
     certificates(dir.path());
     let port = free_port();
-    let _server = Proc {
-        child: Command::new(python())
-            .arg(peers().join("py_echo_server.py"))
-            .args([
-                "--transport",
-                "streamable-http",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                &port.to_string(),
-            ])
-            .arg("--tls-cert")
-            .arg(dir.path().join("server.pem"))
-            .arg("--tls-key")
-            .arg(dir.path().join("server.key"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-        what: "tls echo".into(),
-    };
-    wait_port(port, Duration::from_secs(30));
+    let (cert, key) = (dir.path().join("server.pem"), dir.path().join("server.key"));
+    let _server = py_http_server_on(
+        "py_echo_server.py",
+        port,
+        &[
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ],
+    );
     let upstream = |extra: &str| {
         format!(
             "upstreams:\n  secure:\n    transport: http\n    url: https://127.0.0.1:{port}/mcp\n    prefix: \"\"\n{extra}"

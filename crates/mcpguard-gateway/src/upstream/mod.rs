@@ -100,6 +100,10 @@ impl ServerInfo {
     }
 }
 
+/// The "timeout" of a stream that lasts as long as the agent keeps it open
+/// (`subscriptions/listen`, bridged resource subscriptions).
+pub const OPEN_ENDED: Duration = Duration::from_secs(365 * 24 * 3600);
+
 /// How to make one call.
 #[derive(Debug, Clone)]
 pub struct CallOptions {

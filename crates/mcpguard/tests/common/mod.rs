@@ -116,8 +116,12 @@ pub fn wait_port(port: u16, timeout: Duration) {
 /// A Python SDK server from `tests/peers` serving Streamable HTTP on a free port.
 pub fn py_http_server(script: &str, extra: &[&str]) -> (Proc, u16) {
     let port = free_port();
-    let mut command = Command::new(python());
-    command
+    (py_http_server_on(script, port, extra), port)
+}
+
+/// A Python SDK server from `tests/peers` serving Streamable HTTP on `port`.
+pub fn py_http_server_on(script: &str, port: u16, extra: &[&str]) -> Proc {
+    let child = Command::new(python())
         .arg(peers().join(script))
         .args([
             "--transport",
@@ -129,14 +133,15 @@ pub fn py_http_server(script: &str, extra: &[&str]) -> (Proc, u16) {
         .arg(port.to_string())
         .args(extra)
         .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    let child = command.spawn().expect("start python server");
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start python server");
     let proc = Proc {
         child,
         what: script.into(),
     };
     wait_port(port, Duration::from_secs(30));
-    (proc, port)
+    proc
 }
 
 /// `@modelcontextprotocol/server-everything` over Streamable HTTP on a free port.
@@ -581,4 +586,45 @@ pub fn echo_stdio_config(extra_upstream: &str) -> String {
         yaml_str(&python().display().to_string()),
         peer_yaml("py_echo_server.py")
     )
+}
+
+/// An SSE answer read message by message as it arrives.
+pub struct SseReader {
+    lines: std::io::Lines<BufReader<TcpStream>>,
+}
+
+impl SseReader {
+    /// POSTs `body` to `/mcp` with `headers` and keeps the connection open for reading.
+    pub fn post(port: u16, headers: &[(&str, &str)], body: &str) -> SseReader {
+        use std::io::Write;
+        let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+        let mut head = format!(
+            "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nContent-Length: {}\r\n",
+            body.len()
+        );
+        for (name, value) in headers {
+            head.push_str(&format!("{name}: {value}\r\n"));
+        }
+        head.push_str("\r\n");
+        stream.write_all(head.as_bytes()).unwrap();
+        stream.write_all(body.as_bytes()).unwrap();
+        SseReader {
+            lines: BufReader::new(stream).lines(),
+        }
+    }
+
+    /// The next JSON message on the stream.
+    pub fn next_message(&mut self) -> Value {
+        loop {
+            let line = self.lines.next().expect("stream ended").expect("read");
+            if let Some(data) = line.strip_prefix("data:")
+                && let Ok(value) = serde_json::from_str::<Value>(data.trim())
+            {
+                return value;
+            }
+        }
+    }
 }
