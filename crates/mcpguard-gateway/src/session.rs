@@ -21,6 +21,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::upstream::http::HttpLink;
 
+/// Most bytes of messages one stream keeps for resumption (besides its event count).
+pub const REPLAY_BUFFER_BYTES: usize = 16 * 1024 * 1024;
+
 /// How long an agent has to answer a server→client request.
 pub const CLIENT_ANSWER_TIMEOUT: Duration = Duration::from_secs(300);
 
@@ -57,6 +60,8 @@ struct StreamState {
     next_seq: u64,
     /// The first event not yet handed to an attached agent.
     undelivered: u64,
+    /// Bytes of the messages in `events`.
+    bytes: usize,
     live: Option<mpsc::UnboundedSender<StreamEvent>>,
     finished: bool,
 }
@@ -70,6 +75,7 @@ impl Stream {
                 events: VecDeque::new(),
                 next_seq: 0,
                 undelivered: 0,
+                bytes: 0,
                 live: None,
                 finished: false,
             }),
@@ -111,9 +117,14 @@ impl Stream {
         {
             state.live = None;
         }
+        state.bytes += event.message.as_ref().map_or(0, |m| m.bytes().len());
         state.events.push_back((seq, event));
-        while state.events.len() > self.capacity {
-            state.events.pop_front();
+        while state.events.len() > self.capacity
+            || (state.bytes > REPLAY_BUFFER_BYTES && state.events.len() > 1)
+        {
+            if let Some((_, dropped)) = state.events.pop_front() {
+                state.bytes -= dropped.message.as_ref().map_or(0, |m| m.bytes().len());
+            }
         }
     }
 

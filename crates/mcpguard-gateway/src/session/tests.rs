@@ -169,3 +169,19 @@ fn a_fresh_get_gets_only_what_nobody_received() {
     let mut second = stream.attach_fresh();
     assert_eq!(drain(&mut second), ["1-5", "1-6", "1-7", "1-8"]);
 }
+
+#[test]
+fn the_replay_buffer_is_bounded_in_bytes_too() {
+    let stream = Stream::new(1, 1000);
+    let big = "x".repeat(1024 * 1024);
+    for n in 0..40 {
+        stream.push(&Message::notification(
+            "notifications/message",
+            Some(&format!(r#"{{"n":{n},"data":"{big}"}}"#)),
+        ));
+    }
+    let mut rx = stream.attach_fresh();
+    let kept = drain(&mut rx);
+    assert!(kept.len() <= 16, "{} events kept", kept.len());
+    assert_eq!(kept.last().map(String::as_str), Some("1-39"));
+}
