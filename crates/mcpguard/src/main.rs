@@ -89,8 +89,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 fn runtime(config: &Config) -> anyhow::Result<tokio::runtime::Runtime> {
-    let mut builder = tokio::runtime::Builder::new_multi_thread();
-    if config.proxy.worker_threads > 0 {
+    let mut builder = if config.proxy.worker_threads == 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+    };
+    if config.proxy.worker_threads > 1 {
         builder.worker_threads(config.proxy.worker_threads);
     }
     builder
