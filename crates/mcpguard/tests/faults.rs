@@ -270,7 +270,10 @@ fn a_dead_http_upstream_keeps_the_gateway_unready_and_calls_fail_clearly() {
 #[test]
 fn concurrent_calls_from_many_sessions_never_cross() {
     // On the single-threaded runtime, so that setting is exercised too.
-    let gateway = Gateway::start(&format!("proxy:\n  worker_threads: 1\n{}", echo_stdio_config("")));
+    let gateway = Gateway::start(&format!(
+        "proxy:\n  worker_threads: 1\n{}",
+        echo_stdio_config("")
+    ));
     let port = gateway.port;
     let sessions: Vec<String> = (0..6).map(|_| open_session(port)).collect();
     let threads: Vec<_> = sessions
