@@ -3,13 +3,17 @@
 # Rust echo server and through MCPGuard, at 1 and 32 concurrent clients, in both protocol
 # eras. Also measures the gateway's start-up time and idle memory.
 #
-#   bash scripts/bench.sh [SECONDS_PER_RUN]     (default 5)
+#   bash scripts/bench.sh [SECONDS_PER_RUN] [REPEATS]     (defaults 5 and 3)
+#
+# Each configuration runs REPEATS times, direct and gateway alternating so that passing
+# load on the machine hits both alike; the table shows medians.
 #
 # Prints a markdown table (p50/p99 latency, calls/s, gateway/direct ratios); BENCHMARKS.md
 # records its output. Everything listens on loopback and is stopped at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-5}
+repeats=${2:-3}
 
 cargo build --release --locked --quiet -p mcpguard -p mcpguard-bench
 bin=target/release
@@ -50,31 +54,45 @@ rss_kb=$(awk '/VmRSS/ {print $2}' "/proc/$gw/status")
 
 run() { "$bin/loadgen" "$1" "$2" "$seconds" "$3"; }
 
-python3 - "$seconds" "$(( (listening_ns - start_ns) / 1000000 ))" "$(( (ready_ns - start_ns) / 1000000 ))" "$rss_kb" \
-  "$(run "$direct" 1 stateless)" "$(run "$gateway" 1 stateless)" \
-  "$(run "$direct" 32 stateless)" "$(run "$gateway" 32 stateless)" \
-  "$(run "$direct" 1 handshake)" "$(run "$gateway" 1 handshake)" \
-  "$(run "$direct" 32 handshake)" "$(run "$gateway" 32 handshake)" <<'PY'
-import json, sys
-seconds, listen_ms, ready_ms, rss_kb = sys.argv[1:5]
-runs = [json.loads(a) for a in sys.argv[5:]]
-print(f"runs of {seconds}s after a 1s warm-up; loadgen, echo server and gateway share the machine\n")
-print("| era | clients | path | p50 µs | p99 µs | calls/s | errors |")
-print("|---|---|---|---|---|---|---|")
-i = 0
+results=$work/results.jsonl
+for era in stateless handshake; do
+  for clients in 1 32; do
+    for _ in $(seq "$repeats"); do
+      for path in direct gateway; do
+        url=$direct; [ "$path" = gateway ] && url=$gateway
+        printf '{"era":"%s","clients":%s,"path":"%s","run":%s}\n' "$era" "$clients" "$path" "$(run "$url" "$clients" "$era")" >>"$results"
+      done
+    done
+  done
+done
+
+python3 - "$seconds" "$repeats" "$(( (listening_ns - start_ns) / 1000000 ))" "$(( (ready_ns - start_ns) / 1000000 ))" "$rss_kb" "$results" <<'PY'
+import json, statistics, sys
+seconds, repeats, listen_ms, ready_ms, rss_kb, path = sys.argv[1:7]
+rows = [json.loads(line) for line in open(path)]
+names = {"stateless": "2026-07-28", "handshake": "2025-11-25"}
+def med(era, clients, which, key):
+    return statistics.median(r["run"][key] for r in rows if r["era"] == era and r["clients"] == clients and r["path"] == which)
+print(f"medians of {repeats} runs of {seconds}s each (1s warm-up), direct and gateway alternating; loadgen, echo server and gateway share the machine\n")
+print("| era | clients | path | p50 µs | p99 µs | calls/s |")
+print("|---|---|---|---|---|---|")
 summary = []
-for era in ["2026-07-28", "2025-11-25"]:
+for era in ["stateless", "handshake"]:
     for clients in [1, 32]:
-        d, g = runs[i], runs[i + 1]
-        i += 2
-        for label, r in [("direct", d), ("gateway", g)]:
-            print(f"| {era} | {clients} | {label} | {r['p50_us']:.0f} | {r['p99_us']:.0f} | {r['calls_per_second']:.0f} | {r['errors']} |")
-        summary.append((era, clients, g["p50_us"] - d["p50_us"], g["p99_us"] - d["p99_us"], g["calls_per_second"] / max(d["calls_per_second"], 1)))
+        values = {}
+        for which in ["direct", "gateway"]:
+            values[which] = {k: med(era, clients, which, k) for k in ["p50_us", "p99_us", "calls_per_second"]}
+            v = values[which]
+            print(f"| {names[era]} | {clients} | {which} | {v['p50_us']:.0f} | {v['p99_us']:.0f} | {v['calls_per_second']:.0f} |")
+        d, g = values["direct"], values["gateway"]
+        summary.append((names[era], clients, g["p50_us"] - d["p50_us"], g["p99_us"] - d["p99_us"], g["calls_per_second"] / max(d["calls_per_second"], 1)))
+errors = sum(r["run"]["errors"] for r in rows)
 print()
 print("| era | clients | added p50 µs | added p99 µs | throughput gateway/direct |")
 print("|---|---|---|---|---|")
 for era, clients, p50, p99, ratio in summary:
     print(f"| {era} | {clients} | {p50:.0f} | {p99:.0f} | {ratio:.0%} |")
 print()
+print(f"errors in all runs: {errors}")
 print(f"`serve` start to listening: {listen_ms} ms; to /readyz 200 (upstream probed): {ready_ms} ms; idle RSS: {int(rss_kb) / 1024:.1f} MiB")
 PY

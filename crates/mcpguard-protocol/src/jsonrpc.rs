@@ -10,6 +10,7 @@ use std::fmt;
 use std::ops::Range;
 
 use bytes::Bytes;
+use bytestring::ByteString;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
@@ -68,7 +69,8 @@ impl ParseError {
 /// One parsed JSON-RPC message: its original bytes plus where its parts are.
 #[derive(Clone)]
 pub struct Message {
-    bytes: Bytes,
+    /// The message text, known to be UTF-8 (checked once, at parse).
+    bytes: ByteString,
     kind: Kind,
     method: Option<Box<str>>,
     id: Option<Range<usize>>,
@@ -127,6 +129,8 @@ impl Message {
                 "`jsonrpc` must be the string \"2.0\"".into(),
             ));
         }
+        let text = ByteString::try_from(bytes.clone())
+            .map_err(|_| ParseError::Invalid("the message is not utf-8".into()))?;
         let span = |raw: Option<&RawValue>| -> Result<Option<Range<usize>>, ParseError> {
             raw.map(|raw| span_of(&bytes, raw.get())).transpose()
         };
@@ -182,19 +186,19 @@ impl Message {
             params,
             result,
             error,
-            bytes,
+            bytes: text,
             params_index: std::sync::OnceLock::new(),
         })
     }
 
     /// The exact bytes of the message.
     pub fn bytes(&self) -> &Bytes {
-        &self.bytes
+        self.bytes.as_bytes()
     }
 
     /// The exact bytes of the message, consuming it.
     pub fn into_bytes(self) -> Bytes {
-        self.bytes
+        self.bytes.into_bytes()
     }
 
     /// Request, notification, response or error.
@@ -269,19 +273,19 @@ impl Message {
 
     /// The whole message as text (it was validated as JSON, hence UTF-8).
     pub fn as_str(&self) -> &str {
-        std::str::from_utf8(&self.bytes).unwrap_or_default()
+        &self.bytes
     }
 
     fn slice(&self, range: &Option<Range<usize>>) -> Option<&str> {
         let range = range.as_ref()?;
-        std::str::from_utf8(self.bytes.get(range.clone())?).ok()
+        self.bytes.get(range.clone())
     }
 
     /// A copy with `id` replaced by `new_id` (raw JSON text). A message without an id is
     /// returned unchanged.
     pub fn with_id(&self, new_id: &str) -> Message {
         match &self.id {
-            Some(range) => self.splice(range.clone(), new_id.as_bytes()),
+            Some(range) => self.splice(range.clone(), new_id),
             None => self.clone(),
         }
     }
@@ -290,7 +294,7 @@ impl Message {
     /// message has no params, they are added.
     pub fn with_params(&self, new_params: &str) -> Message {
         match &self.params {
-            Some(range) => self.splice(range.clone(), new_params.as_bytes()),
+            Some(range) => self.splice(range.clone(), new_params),
             None => self.insert_member("params", new_params),
         }
     }
@@ -299,16 +303,16 @@ impl Message {
     /// result is returned unchanged.
     pub fn with_result(&self, new_result: &str) -> Message {
         match &self.result {
-            Some(range) => self.splice(range.clone(), new_result.as_bytes()),
+            Some(range) => self.splice(range.clone(), new_result),
             None => self.clone(),
         }
     }
 
-    fn splice(&self, range: Range<usize>, replacement: &[u8]) -> Message {
-        let mut out = Vec::with_capacity(self.bytes.len() + replacement.len());
-        out.extend_from_slice(&self.bytes[..range.start]);
-        out.extend_from_slice(replacement);
-        out.extend_from_slice(&self.bytes[range.end..]);
+    fn splice(&self, range: Range<usize>, replacement: &str) -> Message {
+        let mut out = String::with_capacity(self.bytes.len() + replacement.len());
+        out.push_str(&self.bytes[..range.start]);
+        out.push_str(replacement);
+        out.push_str(&self.bytes[range.end..]);
         let delta = replacement.len() as isize - (range.end - range.start) as isize;
         let shift = |r: &Option<Range<usize>>| -> Option<Range<usize>> {
             let r = r.as_ref()?;
@@ -327,20 +331,21 @@ impl Message {
             params: shift(&self.params),
             result: shift(&self.result),
             error: shift(&self.error),
-            bytes: Bytes::from(out),
+            bytes: ByteString::from(out),
             params_index: std::sync::OnceLock::new(),
         }
     }
 
     fn insert_member(&self, key: &str, value: &str) -> Message {
         // The message is an object: insert right after the opening brace.
-        let open = self.bytes.iter().position(|b| *b == b'{').unwrap_or(0);
-        let mut text = Vec::with_capacity(self.bytes.len() + key.len() + value.len() + 4);
-        text.extend_from_slice(&self.bytes[..=open]);
+        let raw = self.bytes.as_bytes();
+        let open = raw.iter().position(|b| *b == b'{').unwrap_or(0);
+        let mut text = Vec::with_capacity(raw.len() + key.len() + value.len() + 4);
+        text.extend_from_slice(&raw[..=open]);
         json::push_json_string(&mut text, key);
         text.push(b':');
         text.extend_from_slice(value.as_bytes());
-        let rest = &self.bytes[open + 1..];
+        let rest = &raw[open + 1..];
         if rest.iter().any(|b| !b.is_ascii_whitespace() && *b != b'}') {
             text.push(b',');
         }
@@ -405,7 +410,7 @@ fn build(id: Option<&str>, method: Option<&str>, member: Option<(&str, &str)>) -
             params: None,
             result: None,
             error: None,
-            bytes,
+            bytes: ByteString::try_from(bytes).unwrap_or_default(),
             params_index: std::sync::OnceLock::new(),
         },
     }

@@ -62,7 +62,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             }
             let loaded = config_load::load(cli.config.as_deref(), overrides)?;
             init_logging(&loaded.config)?;
-            runtime(&loaded.config)?.block_on(serve(loaded.config))
+            serve(loaded.config)
         }
         Command::Stdio(args) => {
             let mut overrides = Overrides::default();
@@ -125,42 +125,79 @@ fn init_logging(config: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn serve(config: Config) -> anyhow::Result<()> {
+/// Runs `mcpguard serve`: one current-thread runtime per worker thread, each accepting on
+/// the same listening socket and serving its connections start to finish, so a call never
+/// moves between threads (hand-offs between threads cost more than the gateway's own work
+/// on a small machine; see BENCHMARKS.md). The main thread runs the upstreams and signals.
+fn serve(config: Config) -> anyhow::Result<()> {
     if config.upstreams.values().all(|u| !u.enabled) {
         tracing::warn!("no upstreams are configured: every call will fail (see `mcpguard init`)");
     }
     let address = format!("{}:{}", config.proxy.host, config.proxy.port);
-    let listener = match tokio::net::TcpListener::bind(&address).await {
+    let listener = match std::net::TcpListener::bind(&address) {
         Ok(listener) => listener,
         Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => bail!(
             "cannot listen on {address}: the port is already in use; choose another with --port or `proxy.port`"
         ),
         Err(e) => bail!("cannot listen on {address}: {e}"),
     };
+    listener.set_nonblocking(true)?;
     let local = listener.local_addr()?;
+    let threads = match config.proxy.worker_threads {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    };
     let grace = Duration::from_secs_f64(config.proxy.shutdown_grace_seconds);
-    let gateway =
-        Gateway::start(config, Vec::new(), Agents::Many).map_err(|e| anyhow::anyhow!(e))?;
+    let main = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let gateway = main.block_on(async {
+        Gateway::start(config, Vec::new(), Agents::Many).map_err(|e| anyhow::anyhow!(e))
+    })?;
     tracing::info!(
         plugins = ?gateway.plugin_names(),
+        threads,
         "mcpguard {} listening on http://{local}/mcp",
         env!("CARGO_PKG_VERSION")
     );
+    let mut workers = Vec::with_capacity(threads);
+    for n in 0..threads {
+        let listener = listener
+            .try_clone()
+            .context("cannot share the listening socket")?;
+        let gateway = gateway.clone();
+        let worker = std::thread::Builder::new()
+            .name(format!("mcpguard-http-{n}"))
+            .spawn(move || -> anyhow::Result<()> {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .context("cannot start a worker runtime")?;
+                runtime.block_on(async move {
+                    let listener = tokio::net::TcpListener::from_std(listener)?;
+                    mcpguard_gateway::server::http::serve(listener, gateway).await?;
+                    anyhow::Ok(())
+                })
+            })
+            .context("cannot start a worker thread")?;
+        workers.push(worker);
+    }
+    drop(listener);
     // A line on stdout for scripts that start the gateway on port 0.
     println!("listening on http://{local}/mcp");
     let _ = std::io::stdout().flush();
-    let server = tokio::spawn(mcpguard_gateway::server::http::serve(
-        listener,
-        gateway.clone(),
-    ));
-    wait_for_signal().await;
-    tracing::info!(grace_seconds = grace.as_secs_f64(), "shutting down");
-    gateway.shutdown(grace).await;
-    match tokio::time::timeout(Duration::from_secs(5), server).await {
-        Ok(Ok(Ok(()))) => {}
-        Ok(Ok(Err(e))) => tracing::warn!("the http server ended with an error: {e}"),
-        Ok(Err(e)) => tracing::warn!("the http server task failed: {e}"),
-        Err(_) => tracing::warn!("the http server did not stop in time"),
+    main.block_on(async {
+        wait_for_signal().await;
+        tracing::info!(grace_seconds = grace.as_secs_f64(), "shutting down");
+        gateway.shutdown(grace).await;
+    });
+    for worker in workers {
+        match worker.join() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!("an http worker ended with an error: {e}"),
+            Err(_) => tracing::warn!("an http worker panicked"),
+        }
     }
     tracing::info!("stopped");
     Ok(())

@@ -36,7 +36,11 @@ const ERROR_BODY_PREVIEW: usize = 200;
 pub struct HttpEndpoint {
     name: Arc<str>,
     headers: HeaderMap,
-    client: UpstreamClient,
+    url: reqwest::Url,
+    ca_file: Option<std::path::PathBuf>,
+    /// One client (and connection pool) per thread: a call never waits on a connection
+    /// driven by another thread's runtime.
+    clients: thread_local::ThreadLocal<UpstreamClient>,
     max_message: usize,
 }
 
@@ -60,11 +64,16 @@ impl HttpEndpoint {
             value.set_sensitive(true);
             map.insert(key, value);
         }
-        let client = UpstreamClient::new(&url, ca_file)?;
+        // Built once here so a bad url or ca_file is reported at start-up.
+        let first = UpstreamClient::new(&url, ca_file)?;
+        let clients = thread_local::ThreadLocal::new();
+        let _ = clients.get_or(|| first);
         Ok(Arc::new(HttpEndpoint {
             name: name.into(),
             headers: map,
-            client,
+            url,
+            ca_file: ca_file.map(std::path::Path::to_path_buf),
+            clients,
             max_message,
         }))
     }
@@ -94,7 +103,11 @@ impl HttpEndpoint {
         headers: HeaderMap,
         body: Bytes,
     ) -> Result<UpstreamResponse, CallError> {
-        self.client
+        let client = self
+            .clients
+            .get_or_try(|| UpstreamClient::new(&self.url, self.ca_file.as_deref()))
+            .map_err(|e| self.unavailable(e))?;
+        client
             .send(method, headers, body)
             .await
             .map_err(|e| self.unavailable(e))
