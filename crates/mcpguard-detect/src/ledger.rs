@@ -1,0 +1,198 @@
+//! The taint ledger: fingerprints of sensitive values a session has seen in tool
+//! outputs, with where they came from, and the check that finds them again in a later
+//! call's arguments — verbatim, re-cased, re-encoded (base64, hex, URL, …) or inside a
+//! longer string.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+
+use crate::fingerprint::{self, Fingerprint, canonical};
+use crate::walk::{self, PathSeg, render_path};
+use crate::{Detector, Finding, Label, ScanError};
+
+/// Where a tainted value was first seen.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize)]
+pub struct Provenance {
+    /// The tool (or method) whose output held it.
+    pub tool: String,
+    /// The upstream that served that call.
+    pub server: String,
+    /// The call's id, as the agent sent it.
+    pub call: String,
+}
+
+#[derive(Debug, Clone)]
+struct Entry {
+    kind: &'static str,
+    label: Label,
+    fingerprint: Fingerprint,
+    source: Arc<Provenance>,
+}
+
+/// A sensitive value from an earlier output found in a new call.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct TaintFlow {
+    /// `secret` or `pii`.
+    pub label: Label,
+    /// The type it had when first seen.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    /// Where it came from.
+    pub source: Arc<Provenance>,
+    /// Where in the new call's JSON it is.
+    pub location: String,
+    /// The decodings that revealed it, when re-encoded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub encoding: Option<String>,
+    /// Its digest.
+    pub digest: String,
+}
+
+/// Values shorter than this are not followed (too many accidental matches).
+pub const MIN_TRACKED_LEN: usize = 6;
+
+/// A session's taint ledger: bounded, oldest entries leave first.
+#[derive(Debug, Clone, Default)]
+pub struct TaintLedger {
+    entries: VecDeque<Entry>,
+    capacity: usize,
+    /// length → rolling hash → entry count (to know which windows to confirm).
+    index: HashMap<u32, HashMap<u64, usize>>,
+}
+
+impl TaintLedger {
+    /// An empty ledger holding up to `capacity` values.
+    pub fn new(capacity: usize) -> TaintLedger {
+        TaintLedger { entries: VecDeque::new(), capacity: capacity.max(1), index: HashMap::new() }
+    }
+
+    /// Number of values held.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// True when nothing is held.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Records the findings of one output.
+    pub fn record(&mut self, findings: &[Finding], source: Provenance) {
+        let source = Arc::new(source);
+        for finding in findings {
+            let fp = finding.fingerprint;
+            if (fp.len as usize) < MIN_TRACKED_LEN || self.entries.iter().any(|e| e.fingerprint == fp) {
+                continue;
+            }
+            if self.entries.len() == self.capacity
+                && let Some(old) = self.entries.pop_front()
+            {
+                self.unindex(&old);
+            }
+            *self.index.entry(fp.len).or_default().entry(fp.rolling).or_default() += 1;
+            self.entries.push_back(Entry {
+                kind: finding.kind,
+                label: finding.label,
+                fingerprint: fp,
+                source: source.clone(),
+            });
+        }
+    }
+
+    fn unindex(&mut self, entry: &Entry) {
+        if let Some(by_hash) = self.index.get_mut(&entry.fingerprint.len) {
+            if let Some(count) = by_hash.get_mut(&entry.fingerprint.rolling) {
+                *count -= 1;
+                if *count == 0 {
+                    by_hash.remove(&entry.fingerprint.rolling);
+                }
+            }
+            if by_hash.is_empty() {
+                self.index.remove(&entry.fingerprint.len);
+            }
+        }
+    }
+
+    /// Finds values of this ledger in the JSON document `json` (a call's arguments).
+    pub fn flows(&self, detector: &Detector, json: &str) -> Result<Vec<TaintFlow>, ScanError> {
+        if self.entries.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut search = Search { ledger: self, detector, flows: Vec::new(), budget: detector.limits().max_decoded_bytes, error: None };
+        walk::walk(json, detector.limits().max_depth, &mut search)?;
+        match search.error {
+            Some(e) => Err(e),
+            None => Ok(search.flows),
+        }
+    }
+
+    /// The fingerprints of the values of `text` that are in the ledger.
+    fn find_in(&self, detector: &Detector, text: &str, mut found: impl FnMut(&Entry)) {
+        let key = detector.key();
+        let lower: Vec<u8> = canonical("", text);
+        let has_separator = lower.iter().any(|b| fingerprint::is_separator(*b));
+        let compact: Option<Vec<u8>> = has_separator
+            .then(|| lower.iter().copied().filter(|b| !fingerprint::is_separator(*b)).collect());
+        for (len, by_hash) in &self.index {
+            for candidate in std::iter::once(&lower).chain(compact.as_ref()) {
+                let mut starts = Vec::new();
+                fingerprint::windows(key, candidate, *len as usize, &|h| by_hash.contains_key(&h), &mut |s| starts.push(s));
+                for start in starts {
+                    let window = &candidate[start..start + *len as usize];
+                    let fp = Fingerprint::of_canonical(key, window);
+                    for entry in self.entries.iter().filter(|e| e.fingerprint == fp) {
+                        found(entry);
+                    }
+                }
+            }
+        }
+    }
+}
+
+struct Search<'l> {
+    ledger: &'l TaintLedger,
+    detector: &'l Detector,
+    flows: Vec<TaintFlow>,
+    budget: usize,
+    error: Option<ScanError>,
+}
+
+impl Search<'_> {
+    fn check(&mut self, path: &[PathSeg], text: &str, encoding: Option<String>) {
+        let mut hits: Vec<Entry> = Vec::new();
+        self.ledger.find_in(self.detector, text, |e| hits.push(e.clone()));
+        for entry in hits {
+            if self.flows.iter().any(|f| f.digest == entry.fingerprint.digest() && f.source == entry.source) {
+                continue;
+            }
+            self.flows.push(TaintFlow {
+                label: entry.label,
+                kind: entry.kind,
+                source: entry.source.clone(),
+                location: render_path(path),
+                encoding: encoding.clone(),
+                digest: entry.fingerprint.digest(),
+            });
+        }
+    }
+}
+
+impl walk::Visit for Search<'_> {
+    fn string(&mut self, path: &[PathSeg], _name: Option<&str>, value: &str, _is_key: bool) {
+        self.check(path, value, None);
+        match self.detector.readings(value, &mut self.budget) {
+            Ok(readings) => {
+                for (reading, how) in readings {
+                    self.check(path, &reading, Some(how));
+                }
+            }
+            Err(e) => {
+                self.error.get_or_insert(e);
+            }
+        }
+    }
+
+    fn joined(&mut self, path: &[PathSeg], value: &str, _cuts: &[usize]) {
+        self.check(path, value, Some("joined".into()));
+    }
+}

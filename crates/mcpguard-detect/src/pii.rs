@@ -1,0 +1,258 @@
+//! Personal-data scanners that are driven by the shape of numbers and addresses rather
+//! than by a literal anchor: SSN, payment cards, IBAN, phone numbers, IP addresses and
+//! e-mail addresses. Each candidate is validated (ranges, Luhn, mod-97, parsing).
+
+use std::net::{Ipv4Addr, Ipv6Addr};
+
+use crate::catalog::Label;
+use crate::scan::Hit;
+use crate::validate;
+
+/// The personal-data detectors: `(detector id, type)`.
+pub static PII_DETECTORS: &[(&str, &str)] = &[
+    ("ssn", "pii.ssn"),
+    ("credit_card", "pii.credit_card"),
+    ("iban", "pii.iban"),
+    ("email", "pii.email"),
+    ("phone", "pii.phone"),
+    ("ipv4", "pii.ip_address"),
+    ("ipv6", "pii.ip_address"),
+];
+
+fn hit(start: usize, end: usize, detector: &'static str, kind: &'static str, confidence: f32) -> Hit {
+    Hit { start, end, detector, kind, label: Label::Pii, confidence }
+}
+
+fn is_word(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b == b'_'
+}
+
+/// Finds personal data in `text`, appending to `out`.
+pub(crate) fn scan(text: &str, out: &mut Vec<Hit>) {
+    let bytes = text.as_bytes();
+    numbers(bytes, out);
+    emails(bytes, out);
+    ipv6(text, out);
+}
+
+/// Numbers: SSN, cards, phones, IPv4, and IBANs (letters then digits).
+fn numbers(b: &[u8], out: &mut Vec<Hit>) {
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        let starts_number = c.is_ascii_digit()
+            || (c == b'+' || c == b'(') && b.get(i + 1).is_some_and(u8::is_ascii_digit);
+        if !starts_number {
+            i += 1;
+            continue;
+        }
+        if i > 0 && (is_word(b[i - 1]) || b[i - 1] == b'.' || b[i - 1] == b'-') {
+            // Digits inside a word: maybe an IBAN ("DE89 3704…"), otherwise skip the word.
+            if c.is_ascii_digit() && i >= 2 && let Some(end) = iban_at(b, i - 2) {
+                out.push(hit(i - 2, end, "iban", "pii.iban", 0.95));
+                i = end;
+                continue;
+            }
+            i += 1;
+            while i < b.len() && (is_word(b[i]) || b[i] == b'.' || b[i] == b'-') {
+                i += 1;
+            }
+            continue;
+        }
+        let end = number_token_end(b, i);
+        if end < b.len() && (is_word(b[end]) || b[end] == b'@') {
+            i = end + 1;
+            while i < b.len() && is_word(b[i]) {
+                i += 1;
+            }
+            continue;
+        }
+        if let Some(h) = classify_number(&b[i..end], i) {
+            out.push(h);
+        }
+        i = end.max(i + 1);
+    }
+}
+
+/// The end of a number token: digit groups joined by single separators.
+fn number_token_end(b: &[u8], start: usize) -> usize {
+    let mut j = start;
+    if b[j] == b'+' || b[j] == b'(' {
+        j += 1;
+    }
+    loop {
+        while j < b.len() && b[j].is_ascii_digit() {
+            j += 1;
+        }
+        // A separator (or ") " / ")") followed by a digit continues the token.
+        let sep_len = match (b.get(j), b.get(j + 1)) {
+            (Some(b')'), Some(b' ' | b'-')) => 2,
+            (Some(b' ' | b'-' | b'.' | b')'), _) => 1,
+            _ => 0,
+        };
+        if sep_len == 0 || !b.get(j + sep_len).is_some_and(u8::is_ascii_digit) {
+            return j;
+        }
+        j += sep_len;
+    }
+}
+
+fn classify_number(token: &[u8], offset: usize) -> Option<Hit> {
+    let text = std::str::from_utf8(token).ok()?;
+    let end = offset + token.len();
+    let groups: Vec<&str> = text
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|g| !g.is_empty())
+        .collect();
+    let digits: String = groups.concat();
+    let seps: Vec<char> = text.chars().filter(|c| !c.is_ascii_digit()).collect();
+    let only = |allowed: &[char]| seps.iter().all(|s| allowed.contains(s));
+    let lens: Vec<usize> = groups.iter().map(|g| g.len()).collect();
+
+    if only(&['.']) && lens.len() == 4 && !text.starts_with('+') {
+        let ip: Ipv4Addr = text.parse().ok()?;
+        let public = !(ip.is_private()
+            || ip.is_loopback()
+            || ip.is_link_local()
+            || ip.is_unspecified()
+            || ip.is_broadcast()
+            || ip.is_multicast()
+            || ip.octets()[0] == 0);
+        return public.then(|| hit(offset, end, "ipv4", "pii.ip_address", 0.8));
+    }
+    if lens == [3, 2, 4] && (only(&['-']) || only(&[' '])) {
+        return validate::ssn(groups[0], groups[1], groups[2])
+            .then(|| hit(offset, end, "ssn", "pii.ssn", 0.9));
+    }
+    if (13..=19).contains(&digits.len()) && !text.starts_with('+') && !text.starts_with('(') {
+        let uniform = seps.windows(2).all(|w| w[0] == w[1]) && only(&[' ', '-']);
+        let grouping = lens.len() == 1
+            || lens[..lens.len() - 1].iter().all(|&l| l == 4)
+            || lens == [4, 6, 5]
+            || lens == [4, 6, 4];
+        if uniform && grouping && validate::card_issuer(&digits) && validate::luhn(&digits) {
+            return Some(hit(offset, end, "credit_card", "pii.credit_card", 0.95));
+        }
+    }
+    if text.starts_with('+') {
+        let first = digits.as_bytes().first().copied().unwrap_or(b'0');
+        let well_grouped = lens.iter().all(|&l| l <= 5) || lens.len() == 1;
+        return ((8..=15).contains(&digits.len()) && first != b'0' && well_grouped)
+            .then(|| hit(offset, end, "phone", "pii.phone", 0.85));
+    }
+    // North American numbers: (415) 555-0132, 415-555-0132, 415.555.0132, 1-415-555-0132.
+    let nanp = match lens.as_slice() {
+        [3, 3, 4] => Some(0),
+        [1, 3, 3, 4] if groups[0] == "1" => Some(1),
+        _ => None,
+    };
+    if let Some(skip) = nanp {
+        let area = groups[skip].as_bytes();
+        let exchange = groups[skip + 1].as_bytes();
+        let consistent = only(&['-']) || only(&['.']) || text.contains(')');
+        if consistent && area[0] >= b'2' && exchange[0] >= b'2' {
+            return Some(hit(offset, end, "phone", "pii.phone", 0.8));
+        }
+    }
+    None
+}
+
+/// An IBAN starting at `start` (two capital letters, two digits, then groups), returning
+/// its end when it validates.
+fn iban_at(b: &[u8], start: usize) -> Option<usize> {
+    if !(b[start].is_ascii_uppercase() && b[start + 1].is_ascii_uppercase()) {
+        return None;
+    }
+    if start > 0 && is_word(b[start - 1]) {
+        return None;
+    }
+    let mut compact = Vec::with_capacity(34);
+    let mut j = start;
+    let mut last_good = None;
+    while j < b.len() && compact.len() < 34 {
+        let c = b[j];
+        if c.is_ascii_uppercase() || c.is_ascii_digit() {
+            compact.push(c);
+            j += 1;
+            let boundary = j >= b.len() || !is_word(b[j]);
+            if boundary
+                && compact.len() >= 15
+                && validate::iban(std::str::from_utf8(&compact).ok()?)
+            {
+                last_good = Some(j);
+            }
+        } else if c == b' ' && b.get(j + 1).is_some_and(|n| n.is_ascii_alphanumeric()) {
+            j += 1;
+        } else {
+            break;
+        }
+    }
+    last_good
+}
+
+/// E-mail addresses, found from each `@`.
+fn emails(b: &[u8], out: &mut Vec<Hit>) {
+    let local_char = |c: u8| c.is_ascii_alphanumeric() || b"._%+-".contains(&c);
+    let domain_char = |c: u8| c.is_ascii_alphanumeric() || c == b'.' || c == b'-';
+    for at in memchr::memchr_iter(b'@', b) {
+        let mut s = at;
+        while s > 0 && at - s < 64 && local_char(b[s - 1]) {
+            s -= 1;
+        }
+        if s == at || b[s] == b'.' || (s > 0 && matches!(b[s - 1], b':' | b'/')) {
+            continue;
+        }
+        let mut e = at + 1;
+        while e < b.len() && e - at < 255 && domain_char(b[e]) {
+            e += 1;
+        }
+        while e > at + 1 && matches!(b[e - 1], b'.' | b'-') {
+            e -= 1;
+        }
+        let domain = &b[at + 1..e];
+        let Some(dot) = domain.iter().rposition(|c| *c == b'.') else {
+            continue;
+        };
+        let tld = &domain[dot + 1..];
+        if dot == 0 || tld.len() < 2 || !tld.iter().all(u8::is_ascii_alphabetic) {
+            continue;
+        }
+        out.push(hit(s, e, "email", "pii.email", 0.9));
+    }
+}
+
+/// IPv6 addresses (global ones; loopback and unspecified are not personal).
+fn ipv6(text: &str, out: &mut Vec<Hit>) {
+    let b = text.as_bytes();
+    let token_char = |c: u8| c.is_ascii_hexdigit() || c == b':' || c == b'.';
+    let mut next_free = 0;
+    for colon in memchr::memchr_iter(b':', b) {
+        if colon < next_free {
+            continue;
+        }
+        let mut s = colon;
+        while s > 0 && token_char(b[s - 1]) {
+            s -= 1;
+        }
+        let mut e = colon;
+        while e < b.len() && token_char(b[e]) {
+            e += 1;
+        }
+        next_free = e;
+        if (s > 0 && is_word(b[s - 1])) || (e < b.len() && is_word(b[e])) {
+            continue;
+        }
+        let token = &text[s..e];
+        let colons = token.bytes().filter(|c| *c == b':').count();
+        if colons < 2 || !(token.contains("::") || colons == 7) {
+            continue;
+        }
+        let Ok(ip) = token.parse::<Ipv6Addr>() else {
+            continue;
+        };
+        if ip.is_loopback() || ip.is_unspecified() {
+            continue;
+        }
+        out.push(hit(s, e, "ipv6", "pii.ip_address", 0.8));
+    }
+}

@@ -1,0 +1,269 @@
+//! Scanning one piece of text: anchored patterns, personal-data shapes, and
+//! `name = value` assignments. Returns spans; the caller turns them into findings.
+
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use regex_automata::{Input, meta::Regex};
+
+use crate::catalog::{KEYED_RULES, Label, PATTERN_RULES};
+use crate::pii;
+
+/// A match inside one text.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Hit {
+    pub start: usize,
+    pub end: usize,
+    pub detector: &'static str,
+    pub kind: &'static str,
+    pub label: Label,
+    pub confidence: f32,
+}
+
+/// Name fragments that start an assignment scan in plain text (case-insensitive).
+const NAME_ANCHORS: &[&str] = &[
+    "password", "passwd", "pwd", "passphrase", "secret", "token", "api_key", "api-key",
+    "apikey", "access_key", "accesskey", "access-key", "private_key", "privatekey",
+    "credential", "auth_key", "authkey", "bearer", "ssn", "social_security",
+    "connection_string", "connectionstring", "signing_key", "encryption_key", "master_key",
+    "session_key", "client_key",
+];
+
+/// Longest span a pattern may cover after its anchor.
+const MAX_MATCH: usize = 40_000;
+
+/// The compiled detectors.
+pub(crate) struct Engine {
+    anchors: AhoCorasick,
+    /// For each anchor pattern, the rules it starts.
+    anchor_rules: Vec<Vec<usize>>,
+    regexes: Vec<Regex>,
+    names: AhoCorasick,
+}
+
+/// A detector failed to compile (a bug in the catalogue; tests catch it).
+#[derive(Debug, thiserror::Error)]
+#[error("detector `{detector}` does not compile: {reason}")]
+pub struct BuildError {
+    /// The detector.
+    pub detector: String,
+    /// Why.
+    pub reason: String,
+}
+
+impl Engine {
+    pub(crate) fn new() -> Result<Engine, BuildError> {
+        let mut literals: Vec<&str> = Vec::new();
+        let mut anchor_rules: Vec<Vec<usize>> = Vec::new();
+        let mut regexes = Vec::with_capacity(PATTERN_RULES.len());
+        for (index, rule) in PATTERN_RULES.iter().enumerate() {
+            for anchor in rule.anchors {
+                match literals.iter().position(|l| l == anchor) {
+                    Some(at) => anchor_rules[at].push(index),
+                    None => {
+                        literals.push(anchor);
+                        anchor_rules.push(vec![index]);
+                    }
+                }
+            }
+            let regex = Regex::builder()
+                .syntax(regex_automata::util::syntax::Config::new().unicode(false).utf8(false))
+                .build(rule.pattern)
+                .map_err(|e| BuildError { detector: rule.detector.into(), reason: e.to_string() })?;
+            regexes.push(regex);
+        }
+        let build = |e: aho_corasick::BuildError| BuildError {
+            detector: "anchors".into(),
+            reason: e.to_string(),
+        };
+        let anchors = AhoCorasickBuilder::new()
+            .match_kind(MatchKind::Standard)
+            .build(&literals)
+            .map_err(build)?;
+        let names = AhoCorasickBuilder::new()
+            .ascii_case_insensitive(true)
+            .match_kind(MatchKind::LeftmostLongest)
+            .build(NAME_ANCHORS)
+            .map_err(build)?;
+        Ok(Engine { anchors, anchor_rules, regexes, names })
+    }
+
+    /// All hits in `text`, overlaps resolved.
+    pub(crate) fn scan(&self, text: &str, out: &mut Vec<Hit>) {
+        let first = out.len();
+        self.patterns(text, out);
+        pii::scan(text, out);
+        self.assignments(text, out);
+        resolve_overlaps(out, first);
+    }
+
+    fn patterns(&self, text: &str, out: &mut Vec<Hit>) {
+        let bytes = text.as_bytes();
+        // Per rule, where its last match ended: hits inside it are the same match.
+        let mut covered = vec![0usize; PATTERN_RULES.len()];
+        for anchor in self.anchors.find_overlapping_iter(bytes) {
+            for &index in &self.anchor_rules[anchor.pattern().as_usize()] {
+                if anchor.start() < covered[index] {
+                    continue;
+                }
+                let rule = &PATTERN_RULES[index];
+                let from = anchor.start().saturating_sub(rule.back);
+                let to = bytes.len().min(anchor.end() + MAX_MATCH);
+                let input = Input::new(bytes).range(from..to);
+                for m in self.regexes[index].find_iter(input) {
+                    if m.start() > anchor.start() {
+                        break;
+                    }
+                    if m.end() < anchor.end() {
+                        continue;
+                    }
+                    covered[index] = m.end();
+                    if rule.bounded
+                        && (m.start() > 0 && bytes[m.start() - 1].is_ascii_alphanumeric()
+                            || m.end() < bytes.len() && bytes[m.end()].is_ascii_alphanumeric())
+                    {
+                        break;
+                    }
+                    let Some(matched) = text.get(m.start()..m.end()) else {
+                        break;
+                    };
+                    if rule.validate.is_none_or(|check| check(matched)) {
+                        out.push(Hit {
+                            start: m.start(),
+                            end: m.end(),
+                            detector: rule.detector,
+                            kind: rule.kind,
+                            label: Label::Secret,
+                            confidence: rule.confidence,
+                        });
+                    }
+                    break;
+                }
+            }
+        }
+    }
+
+    /// `name = value`, `name: value`, `"name": "value"` in plain text.
+    fn assignments(&self, text: &str, out: &mut Vec<Hit>) {
+        let b = text.as_bytes();
+        let ident = |c: u8| c.is_ascii_alphanumeric() || c == b'_' || c == b'-' || c == b'.';
+        let mut next_free = 0;
+        for m in self.names.find_iter(b) {
+            if m.start() < next_free {
+                continue;
+            }
+            let mut s = m.start();
+            while s > 0 && ident(b[s - 1]) {
+                s -= 1;
+            }
+            let mut e = m.end();
+            while e < b.len() && ident(b[e]) {
+                e += 1;
+            }
+            let Some(name) = text.get(s..e) else { continue };
+            let Some((value_start, value_end)) = assigned_value(b, e) else {
+                continue;
+            };
+            next_free = value_end;
+            let Some(value) = text.get(value_start..value_end) else { continue };
+            if let Some(hit) = keyed(name, value, value_start) {
+                out.push(hit);
+            }
+        }
+    }
+
+    /// A string `value` under the name `name` (a JSON member, a header, a variable).
+    pub(crate) fn named_value(&self, name: &str, value: &str, out: &mut Vec<Hit>) {
+        if let Some(hit) = keyed(name, value.trim(), 0) {
+            out.push(hit);
+        }
+    }
+}
+
+fn keyed(name: &str, value: &str, offset: usize) -> Option<Hit> {
+    KEYED_RULES
+        .iter()
+        .find(|rule| (rule.name)(name) && (rule.value)(value))
+        .map(|rule| Hit {
+            start: offset,
+            end: offset + value.len(),
+            detector: rule.detector,
+            kind: rule.kind,
+            label: if rule.kind.starts_with("pii.") { Label::Pii } else { Label::Secret },
+            confidence: rule.confidence,
+        })
+}
+
+/// After a name ending at `at`: optional closing quote, `:`/`=`/`:=`/`=>`, optional
+/// opening quote, then the value up to its quote or the first delimiter.
+fn assigned_value(b: &[u8], mut at: usize) -> Option<(usize, usize)> {
+    let skip_ws = |at: &mut usize| {
+        while *at < b.len() && (b[*at] == b' ' || b[*at] == b'\t') {
+            *at += 1;
+        }
+    };
+    if at < b.len() && matches!(b[at], b'"' | b'\'') {
+        at += 1;
+    }
+    skip_ws(&mut at);
+    match (b.get(at), b.get(at + 1)) {
+        (Some(b':'), Some(b'=')) | (Some(b'='), Some(b'>')) => at += 2,
+        (Some(b':' | b'='), _) => at += 1,
+        _ => return None,
+    }
+    skip_ws(&mut at);
+    let quote = match b.get(at) {
+        Some(&q @ (b'"' | b'\'' | b'`')) => {
+            at += 1;
+            Some(q)
+        }
+        _ => None,
+    };
+    let start = at;
+    let limit = b.len().min(start + 512);
+    while at < limit {
+        let c = b[at];
+        let stop = match quote {
+            Some(q) => c == q,
+            None => c.is_ascii_whitespace() || matches!(c, b',' | b';' | b'}' | b')' | b'&' | b'"' | b'\''),
+        };
+        if stop {
+            break;
+        }
+        at += 1;
+    }
+    (at > start).then_some((start, at))
+}
+
+/// Drops hits contained in a stronger (or equal and longer) hit, and keyed generic hits
+/// that overlap any specific one.
+fn resolve_overlaps(out: &mut Vec<Hit>, first: usize) {
+    let hits = &mut out[first..];
+    if hits.len() < 2 {
+        return;
+    }
+    hits.sort_by(|a, b| a.start.cmp(&b.start).then(b.end.cmp(&a.end)));
+    let snapshot: Vec<Hit> = hits.to_vec();
+    let keep: Vec<bool> = snapshot
+        .iter()
+        .enumerate()
+        .map(|(i, h)| {
+            !snapshot.iter().enumerate().any(|(j, o)| {
+                if i == j {
+                    return false;
+                }
+                let contains = o.start <= h.start && h.end <= o.end;
+                let overlaps = o.start < h.end && h.start < o.end;
+                let generic = h.detector == "generic_high_entropy" && o.detector != h.detector;
+                (generic && overlaps)
+                    || contains
+                        && (o.confidence > h.confidence
+                            || o.confidence == h.confidence && (o.end - o.start > h.end - h.start || j < i))
+            })
+        })
+        .collect();
+    let mut index = 0;
+    out.retain(|_| {
+        let keep_this = index < first || keep[index - first];
+        index += 1;
+        keep_this
+    });
+}
