@@ -1,0 +1,82 @@
+//! MCPGuard's policy engine: YAML rules (with `file:line:col` errors), compiled to globs,
+//! regexes and CEL programs, evaluated to a [`Decision`] that names the rule, its OWASP
+//! ids and a reason. Evaluation cannot fail: an error inside a rule forces `deny`.
+//!
+//! Semantics: rules run by `priority` (lower first). Among the terminal rules
+//! (allow, deny, sandbox, require_approval) that match at the lowest matching priority,
+//! the strictest wins (deny > require_approval > sandbox > allow). Modifiers (audit, warn,
+//! redact) of every matching rule apply alongside. No terminal match → `default_action`.
+
+mod compile;
+mod error;
+mod eval;
+mod model;
+pub mod owasp;
+
+use std::sync::Arc;
+
+pub use compile::{
+    ArgumentPattern, BUILTIN_LABELS, CEL_VARIABLES, DEFAULT_PRIORITY, LabelPattern, NameMatcher, Place, Rule,
+    compile, known_labels, parse,
+};
+pub use error::{PolicyError, suggest};
+pub use eval::{Call, Decision, Matched, SessionFacts};
+pub use model::{Action, PolicyFile};
+
+/// A compiled policy: rules in evaluation order and the default action.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    rules: Vec<Arc<Rule>>,
+    default_action: Action,
+}
+
+impl Policy {
+    /// A policy with no rules.
+    pub fn empty(default_action: Action) -> Policy {
+        Policy { rules: Vec::new(), default_action }
+    }
+
+    /// The rules, in evaluation order.
+    pub fn rules(&self) -> &[Arc<Rule>] {
+        &self.rules
+    }
+
+    /// The decision when no terminal rule matches.
+    pub fn default_action(&self) -> Action {
+        self.default_action
+    }
+
+    /// True when some rule needs the call's arguments parsed.
+    pub fn reads_arguments(&self) -> bool {
+        self.rules.iter().any(|r| !r.arguments.is_empty() || r.condition.is_some())
+    }
+
+    /// True when a call of `method` to `target` on `server` would be denied whatever
+    /// its arguments, labels or caller: used to hide tools from `tools/list`.
+    pub fn always_denies(&self, method: &str, target: &str, exposed: &str, server: &str) -> bool {
+        for rule in &self.rules {
+            if !rule.action.is_terminal() || !eval::method_matches(rule, method) {
+                continue;
+            }
+            let name_ok = rule.tools.is_empty() || rule.tools.matches(target) || rule.tools.matches(exposed);
+            let server_ok = rule.servers.is_empty() || rule.servers.matches(server);
+            if !name_ok || !server_ok {
+                continue;
+            }
+            let unconditional = rule.arguments.is_empty()
+                && rule.labels.is_empty()
+                && rule.identities.is_empty()
+                && rule.roles.is_empty()
+                && rule.condition.is_none();
+            if unconditional {
+                return rule.action == Action::Deny;
+            }
+            // A conditional rule may allow some calls: the tool stays visible.
+            return false;
+        }
+        self.default_action == Action::Deny
+    }
+}
+
+#[cfg(test)]
+mod tests;
