@@ -21,6 +21,92 @@ pub struct Config {
     pub federation: FederationConfig,
     /// Logs.
     pub observability: ObservabilityConfig,
+    /// The policy engine.
+    pub policy: PolicyConfig,
+    /// Secret/PII detection and taint tracking.
+    pub taint: TaintConfig,
+}
+
+/// The policy engine.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct PolicyConfig {
+    /// Policy files, evaluated together (relative paths are relative to the directory the
+    /// gateway runs in). Empty: no policy engine, every call is forwarded.
+    pub policy_paths: Vec<PathBuf>,
+    /// The decision when no rule decides and no policy file sets one: `deny` or `allow`.
+    pub default_action: DefaultAction,
+    /// How a denied `tools/call` is answered: a JSON-RPC `error`, or a `tool_result` with
+    /// `isError: true` (which some agents show to the model instead of failing).
+    pub denial: DenialStyle,
+    /// Re-read the policy files when they change (a broken file is rejected and the old
+    /// policy stays in force).
+    pub reload: bool,
+    /// Seconds between checks for changed policy files.
+    pub reload_interval_seconds: f64,
+}
+
+impl Default for PolicyConfig {
+    fn default() -> Self {
+        PolicyConfig {
+            policy_paths: Vec::new(),
+            default_action: DefaultAction::Deny,
+            denial: DenialStyle::Error,
+            reload: true,
+            reload_interval_seconds: 1.0,
+        }
+    }
+}
+
+/// The decision when nothing else decides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum DefaultAction {
+    /// Refuse (production).
+    #[default]
+    Deny,
+    /// Let it through (development).
+    Allow,
+}
+
+/// How a denial reaches the agent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum DenialStyle {
+    /// A JSON-RPC error (code -32054) naming the rule and OWASP id.
+    #[default]
+    Error,
+    /// A tool result with `isError: true` and the same text.
+    ToolResult,
+}
+
+/// Secret/PII detection and taint tracking.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct TaintConfig {
+    /// Scan arguments and results. Off: policies see no taint labels.
+    pub enabled: bool,
+    /// Tools (globs over `server__tool` or the bare name) whose output is untrusted
+    /// external content: after one runs, the session carries the `untrusted` label.
+    pub untrusted_tools: Vec<String>,
+    /// Sensitive values remembered per session, oldest dropped first.
+    pub ledger_capacity: usize,
+    /// Largest argument or result scanned; larger ones are denied (fail closed).
+    pub max_scan_bytes: usize,
+    /// Deepest JSON nesting scanned; deeper is denied.
+    pub max_depth: usize,
+}
+
+impl Default for TaintConfig {
+    fn default() -> Self {
+        TaintConfig {
+            enabled: true,
+            untrusted_tools: Vec::new(),
+            ledger_capacity: 4096,
+            max_scan_bytes: 16 << 20,
+            max_depth: 64,
+        }
+    }
 }
 
 /// The agent-facing HTTP endpoint.

@@ -41,6 +41,8 @@ pub struct Gateway {
     shutdown: CancellationToken,
     draining: CancellationToken,
     calls: TaskTracker,
+    /// Resolve each named call's upstream before the pipeline (plugins judge by it).
+    locate_targets: bool,
 }
 
 impl Gateway {
@@ -80,6 +82,7 @@ impl Gateway {
             listeners,
             agents,
         ));
+        let locate_targets = !plugins.is_empty();
         let mut all: Vec<Arc<dyn Plugin>> = plugins;
         all.push(Arc::new(CallLog));
         all.push(Arc::new(Forward::new(router.clone())));
@@ -91,6 +94,7 @@ impl Gateway {
             shutdown,
             draining: CancellationToken::new(),
             calls: TaskTracker::new(),
+            locate_targets,
         });
         gateway.spawn_housekeeping();
         Ok(gateway)
@@ -195,7 +199,10 @@ impl Gateway {
             (Some(session), Some(id)) => Some((session.clone(), session.track(id))),
             _ => None,
         };
-        let ctx = CallContext::new(caller, message, relay);
+        let mut ctx = CallContext::new(caller, message, relay);
+        if self.locate_targets && crate::pipeline::guard::GUARDED.contains(&ctx.method()) {
+            ctx.target = self.router.locate(&ctx).await;
+        }
         let run = self.calls.track_future(self.pipeline.run(ctx));
         let answer = match &cancel {
             Some((_, token)) => {

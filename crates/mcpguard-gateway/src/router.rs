@@ -785,6 +785,27 @@ impl Router {
             .await
     }
 
+    /// Where a named call goes, as `(upstream, name the upstream knows)`: the tool or
+    /// prompt of `tools/call`/`prompts/get`, or the owner of a `resources/read` URI.
+    /// `None` when the gateway cannot tell (the call will fail with its own error).
+    pub async fn locate(&self, ctx: &CallContext) -> Option<crate::pipeline::Target> {
+        let method = ctx.request.method()?;
+        let (index, name) = match method {
+            method::TOOLS_CALL | method::PROMPTS_GET => {
+                let kind = if method == method::TOOLS_CALL { TOOLS } else { PROMPTS };
+                let exposed = ctx.request.param_str("name")?;
+                let entry = self.resolve(ctx, kind, &exposed).await.ok()?;
+                (entry.upstream, entry.name)
+            }
+            method::RESOURCES_READ => {
+                let uri = ctx.request.param_str("uri")?;
+                (self.resource_owner(&uri)?, uri.into_owned())
+            }
+            _ => return None,
+        };
+        Some(crate::pipeline::Target { server: self.upstreams[index].name.clone(), name })
+    }
+
     // ----- resources -----
 
     fn resource_owner(&self, uri: &str) -> Option<usize> {

@@ -11,6 +11,9 @@ use crate::{Action, Policy};
 pub struct SessionFacts {
     /// The session has read untrusted external content.
     pub untrusted: bool,
+    /// The session's earlier outputs held secrets or personal data (its taint ledger is
+    /// not empty).
+    pub sensitive: bool,
     /// Calls made so far.
     pub calls: u64,
     /// Tools called so far (most recent last, bounded).
@@ -158,7 +161,12 @@ fn rule_matches(rule: &Rule, call: &Call<'_>, cel_context: &mut Option<cel::Cont
             return Ok(false);
         }
     }
-    if !rule.servers.is_empty() && !call.server.is_some_and(|s| rule.servers.matches(s)) {
+    if !rule.servers.is_empty()
+        && !match call.server {
+            Some(s) => rule.servers.matches(s),
+            None => rule.servers.written.contains("*"),
+        }
+    {
         return Ok(false);
     }
     if !rule.identities.is_empty() && !call.identity.is_some_and(|i| rule.identities.matches(i)) {

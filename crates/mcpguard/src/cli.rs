@@ -57,6 +57,19 @@ pub enum Command {
         /// The shell.
         shell: clap_complete::Shell,
     },
+    /// Check policy files: schema, globs, regexes, CEL, labels, OWASP ids, duplicate ids
+    /// and rules that can never decide. Exit 0 when valid, 1 when not.
+    #[command(name = "validate-policy")]
+    ValidatePolicy(ValidatePolicyArgs),
+    /// Policy tools.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+    /// Find secrets and personal data in text or JSON (a file, or `-` for stdin).
+    ///
+    /// Exit status: 0 nothing found, 1 something found, 2 error (as secret scanners do).
+    /// Findings show the type, detector, location, confidence and a keyed digest — never
+    /// the value.
+    Detect(DetectArgs),
     /// Print the man page (roff).
     #[command(hide = true)]
     Man,
@@ -114,4 +127,59 @@ pub enum ShowFormat {
     Text,
     /// A JSON object: `{"key": {"value": ..., "source": ...}}`.
     Json,
+}
+
+/// `mcpguard validate-policy`.
+#[derive(Debug, Args)]
+pub struct ValidatePolicyArgs {
+    /// Policy files or directories (their `*.yaml`), checked together as one policy.
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+}
+
+/// `mcpguard policy ...`.
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Run policy unit tests: YAML fixtures naming a call, its labels or session history,
+    /// and the expected decision (like `opa test`). Exit 0 when all pass.
+    Test(PolicyTestArgs),
+}
+
+/// `mcpguard policy test`.
+#[derive(Debug, Args)]
+pub struct PolicyTestArgs {
+    /// Fixture files, or directories searched recursively for `*.yaml` fixtures (files
+    /// with a top-level `tests:` list).
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+    /// Print every test, not only failures.
+    #[arg(long, short)]
+    pub verbose: bool,
+}
+
+/// Output format of `mcpguard detect`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DetectFormat {
+    /// Aligned columns for people.
+    Table,
+    /// JSON for programs.
+    Json,
+}
+
+/// `mcpguard detect`.
+#[derive(Debug, Args)]
+pub struct DetectArgs {
+    /// The input file; `-` or nothing reads stdin.
+    #[arg(value_name = "FILE")]
+    pub input: Option<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: DetectFormat,
+    /// Treat each line as its own document (JSON when it parses, else text) and print one
+    /// result per line (with `--format json`: one JSON object per line).
+    #[arg(long)]
+    pub each_line: bool,
+    /// Read the input as plain text even when it is JSON.
+    #[arg(long)]
+    pub text: bool,
 }

@@ -2,7 +2,10 @@
 
 mod cli;
 mod config_load;
+mod detect_cmd;
+mod guard_setup;
 mod init;
+mod policy_cmd;
 
 use std::io::Write;
 use std::sync::Arc;
@@ -45,6 +48,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{}", serde_json::to_string_pretty(&schema)?);
             Ok(())
         }
+        Command::ValidatePolicy(args) => policy_cmd::validate(&args),
+        Command::Policy(cli::PolicyCommand::Test(args)) => policy_cmd::test(&args),
+        Command::Detect(args) => detect_cmd::run(&args),
         Command::Man => {
             clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout())?;
             Ok(())
@@ -153,7 +159,8 @@ fn serve(config: Config) -> anyhow::Result<()> {
         .build()
         .context("cannot start the async runtime")?;
     let gateway = main.block_on(async {
-        Gateway::start(config, Vec::new(), Agents::Many).map_err(|e| anyhow::anyhow!(e))
+        let plugins = guard_setup::plugins(&config)?;
+        Gateway::start(config, plugins, Agents::Many).map_err(|e| anyhow::anyhow!(e))
     })?;
     tracing::info!(
         plugins = ?gateway.plugin_names(),
@@ -210,8 +217,8 @@ async fn stdio(config: Config) -> anyhow::Result<()> {
         );
     }
     let grace = Duration::from_secs_f64(config.proxy.shutdown_grace_seconds);
-    let gateway =
-        Gateway::start(config, Vec::new(), Agents::One).map_err(|e| anyhow::anyhow!(e))?;
+    let plugins = guard_setup::plugins(&config)?;
+    let gateway = Gateway::start(config, plugins, Agents::One).map_err(|e| anyhow::anyhow!(e))?;
     let served = {
         let gateway: Arc<Gateway> = gateway.clone();
         tokio::spawn(async move {

@@ -8,6 +8,7 @@
 //! that `post_execution` then sees. `log` always runs, for denied calls too.
 
 pub mod forward;
+pub mod guard;
 pub mod logging;
 
 use std::sync::Arc;
@@ -59,8 +60,19 @@ pub struct CallContext {
     pub upstream: Option<String>,
     /// Which phase produced the answer, when a plugin answered.
     pub answered_in: Option<(Phase, &'static str)>,
+    /// Where a named call (tool, prompt, resource) goes, when the gateway knows.
+    pub target: Option<Target>,
     /// State plugins keep for a call, by type.
     pub extensions: http::Extensions,
+}
+
+/// The upstream and upstream-side name of a call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// The upstream's configured name.
+    pub server: String,
+    /// The tool or prompt name as the upstream knows it (without prefix), or the URI.
+    pub name: String,
 }
 
 impl CallContext {
@@ -74,6 +86,7 @@ impl CallContext {
             started: Instant::now(),
             upstream: None,
             answered_in: None,
+            target: None,
             extensions: http::Extensions::new(),
         }
     }

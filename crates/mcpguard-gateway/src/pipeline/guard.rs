@@ -1,0 +1,380 @@
+//! The guard: secret/PII detection, taint tracking and policy, as one plugin.
+//!
+//! `pre_execution`: scan the call's arguments (findings become taint labels), look the
+//! session's taint ledger up for values that flowed in from earlier outputs (`flow:<tool>`),
+//! add `untrusted` when the session has read untrusted content, then ask the policy. A
+//! denial (and a `sandbox` or `require_approval` the gateway cannot honour yet) answers the
+//! call with an error that names the rule, its OWASP ids and the reason — never the value.
+//! `post_execution`: scan the result and remember its sensitive values in the ledger.
+//! `log`: one `decision` line per judged call (detector, location, digest; no values).
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use async_trait::async_trait;
+use mcpguard_detect::{Detector, Finding, Provenance, TaintFlow, TaintLedger};
+use mcpguard_policy::{Action, Call, Decision, Policy, SessionFacts};
+use mcpguard_protocol::{Message, RpcError, codes, mcp::method};
+use parking_lot::Mutex;
+
+use super::{CallContext, Flow, Plugin};
+use crate::config::{DenialStyle, TaintConfig};
+
+/// Methods the guard judges.
+pub const GUARDED: &[&str] = &[method::TOOLS_CALL, method::PROMPTS_GET, method::RESOURCES_READ];
+
+/// Sessions whose taint state is kept at once (oldest idle dropped beyond this).
+const MAX_TRACKED_SESSIONS: usize = 10_000;
+
+/// Tools remembered per session for `session.tools`.
+const MAX_TOOL_HISTORY: usize = 64;
+
+/// What one session has shown so far.
+#[derive(Debug, Default)]
+struct TaintState {
+    ledger: TaintLedger,
+    facts: SessionFacts,
+}
+
+/// The guard's verdict on one call, kept for `post_execution` and `log`.
+#[derive(Debug, Clone)]
+pub struct Verdict {
+    /// The policy's decision.
+    pub decision: Decision,
+    /// Labels the call carried.
+    pub labels: BTreeSet<String>,
+    /// Findings in the arguments.
+    pub findings: Vec<Finding>,
+    /// Values that flowed in from earlier outputs.
+    pub flows: Vec<TaintFlow>,
+    /// Findings in the result.
+    pub result_findings: Vec<Finding>,
+    /// Why the scan could not finish, when it could not.
+    pub scan_error: Option<String>,
+}
+
+/// The guard plugin. Cheap to share; the policy can be swapped while running.
+pub struct Guard {
+    policy: Arc<ArcSwap<Policy>>,
+    detector: Arc<Detector>,
+    config: TaintConfig,
+    untrusted: globset::GlobSet,
+    denial: DenialStyle,
+    states: Mutex<HashMap<String, Arc<Mutex<TaintState>>>>,
+}
+
+impl Guard {
+    /// A guard over `policy` (swap it to reload) with `detector`.
+    pub fn new(
+        policy: Arc<ArcSwap<Policy>>,
+        detector: Arc<Detector>,
+        config: TaintConfig,
+        denial: DenialStyle,
+    ) -> Result<Guard, String> {
+        let mut set = globset::GlobSetBuilder::new();
+        for pattern in &config.untrusted_tools {
+            let glob = globset::Glob::new(pattern)
+                .map_err(|e| format!("taint.untrusted_tools: bad glob `{pattern}`: {}", e.kind()))?;
+            set.add(glob);
+        }
+        let untrusted = set.build().map_err(|e| format!("taint.untrusted_tools: {e}"))?;
+        Ok(Guard { policy, detector, config, untrusted, denial, states: Mutex::new(HashMap::new()) })
+    }
+
+    /// The taint state of the caller's session. Agents of the stateless revision have no
+    /// session: their state is keyed by address and client name, so taint still follows
+    /// a value from one call to the next (erring towards more taint, never less).
+    fn state(&self, ctx: &CallContext) -> Arc<Mutex<TaintState>> {
+        let key = match ctx.caller.session_id() {
+            Some(id) => format!("session:{id}"),
+            None => format!(
+                "stateless:{}:{}",
+                ctx.caller.remote.map(|r| r.ip().to_string()).unwrap_or_default(),
+                ctx.caller.client_info.as_deref().unwrap_or_default()
+            ),
+        };
+        let mut states = self.states.lock();
+        if states.len() >= MAX_TRACKED_SESSIONS && !states.contains_key(&key) {
+            // Drop states nobody else holds (their calls are over).
+            states.retain(|_, s| Arc::strong_count(s) > 1);
+            if states.len() >= MAX_TRACKED_SESSIONS {
+                states.clear();
+            }
+        }
+        states
+            .entry(key)
+            .or_insert_with(|| {
+                Arc::new(Mutex::new(TaintState {
+                    ledger: TaintLedger::new(self.config.ledger_capacity),
+                    facts: SessionFacts::default(),
+                }))
+            })
+            .clone()
+    }
+
+    /// The JSON a call is judged on: `arguments` of a tool call or prompt, the params of a
+    /// resource read.
+    fn judged_json(request: &Message) -> Option<String> {
+        match request.method() {
+            Some(method::RESOURCES_READ) => request.params().map(str::to_string),
+            _ => request.param("arguments").map(str::to_string),
+        }
+    }
+
+    fn denial(&self, ctx: &CallContext, decision: &Decision, labels: &BTreeSet<String>) -> Message {
+        let message = denial_text(decision);
+        let id = ctx.request.id();
+        if self.denial == DenialStyle::ToolResult && ctx.method() == method::TOOLS_CALL {
+            let result = serde_json::json!({
+                "content": [{"type": "text", "text": message}],
+                "isError": true,
+            });
+            let reply = Message::response(id.unwrap_or("null"), &result.to_string());
+            return crate::bridge::mark_complete(reply, method::TOOLS_CALL);
+        }
+        let data = serde_json::json!({
+            "rule": decision.rule_id(),
+            "action": decision.action.as_str(),
+            "owasp_asi": decision.owasp_asi(),
+            "owasp_mcp": decision.rule.as_ref().map(|r| r.owasp_mcp.clone()).unwrap_or_default(),
+            "labels": labels,
+        });
+        let mut error = RpcError::new(codes::DENIED, message);
+        error.data = Some(data);
+        Message::error_response(id, &error)
+    }
+}
+
+/// The one-line text a denied agent sees.
+pub fn denial_text(decision: &Decision) -> String {
+    let asi: Vec<String> = decision
+        .owasp_asi()
+        .iter()
+        .map(|id| match mcpguard_policy::owasp::asi_title(id) {
+            Some(title) => format!("{id} {title}"),
+            None => id.clone(),
+        })
+        .collect();
+    let what = match decision.action {
+        Action::Sandbox => "needs a sandbox, and no sandbox backend is available yet (sandbox backend unavailable)",
+        Action::RequireApproval => "needs the user's approval, and this gateway cannot ask for it yet",
+        _ => "was denied",
+    };
+    let rule = match &decision.rule {
+        Some(rule) => format!("by policy rule `{}`", rule.id),
+        None => "by the default action".to_string(),
+    };
+    if asi.is_empty() {
+        format!("call {what} {rule}: {}", decision.reason)
+    } else {
+        format!("call {what} {rule} ({}): {}", asi.join(", "), decision.reason)
+    }
+}
+
+/// The taint labels of a call: each finding's label and type, and for each flow also
+/// `flow:<source tool>`.
+pub fn labels_of(findings: &[Finding], flows: &[TaintFlow]) -> BTreeSet<String> {
+    let mut labels = BTreeSet::new();
+    for f in findings {
+        labels.insert(f.label.as_str().to_string());
+        labels.insert(f.kind.to_string());
+    }
+    for f in flows {
+        labels.insert(f.label.as_str().to_string());
+        labels.insert(f.kind.to_string());
+        labels.insert(format!("flow:{}", f.source.tool));
+    }
+    labels
+}
+
+#[async_trait]
+impl Plugin for Guard {
+    fn name(&self) -> &'static str {
+        "guard"
+    }
+
+    fn priority(&self) -> i32 {
+        1000
+    }
+
+    async fn pre_execution(&self, ctx: &mut CallContext) -> Flow {
+        let method = ctx.method();
+        if !GUARDED.contains(&method) || ctx.request.kind() != mcpguard_protocol::Kind::Request {
+            return Flow::Continue;
+        }
+        let json = Self::judged_json(&ctx.request);
+        let state = self.state(ctx);
+        let (mut findings, mut flows, mut scan_error) = (Vec::new(), Vec::new(), None);
+        if self.config.enabled
+            && let Some(json) = &json
+        {
+            match self.detector.scan_json(json) {
+                Ok(f) => findings = f,
+                Err(e) => scan_error = Some(format!("the arguments could not be scanned: {e}")),
+            }
+            let ledger = state.lock().ledger.clone();
+            match ledger.flows(&self.detector, json) {
+                Ok(f) => flows = f,
+                Err(e) => {
+                    scan_error.get_or_insert(format!("the arguments could not be checked for tainted values: {e}"));
+                }
+            }
+        }
+        let mut labels = labels_of(&findings, &flows);
+        let facts = {
+            let st = state.lock();
+            if st.facts.untrusted {
+                labels.insert("untrusted".into());
+            }
+            SessionFacts { sensitive: !st.ledger.is_empty(), ..st.facts.clone() }
+        };
+        let policy = self.policy.load();
+        let exposed = ctx.request.param_str(if method == method::RESOURCES_READ { "uri" } else { "name" });
+        let arguments: Option<serde_json::Value> = if policy.reads_arguments() {
+            json.as_deref().and_then(|j| serde_json::from_str(j).ok())
+        } else {
+            None
+        };
+        let decision = match &scan_error {
+            Some(e) => Decision {
+                action: Action::Deny,
+                rule: None,
+                reason: format!("{e}; denied because the gateway could not judge it (fail closed)"),
+                modifiers: Vec::new(),
+                matched: Vec::new(),
+                errors: vec![e.clone()],
+            },
+            None => policy.evaluate(&Call {
+                method,
+                target: ctx.target.as_ref().map(|t| t.name.as_str()).or(exposed.as_deref()),
+                exposed: exposed.as_deref(),
+                server: ctx.target.as_ref().map(|t| t.server.as_str()),
+                arguments: arguments.as_ref(),
+                labels: &labels,
+                identity: None,
+                roles: &[],
+                session: &facts,
+            }),
+        };
+        {
+            let mut st = state.lock();
+            st.facts.calls += 1;
+            if let Some(name) = exposed.as_deref() {
+                if st.facts.tools.len() == MAX_TOOL_HISTORY {
+                    st.facts.tools.remove(0);
+                }
+                st.facts.tools.push(name.to_string());
+            }
+        }
+        let answer = (decision.action != Action::Allow).then(|| self.denial(ctx, &decision, &labels));
+        ctx.extensions.insert(Verdict {
+            decision,
+            labels,
+            findings,
+            flows,
+            result_findings: Vec::new(),
+            scan_error,
+        });
+        match answer {
+            Some(answer) => Flow::Respond(answer),
+            None => Flow::Continue,
+        }
+    }
+
+    async fn post_execution(&self, ctx: &mut CallContext) -> Flow {
+        if !GUARDED.contains(&ctx.method()) || ctx.extensions.get::<Verdict>().is_none() {
+            return Flow::Continue;
+        }
+        if ctx.answered_in.is_some_and(|(_, plugin)| plugin == "guard") {
+            return Flow::Continue;
+        }
+        let state = self.state(ctx);
+        let exposed = ctx.request.param_str("name").unwrap_or_default().into_owned();
+        let tool = ctx.target.as_ref().map_or(exposed.clone(), |t| t.name.clone());
+        if self.untrusted.is_match(&tool) || self.untrusted.is_match(&exposed) {
+            state.lock().facts.untrusted = true;
+        }
+        if !self.config.enabled {
+            return Flow::Continue;
+        }
+        let Some(result) = ctx.response.as_ref().and_then(|r| r.result()).map(str::to_string) else {
+            return Flow::Continue;
+        };
+        match self.detector.scan_json(&result) {
+            Ok(findings) => {
+                if !findings.is_empty() {
+                    let source = Provenance {
+                        tool,
+                        server: ctx.target.as_ref().map(|t| t.server.clone()).unwrap_or_default(),
+                        call: ctx.request.id().unwrap_or_default().to_string(),
+                    };
+                    state.lock().ledger.record(&findings, source);
+                }
+                if let Some(v) = ctx.extensions.get_mut::<Verdict>() {
+                    v.result_findings = findings;
+                }
+                Flow::Continue
+            }
+            Err(e) => {
+                // A result the gateway cannot scan cannot be tracked: withhold it.
+                let error = RpcError::new(
+                    codes::DENIED,
+                    format!("the result could not be scanned for sensitive data ({e}), so it is withheld (fail closed)"),
+                );
+                Flow::Respond(Message::error_response(ctx.request.id(), &error))
+            }
+        }
+    }
+
+    async fn log(&self, ctx: &CallContext) {
+        let Some(v) = ctx.extensions.get::<Verdict>() else {
+            return;
+        };
+        let describe = |f: &Finding| {
+            format!(
+                "{}@{}{}#{}",
+                f.kind,
+                f.location,
+                f.encoding.as_deref().map(|e| format!("({e})")).unwrap_or_default(),
+                f.digest
+            )
+        };
+        let findings: Vec<String> = v.findings.iter().map(describe).collect();
+        let result_findings: Vec<String> = v.result_findings.iter().map(describe).collect();
+        let flows: Vec<String> = v
+            .flows
+            .iter()
+            .map(|f| format!("{}@{} from {}/{} call {}", f.kind, f.location, f.source.server, f.source.tool, f.source.call))
+            .collect();
+        let labels: Vec<&str> = v.labels.iter().map(String::as_str).collect();
+        let modifiers: Vec<String> = v.decision.modifiers.iter().map(|r| format!("{}:{}", r.action.as_str(), r.id)).collect();
+        let level_warn = v.decision.action != Action::Allow || v.decision.has_modifier(Action::Warn);
+        macro_rules! decision_line {
+            ($level:ident) => {
+                tracing::$level!(
+                    target: "mcpguard::decisions",
+                    method = ctx.method(),
+                    tool = ctx.request.param_str("name").or_else(|| ctx.request.param_str("uri")).unwrap_or_default().as_ref(),
+                    server = ctx.target.as_ref().map(|t| t.server.as_str()).unwrap_or_default(),
+                    session = ctx.caller.session_log_id().unwrap_or(""),
+                    action = v.decision.action.as_str(),
+                    rule = v.decision.rule_id(),
+                    owasp_asi = v.decision.owasp_asi().join(",").as_str(),
+                    reason = v.decision.reason.as_str(),
+                    labels = labels.join(",").as_str(),
+                    findings = findings.join(" ").as_str(),
+                    flows = flows.join("; ").as_str(),
+                    result_findings = result_findings.join(" ").as_str(),
+                    modifiers = modifiers.join(",").as_str(),
+                    "decision"
+                )
+            };
+        }
+        if level_warn {
+            decision_line!(warn);
+        } else {
+            decision_line!(info);
+        }
+    }
+}
