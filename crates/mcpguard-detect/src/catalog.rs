@@ -97,108 +97,367 @@ fn pem_body(m: &str) -> bool {
 /// All pattern detectors. Ids and types are part of the public contract (policies name
 /// them): change them only with a migration note.
 pub static PATTERN_RULES: &[PatternRule] = &[
-    rule("aws_access_key", "secret.aws_access_key",
-        &["AKIA", "ASIA", "ABIA", "ACCA", "AROA", "AIDA", "ANPA", "AIPA"],
-        r"(?:AKIA|ASIA|ABIA|ACCA|AROA|AIDA|ANPA|AIPA)[A-Z2-7]{16}"),
+    rule(
+        "aws_access_key",
+        "secret.aws_access_key",
+        &[
+            "AKIA", "ASIA", "ABIA", "ACCA", "AROA", "AIDA", "ANPA", "AIPA",
+        ],
+        r"(?:AKIA|ASIA|ABIA|ACCA|AROA|AIDA|ANPA|AIPA)[A-Z2-7]{16}",
+    ),
     PatternRule {
         back: 40,
-        ..rule("gcp_service_account", "secret.gcp_service_account", &["service_account"],
-            r#""type"\s*:\s*"service_account""#)
+        ..rule(
+            "gcp_service_account",
+            "secret.gcp_service_account",
+            &["service_account"],
+            r#""type"\s*:\s*"service_account""#,
+        )
     },
-    rule("gcp_api_key", "secret.gcp_api_key", &["AIza"], r"AIza[0-9A-Za-z_\-]{35}"),
-    PatternRule { bounded: false,
-        ..rule("azure_connection_string", "secret.azure_connection_string",
+    rule(
+        "gcp_api_key",
+        "secret.gcp_api_key",
+        &["AIza"],
+        r"AIza[0-9A-Za-z_\-]{35}",
+    ),
+    PatternRule {
+        bounded: false,
+        ..rule(
+            "azure_connection_string",
+            "secret.azure_connection_string",
             &["AccountKey=", "SharedAccessKey="],
-            r"(?:AccountKey=[A-Za-z0-9+/]{86}==|SharedAccessKey=[A-Za-z0-9+/]{42,43}=)") },
-    PatternRule { back: 4,
-        ..rule("azure_ad_client_secret", "secret.azure_ad_client_secret", &["Q~"],
-            r"[A-Za-z0-9_~.]{3}[0-9]Q~[A-Za-z0-9_~.\-]{31,34}") },
-    rule("github_token", "secret.github_token", &["ghp_", "gho_", "ghu_", "ghs_", "ghr_"],
-        r"gh[pousr]_[A-Za-z0-9]{36}"),
-    rule("github_fine_grained_token", "secret.github_fine_grained_token", &["github_pat_"],
-        r"github_pat_[A-Za-z0-9]{22}_[A-Za-z0-9]{59}"),
-    rule("gitlab_token", "secret.gitlab_token", &["glpat-", "glptt-", "glrt-", "gldt-", "glsoat-"],
-        r"gl(?:pat|ptt|rt|dt|soat)-[0-9A-Za-z_\-]{20,64}"),
-    PatternRule { validate: Some(slack_shape),
-        ..rule("slack_token", "secret.slack_token", &["xoxb-", "xoxp-", "xoxa-", "xoxr-", "xoxs-", "xoxe-", "xapp-"],
-            r"(?:xox[bpares]|xapp)-[0-9A-Za-z\-]{10,250}") },
-    PatternRule { back: 8, bounded: false,
-        ..rule("slack_webhook", "secret.slack_webhook", &["hooks.slack.com/"],
-            r"https://hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9+/_\-]{30,120}") },
-    rule("stripe_key", "secret.stripe_key", &["sk_live_", "rk_live_", "sk_test_", "rk_test_"],
-        r"[sr]k_(?:live|test)_[0-9a-zA-Z]{24,99}"),
-    rule("twilio_api_key", "secret.twilio_api_key", &["SK"], r"SK[0-9a-fA-F]{32}"),
-    rule("sendgrid_api_key", "secret.sendgrid_api_key", &["SG."],
-        r"SG\.[A-Za-z0-9_\-]{22}\.[A-Za-z0-9_\-]{43}"),
-    PatternRule { confidence: 0.98,
-        ..rule("anthropic_api_key", "secret.anthropic_api_key", &["sk-ant-"],
-            r"sk-ant-(?:api|admin|oat)[0-9]{2}-[A-Za-z0-9_\-]{80,120}") },
-    PatternRule { validate: Some(openai_marker),
-        ..rule("openai_api_key", "secret.openai_api_key", &["sk-"],
-            r"sk-[A-Za-z0-9_\-]{40,250}") },
-    rule("huggingface_token", "secret.huggingface_token", &["hf_", "api_org_"],
-        r"(?:hf_|api_org_)[A-Za-z]{34}"),
-    rule("npm_token", "secret.npm_token", &["npm_"], r"npm_[A-Za-z0-9]{36}"),
-    rule("pypi_token", "secret.pypi_token", &["pypi-AgEIcHlwaS5vcmc"],
-        r"pypi-AgEIcHlwaS5vcmc[A-Za-z0-9_\-]{50,400}"),
-    PatternRule { validate: Some(validate::jwt), confidence: 0.9,
-        ..rule("jwt", "secret.jwt", &["eyJ"],
-            r"eyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{4,}\.[A-Za-z0-9_\-]*") },
-    PatternRule { bounded: false, validate: Some(pem_body), confidence: 0.99,
-        ..rule("openssh_private_key", "secret.openssh_private_key", &["-----BEGIN OPENSSH PRIVATE KEY-----"],
-            r"-----BEGIN OPENSSH PRIVATE KEY-----(?:(?s:.){1,16384}?-----END OPENSSH PRIVATE KEY-----)?") },
-    PatternRule { bounded: false, validate: Some(pem_body), confidence: 0.99,
-        ..rule("pgp_private_key", "secret.pgp_private_key", &["-----BEGIN PGP PRIVATE KEY BLOCK-----"],
-            r"-----BEGIN PGP PRIVATE KEY BLOCK-----(?:(?s:.){1,32768}?-----END PGP PRIVATE KEY BLOCK-----)?") },
-    PatternRule { bounded: false, validate: Some(pem_body), confidence: 0.99,
-        ..rule("private_key", "secret.private_key",
-            &["-----BEGIN PRIVATE KEY-----", "-----BEGIN RSA PRIVATE KEY-----", "-----BEGIN EC PRIVATE KEY-----",
-              "-----BEGIN DSA PRIVATE KEY-----", "-----BEGIN ENCRYPTED PRIVATE KEY-----"],
-            r"-----BEGIN (?:RSA |EC |DSA |ENCRYPTED )?PRIVATE KEY-----(?:(?s:.){1,16384}?-----END (?:RSA |EC |DSA |ENCRYPTED )?PRIVATE KEY-----)?") },
-    PatternRule { back: 24, bounded: false, validate: Some(url_password_real), confidence: 0.9,
-        ..rule("database_url", "secret.database_url", &["://"],
-            r"(?i:postgres(?:ql)?|mysql|mariadb|mongodb(?:\+srv)?|rediss?|amqps?|mssql|sqlserver|clickhouse|cockroachdb)://[^\s:/@'\x22]{0,128}:[^\s@/'\x22]{1,128}@[^\s/'\x22?#]{1,255}") },
-    PatternRule { back: 8, bounded: false, validate: Some(url_password_real), confidence: 0.8,
-        ..rule("url_credentials", "secret.url_credentials", &["://"],
-            r"(?i:https?|ftps?|sftp|ssh|git)://[^\s:/@'\x22]{1,128}:[^\s@/'\x22]{1,128}@[^\s/'\x22?#]{1,255}") },
-    rule("google_oauth_client_secret", "secret.google_oauth_client_secret", &["GOCSPX-"],
-        r"GOCSPX-[A-Za-z0-9_\-]{28}"),
-    rule("google_oauth_token", "secret.google_oauth_token", &["ya29."], r"ya29\.[A-Za-z0-9_\-]{30,512}"),
-    rule("digitalocean_token", "secret.digitalocean_token", &["dop_v1_", "doo_v1_", "dor_v1_"],
-        r"do[por]_v1_[a-f0-9]{64}"),
-    rule("hashicorp_vault_token", "secret.hashicorp_vault_token", &["hvs.", "hvb.", "hvr."],
-        r"hv[sbr]\.[A-Za-z0-9_\-]{24,256}"),
-    rule("databricks_token", "secret.databricks_token", &["dapi"], r"dapi[a-f0-9]{32}(?:-[0-9])?"),
-    rule("dockerhub_token", "secret.dockerhub_token", &["dckr_pat_"], r"dckr_pat_[A-Za-z0-9_\-]{27}"),
-    rule("shopify_token", "secret.shopify_token", &["shpat_", "shpca_", "shppa_", "shpss_"],
-        r"shp(?:at|ca|pa|ss)_[a-fA-F0-9]{32}"),
-    rule("mailgun_api_key", "secret.mailgun_api_key", &["key-"], r"key-[0-9a-f]{32}"),
-    PatternRule { back: 32,
-        ..rule("mailchimp_api_key", "secret.mailchimp_api_key", &["-us"], r"[0-9a-f]{32}-us[0-9]{1,2}") },
-    PatternRule { back: 10,
-        ..rule("telegram_bot_token", "secret.telegram_bot_token", &[":AA"],
-            r"[0-9]{8,10}:AA[0-9A-Za-z_\-]{33}") },
-    PatternRule { back: 40, bounded: false,
-        ..rule("discord_webhook", "secret.discord_webhook", &["/api/webhooks/"],
-            r"https://(?:ptb\.|canary\.)?discord(?:app)?\.com/api/webhooks/[0-9]{17,20}/[A-Za-z0-9_\-]{60,68}") },
-    rule("linear_api_key", "secret.linear_api_key", &["lin_api_"], r"lin_api_[A-Za-z0-9]{40}"),
-    rule("age_secret_key", "secret.age_secret_key", &["AGE-SECRET-KEY-1"],
-        r"AGE-SECRET-KEY-1[QPZRY9X8GF2TVDW0S3JN54KHCE6MUA7L]{58}"),
-    rule("groq_api_key", "secret.groq_api_key", &["gsk_"], r"gsk_[A-Za-z0-9]{52}"),
-    rule("postman_api_key", "secret.postman_api_key", &["PMAK-"], r"PMAK-[a-f0-9]{24}-[a-f0-9]{34}"),
-    rule("grafana_token", "secret.grafana_token", &["glsa_", "glc_"],
-        r"(?:glsa_[A-Za-z0-9]{32}_[A-Fa-f0-9]{8}|glc_[A-Za-z0-9+/]{32,400}={0,2})"),
-    rule("new_relic_key", "secret.new_relic_key", &["NRAK-"], r"NRAK-[A-Z0-9]{27}"),
-    rule("sentry_token", "secret.sentry_token", &["sntrys_", "sntryu_"],
-        r"(?:sntrys_[A-Za-z0-9_=+/]{60,400}|sntryu_[a-f0-9]{64})"),
-    rule("square_token", "secret.square_token", &["sq0atp-", "sq0csp-", "EAAA"],
-        r"(?:sq0(?:atp|csp)-[0-9A-Za-z_\-]{22,43}|EAAA[A-Za-z0-9_\-]{60})"),
-    rule("pulumi_token", "secret.pulumi_token", &["pul-"], r"pul-[a-f0-9]{40}"),
-    rule("doppler_token", "secret.doppler_token", &["dp.pt.", "dp.st.", "dp.sa.", "dp.ct."],
-        r"dp\.(?:pt|st|sa|ct)\.[A-Za-z0-9]{40,44}"),
-    rule("atlassian_token", "secret.atlassian_token", &["ATATT3"], r"ATATT3[A-Za-z0-9_=\-]{180,220}"),
-    rule("replicate_token", "secret.replicate_token", &["r8_"], r"r8_[A-Za-z0-9]{37}"),
-    rule("perplexity_api_key", "secret.perplexity_api_key", &["pplx-"], r"pplx-[A-Za-z0-9]{48}"),
+            r"(?:AccountKey=[A-Za-z0-9+/]{86}==|SharedAccessKey=[A-Za-z0-9+/]{42,43}=)",
+        )
+    },
+    PatternRule {
+        back: 4,
+        ..rule(
+            "azure_ad_client_secret",
+            "secret.azure_ad_client_secret",
+            &["Q~"],
+            r"[A-Za-z0-9_~.]{3}[0-9]Q~[A-Za-z0-9_~.\-]{31,34}",
+        )
+    },
+    rule(
+        "github_token",
+        "secret.github_token",
+        &["ghp_", "gho_", "ghu_", "ghs_", "ghr_"],
+        r"gh[pousr]_[A-Za-z0-9]{36}",
+    ),
+    rule(
+        "github_fine_grained_token",
+        "secret.github_fine_grained_token",
+        &["github_pat_"],
+        r"github_pat_[A-Za-z0-9]{22}_[A-Za-z0-9]{59}",
+    ),
+    rule(
+        "gitlab_token",
+        "secret.gitlab_token",
+        &["glpat-", "glptt-", "glrt-", "gldt-", "glsoat-"],
+        r"gl(?:pat|ptt|rt|dt|soat)-[0-9A-Za-z_\-]{20,64}",
+    ),
+    PatternRule {
+        validate: Some(slack_shape),
+        ..rule(
+            "slack_token",
+            "secret.slack_token",
+            &[
+                "xoxb-", "xoxp-", "xoxa-", "xoxr-", "xoxs-", "xoxe-", "xapp-",
+            ],
+            r"(?:xox[bpares]|xapp)-[0-9A-Za-z\-]{10,250}",
+        )
+    },
+    PatternRule {
+        back: 8,
+        bounded: false,
+        ..rule(
+            "slack_webhook",
+            "secret.slack_webhook",
+            &["hooks.slack.com/"],
+            r"https://hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9+/_\-]{30,120}",
+        )
+    },
+    rule(
+        "stripe_key",
+        "secret.stripe_key",
+        &["sk_live_", "rk_live_", "sk_test_", "rk_test_"],
+        r"[sr]k_(?:live|test)_[0-9a-zA-Z]{24,99}",
+    ),
+    rule(
+        "twilio_api_key",
+        "secret.twilio_api_key",
+        &["SK"],
+        r"SK[0-9a-fA-F]{32}",
+    ),
+    rule(
+        "sendgrid_api_key",
+        "secret.sendgrid_api_key",
+        &["SG."],
+        r"SG\.[A-Za-z0-9_\-]{22}\.[A-Za-z0-9_\-]{43}",
+    ),
+    PatternRule {
+        confidence: 0.98,
+        ..rule(
+            "anthropic_api_key",
+            "secret.anthropic_api_key",
+            &["sk-ant-"],
+            r"sk-ant-(?:api|admin|oat)[0-9]{2}-[A-Za-z0-9_\-]{80,120}",
+        )
+    },
+    PatternRule {
+        validate: Some(openai_marker),
+        ..rule(
+            "openai_api_key",
+            "secret.openai_api_key",
+            &["sk-"],
+            r"sk-[A-Za-z0-9_\-]{40,250}",
+        )
+    },
+    rule(
+        "huggingface_token",
+        "secret.huggingface_token",
+        &["hf_", "api_org_"],
+        r"(?:hf_|api_org_)[A-Za-z]{34}",
+    ),
+    rule(
+        "npm_token",
+        "secret.npm_token",
+        &["npm_"],
+        r"npm_[A-Za-z0-9]{36}",
+    ),
+    rule(
+        "pypi_token",
+        "secret.pypi_token",
+        &["pypi-AgEIcHlwaS5vcmc"],
+        r"pypi-AgEIcHlwaS5vcmc[A-Za-z0-9_\-]{50,400}",
+    ),
+    PatternRule {
+        validate: Some(validate::jwt),
+        confidence: 0.9,
+        ..rule(
+            "jwt",
+            "secret.jwt",
+            &["eyJ"],
+            r"eyJ[A-Za-z0-9_\-]{8,}\.eyJ[A-Za-z0-9_\-]{4,}\.[A-Za-z0-9_\-]*",
+        )
+    },
+    PatternRule {
+        bounded: false,
+        validate: Some(pem_body),
+        confidence: 0.99,
+        ..rule(
+            "openssh_private_key",
+            "secret.openssh_private_key",
+            &["-----BEGIN OPENSSH PRIVATE KEY-----"],
+            r"-----BEGIN OPENSSH PRIVATE KEY-----(?:(?s:.){1,16384}?-----END OPENSSH PRIVATE KEY-----)?",
+        )
+    },
+    PatternRule {
+        bounded: false,
+        validate: Some(pem_body),
+        confidence: 0.99,
+        ..rule(
+            "pgp_private_key",
+            "secret.pgp_private_key",
+            &["-----BEGIN PGP PRIVATE KEY BLOCK-----"],
+            r"-----BEGIN PGP PRIVATE KEY BLOCK-----(?:(?s:.){1,32768}?-----END PGP PRIVATE KEY BLOCK-----)?",
+        )
+    },
+    PatternRule {
+        bounded: false,
+        validate: Some(pem_body),
+        confidence: 0.99,
+        ..rule(
+            "private_key",
+            "secret.private_key",
+            &[
+                "-----BEGIN PRIVATE KEY-----",
+                "-----BEGIN RSA PRIVATE KEY-----",
+                "-----BEGIN EC PRIVATE KEY-----",
+                "-----BEGIN DSA PRIVATE KEY-----",
+                "-----BEGIN ENCRYPTED PRIVATE KEY-----",
+            ],
+            r"-----BEGIN (?:RSA |EC |DSA |ENCRYPTED )?PRIVATE KEY-----(?:(?s:.){1,16384}?-----END (?:RSA |EC |DSA |ENCRYPTED )?PRIVATE KEY-----)?",
+        )
+    },
+    PatternRule {
+        back: 24,
+        bounded: false,
+        validate: Some(url_password_real),
+        confidence: 0.9,
+        ..rule(
+            "database_url",
+            "secret.database_url",
+            &["://"],
+            r"(?i:postgres(?:ql)?|mysql|mariadb|mongodb(?:\+srv)?|rediss?|amqps?|mssql|sqlserver|clickhouse|cockroachdb)://[^\s:/@'\x22]{0,128}:[^\s@/'\x22]{1,128}@[^\s/'\x22?#]{1,255}",
+        )
+    },
+    PatternRule {
+        back: 8,
+        bounded: false,
+        validate: Some(url_password_real),
+        confidence: 0.8,
+        ..rule(
+            "url_credentials",
+            "secret.url_credentials",
+            &["://"],
+            r"(?i:https?|ftps?|sftp|ssh|git)://[^\s:/@'\x22]{1,128}:[^\s@/'\x22]{1,128}@[^\s/'\x22?#]{1,255}",
+        )
+    },
+    rule(
+        "google_oauth_client_secret",
+        "secret.google_oauth_client_secret",
+        &["GOCSPX-"],
+        r"GOCSPX-[A-Za-z0-9_\-]{28}",
+    ),
+    rule(
+        "google_oauth_token",
+        "secret.google_oauth_token",
+        &["ya29."],
+        r"ya29\.[A-Za-z0-9_\-]{30,512}",
+    ),
+    rule(
+        "digitalocean_token",
+        "secret.digitalocean_token",
+        &["dop_v1_", "doo_v1_", "dor_v1_"],
+        r"do[por]_v1_[a-f0-9]{64}",
+    ),
+    rule(
+        "hashicorp_vault_token",
+        "secret.hashicorp_vault_token",
+        &["hvs.", "hvb.", "hvr."],
+        r"hv[sbr]\.[A-Za-z0-9_\-]{24,256}",
+    ),
+    rule(
+        "databricks_token",
+        "secret.databricks_token",
+        &["dapi"],
+        r"dapi[a-f0-9]{32}(?:-[0-9])?",
+    ),
+    rule(
+        "dockerhub_token",
+        "secret.dockerhub_token",
+        &["dckr_pat_"],
+        r"dckr_pat_[A-Za-z0-9_\-]{27}",
+    ),
+    rule(
+        "shopify_token",
+        "secret.shopify_token",
+        &["shpat_", "shpca_", "shppa_", "shpss_"],
+        r"shp(?:at|ca|pa|ss)_[a-fA-F0-9]{32}",
+    ),
+    rule(
+        "mailgun_api_key",
+        "secret.mailgun_api_key",
+        &["key-"],
+        r"key-[0-9a-f]{32}",
+    ),
+    PatternRule {
+        back: 32,
+        ..rule(
+            "mailchimp_api_key",
+            "secret.mailchimp_api_key",
+            &["-us"],
+            r"[0-9a-f]{32}-us[0-9]{1,2}",
+        )
+    },
+    PatternRule {
+        back: 10,
+        ..rule(
+            "telegram_bot_token",
+            "secret.telegram_bot_token",
+            &[":AA"],
+            r"[0-9]{8,10}:AA[0-9A-Za-z_\-]{33}",
+        )
+    },
+    PatternRule {
+        back: 40,
+        bounded: false,
+        ..rule(
+            "discord_webhook",
+            "secret.discord_webhook",
+            &["/api/webhooks/"],
+            r"https://(?:ptb\.|canary\.)?discord(?:app)?\.com/api/webhooks/[0-9]{17,20}/[A-Za-z0-9_\-]{60,68}",
+        )
+    },
+    rule(
+        "linear_api_key",
+        "secret.linear_api_key",
+        &["lin_api_"],
+        r"lin_api_[A-Za-z0-9]{40}",
+    ),
+    rule(
+        "age_secret_key",
+        "secret.age_secret_key",
+        &["AGE-SECRET-KEY-1"],
+        r"AGE-SECRET-KEY-1[QPZRY9X8GF2TVDW0S3JN54KHCE6MUA7L]{58}",
+    ),
+    rule(
+        "groq_api_key",
+        "secret.groq_api_key",
+        &["gsk_"],
+        r"gsk_[A-Za-z0-9]{52}",
+    ),
+    rule(
+        "postman_api_key",
+        "secret.postman_api_key",
+        &["PMAK-"],
+        r"PMAK-[a-f0-9]{24}-[a-f0-9]{34}",
+    ),
+    rule(
+        "grafana_token",
+        "secret.grafana_token",
+        &["glsa_", "glc_"],
+        r"(?:glsa_[A-Za-z0-9]{32}_[A-Fa-f0-9]{8}|glc_[A-Za-z0-9+/]{32,400}={0,2})",
+    ),
+    rule(
+        "new_relic_key",
+        "secret.new_relic_key",
+        &["NRAK-"],
+        r"NRAK-[A-Z0-9]{27}",
+    ),
+    rule(
+        "sentry_token",
+        "secret.sentry_token",
+        &["sntrys_", "sntryu_"],
+        r"(?:sntrys_[A-Za-z0-9_=+/]{60,400}|sntryu_[a-f0-9]{64})",
+    ),
+    rule(
+        "square_token",
+        "secret.square_token",
+        &["sq0atp-", "sq0csp-", "EAAA"],
+        r"(?:sq0(?:atp|csp)-[0-9A-Za-z_\-]{22,43}|EAAA[A-Za-z0-9_\-]{60})",
+    ),
+    rule(
+        "pulumi_token",
+        "secret.pulumi_token",
+        &["pul-"],
+        r"pul-[a-f0-9]{40}",
+    ),
+    rule(
+        "doppler_token",
+        "secret.doppler_token",
+        &["dp.pt.", "dp.st.", "dp.sa.", "dp.ct."],
+        r"dp\.(?:pt|st|sa|ct)\.[A-Za-z0-9]{40,44}",
+    ),
+    rule(
+        "atlassian_token",
+        "secret.atlassian_token",
+        &["ATATT3"],
+        r"ATATT3[A-Za-z0-9_=\-]{180,220}",
+    ),
+    rule(
+        "replicate_token",
+        "secret.replicate_token",
+        &["r8_"],
+        r"r8_[A-Za-z0-9]{37}",
+    ),
+    rule(
+        "perplexity_api_key",
+        "secret.perplexity_api_key",
+        &["pplx-"],
+        r"pplx-[A-Za-z0-9]{48}",
+    ),
 ];
 
 /// Detectors of secrets recognised by the name they are assigned to (`password = ...`,
@@ -219,16 +478,31 @@ pub struct KeyedRule {
 
 /// Name fragments that mark a secret (matched in lower case, `-` and `_` ignored).
 pub const SECRET_NAME_HINTS: &[&str] = &[
-    "password", "passwd", "pwd", "passphrase", "secret", "token", "apikey", "accesskey",
-    "privatekey", "credential", "authkey", "signingkey", "encryptionkey", "masterkey",
-    "sessionkey", "clientkey", "bearer", "connectionstring",
+    "password",
+    "passwd",
+    "pwd",
+    "passphrase",
+    "secret",
+    "token",
+    "apikey",
+    "accesskey",
+    "privatekey",
+    "credential",
+    "authkey",
+    "signingkey",
+    "encryptionkey",
+    "masterkey",
+    "sessionkey",
+    "clientkey",
+    "bearer",
+    "connectionstring",
 ];
 
 /// Name fragments that mark something that is not a secret despite a hint above.
 const NOT_SECRET_NAME_HINTS: &[&str] = &[
-    "hash", "digest", "checksum", "sha", "md5", "count", "type", "url", "uri", "file",
-    "path", "length", "expir", "ttl", "name", "policy", "header", "field", "format", "id",
-    "usage", "limit", "rotat", "created", "updated", "hint", "prompt", "question",
+    "hash", "digest", "checksum", "sha", "md5", "count", "type", "url", "uri", "file", "path",
+    "length", "expir", "ttl", "name", "policy", "header", "field", "format", "id", "usage",
+    "limit", "rotat", "created", "updated", "hint", "prompt", "question",
 ];
 
 fn squash(name: &str) -> String {
@@ -271,7 +545,9 @@ fn ssn_digits(value: &str) -> bool {
     let digits: String = value.chars().filter(|c| c.is_ascii_digit()).collect();
     value.len() <= 11
         && digits.len() == 9
-        && value.chars().all(|c| c.is_ascii_digit() || c == '-' || c == ' ')
+        && value
+            .chars()
+            .all(|c| c.is_ascii_digit() || c == '-' || c == ' ')
         && validate::ssn(&digits[..3], &digits[3..5], &digits[5..])
 }
 

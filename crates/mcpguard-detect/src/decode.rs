@@ -22,23 +22,35 @@ pub fn views(text: &str) -> Vec<View> {
     if !text.is_ascii()
         && let Some(folded) = fold_unicode(text)
     {
-        out.push(View { text: folded, how: "unicode" });
+        out.push(View {
+            text: folded,
+            how: "unicode",
+        });
     }
     let bytes = text.as_bytes();
     if memchr::memchr(b'%', bytes).is_some()
         && let Some(decoded) = percent_decode(text)
     {
-        out.push(View { text: decoded, how: "url" });
+        out.push(View {
+            text: decoded,
+            how: "url",
+        });
     }
     if memchr::memchr(b'&', bytes).is_some()
         && let Some(decoded) = html_decode(text)
     {
-        out.push(View { text: decoded, how: "html" });
+        out.push(View {
+            text: decoded,
+            how: "html",
+        });
     }
     if memchr::memchr(b'\\', bytes).is_some()
         && let Some(decoded) = backslash_decode(text)
     {
-        out.push(View { text: decoded, how: "escape" });
+        out.push(View {
+            text: decoded,
+            how: "escape",
+        });
     }
     encoded_runs(bytes, &mut out);
     out
@@ -52,7 +64,10 @@ pub fn fold_unicode(text: &str) -> Option<String> {
     let mut changed = false;
     for c in text.chars() {
         let mapped = match c {
-            '\u{200B}'..='\u{200F}' | '\u{2060}'..='\u{2064}' | '\u{FEFF}' | '\u{00AD}'
+            '\u{200B}'..='\u{200F}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{FEFF}'
+            | '\u{00AD}'
             | '\u{180E}' => None,
             '\u{E0020}'..='\u{E007E}' => char::from_u32(c as u32 - 0xE0000),
             '\u{FF01}'..='\u{FF5E}' => char::from_u32(c as u32 - 0xFEE0),
@@ -70,12 +85,39 @@ pub fn fold_unicode(text: &str) -> Option<String> {
 
 fn homoglyph(c: char) -> Option<char> {
     Some(match c {
-        'А' | 'Α' => 'A', 'В' | 'Β' => 'B', 'С' | 'Ϲ' => 'C', 'Е' | 'Ε' => 'E', 'Н' | 'Η' => 'H',
-        'І' | 'Ι' => 'I', 'Ј' => 'J', 'К' | 'Κ' => 'K', 'М' | 'Μ' => 'M', 'О' | 'Ο' => 'O',
-        'Р' | 'Ρ' => 'P', 'Ѕ' => 'S', 'Т' | 'Τ' => 'T', 'Х' | 'Χ' => 'X', 'Υ' | 'Ү' => 'Y',
-        'Ζ' => 'Z', 'Ν' => 'N', 'а' => 'a', 'с' | 'ϲ' => 'c', 'е' => 'e', 'і' => 'i', 'ј' => 'j',
-        'о' | 'ο' => 'o', 'р' | 'ρ' => 'p', 'ѕ' => 's', 'х' => 'x', 'у' => 'y', 'ԁ' => 'd',
-        'ɡ' => 'g', 'һ' => 'h', 'ӏ' => 'l', 'ν' => 'v', 'ԝ' => 'w',
+        'А' | 'Α' => 'A',
+        'В' | 'Β' => 'B',
+        'С' | 'Ϲ' => 'C',
+        'Е' | 'Ε' => 'E',
+        'Н' | 'Η' => 'H',
+        'І' | 'Ι' => 'I',
+        'Ј' => 'J',
+        'К' | 'Κ' => 'K',
+        'М' | 'Μ' => 'M',
+        'О' | 'Ο' => 'O',
+        'Р' | 'Ρ' => 'P',
+        'Ѕ' => 'S',
+        'Т' | 'Τ' => 'T',
+        'Х' | 'Χ' => 'X',
+        'Υ' | 'Ү' => 'Y',
+        'Ζ' => 'Z',
+        'Ν' => 'N',
+        'а' => 'a',
+        'с' | 'ϲ' => 'c',
+        'е' => 'e',
+        'і' => 'i',
+        'ј' => 'j',
+        'о' | 'ο' => 'o',
+        'р' | 'ρ' => 'p',
+        'ѕ' => 's',
+        'х' => 'x',
+        'у' => 'y',
+        'ԁ' => 'd',
+        'ɡ' => 'g',
+        'һ' => 'h',
+        'ӏ' => 'l',
+        'ν' => 'v',
+        'ԝ' => 'w',
         _ => return None,
     })
 }
@@ -130,15 +172,24 @@ pub fn html_decode(text: &str) -> Option<String> {
         let end = tail.find(';').filter(|e| *e <= 10);
         let decoded = end.and_then(|e| {
             let entity = &tail[1..e];
-            let c = if let Some(hex) = entity.strip_prefix("#x").or_else(|| entity.strip_prefix("#X")) {
+            let c = if let Some(hex) = entity
+                .strip_prefix("#x")
+                .or_else(|| entity.strip_prefix("#X"))
+            {
                 u32::from_str_radix(hex, 16).ok().and_then(char::from_u32)
             } else if let Some(dec) = entity.strip_prefix('#') {
                 dec.parse::<u32>().ok().and_then(char::from_u32)
             } else {
                 match entity {
-                    "amp" => Some('&'), "lt" => Some('<'), "gt" => Some('>'),
-                    "quot" => Some('"'), "apos" => Some('\''), "nbsp" => Some(' '),
-                    "sol" => Some('/'), "equals" => Some('='), "plus" => Some('+'),
+                    "amp" => Some('&'),
+                    "lt" => Some('<'),
+                    "gt" => Some('>'),
+                    "quot" => Some('"'),
+                    "apos" => Some('\''),
+                    "nbsp" => Some(' '),
+                    "sol" => Some('/'),
+                    "equals" => Some('='),
+                    "plus" => Some('+'),
                     _ => None,
                 }
             };
@@ -180,7 +231,8 @@ pub fn backslash_decode(text: &str) -> Option<String> {
                         if (0xD800..0xDC00).contains(&code)
                             && b.get(i + 6) == Some(&b'\\')
                             && b.get(i + 7) == Some(&b'u')
-                            && let Some(low) = hex_at(i + 8, 4).filter(|l| (0xDC00..0xE000).contains(l))
+                            && let Some(low) =
+                                hex_at(i + 8, 4).filter(|l| (0xDC00..0xE000).contains(l))
                         {
                             code = 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00);
                             len = 12;
@@ -233,14 +285,17 @@ fn encoded_runs(b: &[u8], out: &mut Vec<View>) {
             continue;
         }
         let run = &b[start..i];
-        if run.iter().all(u8::is_ascii_hexdigit) && run.len() % 2 == 0 {
+        if run.iter().all(u8::is_ascii_hexdigit) && run.len().is_multiple_of(2) {
             if let Some(text) = hex_decode(run).and_then(textual) {
                 out.push(View { text, how: "hex" });
             }
             continue;
         }
         if let Some(text) = base64_decode(run).and_then(textual) {
-            out.push(View { text, how: "base64" });
+            out.push(View {
+                text,
+                how: "base64",
+            });
         }
     }
 }
@@ -270,16 +325,23 @@ fn base64_decode(run: &[u8]) -> Option<Vec<u8>> {
         return None;
     }
     // Whole words of letters only are prose, not base64.
-    if !trimmed.iter().any(|c| c.is_ascii_digit() || !c.is_ascii_alphanumeric())
+    if !trimmed
+        .iter()
+        .any(|c| c.is_ascii_digit() || !c.is_ascii_alphanumeric())
         && trimmed.len() < 24
     {
         return None;
     }
-    let engine = if url { &URL_SAFE_NO_PAD } else { &STANDARD_NO_PAD };
-    engine
-        .decode(trimmed)
-        .ok()
-        .or_else(|| engine.decode(&trimmed[..trimmed.len() - trimmed.len() % 4]).ok())
+    let engine = if url {
+        &URL_SAFE_NO_PAD
+    } else {
+        &STANDARD_NO_PAD
+    };
+    engine.decode(trimmed).ok().or_else(|| {
+        engine
+            .decode(&trimmed[..trimmed.len() - trimmed.len() % 4])
+            .ok()
+    })
 }
 
 /// The bytes as text when they are UTF-8 and nearly all printable.

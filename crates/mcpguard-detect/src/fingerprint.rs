@@ -62,7 +62,10 @@ pub struct Fingerprint {
 
 /// Types whose canonical form drops separators (`4111 1111…` = `4111-1111…`).
 fn numeric_kind(kind: &str) -> bool {
-    matches!(kind, "pii.ssn" | "pii.credit_card" | "pii.phone" | "pii.iban")
+    matches!(
+        kind,
+        "pii.ssn" | "pii.credit_card" | "pii.phone" | "pii.iban"
+    )
 }
 
 /// Separators dropped from numbers.
@@ -88,13 +91,17 @@ impl Fingerprint {
 
     /// The fingerprint of bytes already in canonical form.
     pub fn of_canonical(key: &DigestKey, canonical: &[u8]) -> Fingerprint {
-        let rolling = canonical
-            .iter()
-            .fold(0u64, |h, &b| (mul_mod(h, key.base) + u64::from(b)) % MODULUS);
+        let rolling = canonical.iter().fold(0u64, |h, &b| {
+            (mul_mod(h, key.base) + u64::from(b)) % MODULUS
+        });
         let full = hmac_sha256(&key.mac, canonical);
         let mut mac = [0u8; 16];
         mac.copy_from_slice(&full[..16]);
-        Fingerprint { len: canonical.len() as u32, rolling, mac }
+        Fingerprint {
+            len: canonical.len() as u32,
+            rolling,
+            mac,
+        }
     }
 
     /// `hmac-sha256:` and 32 hex digits.
@@ -110,7 +117,13 @@ impl Fingerprint {
 
 /// Calls `found(start)` for every window of length `len` of `text` whose rolling hash is
 /// in `wanted`.
-pub(crate) fn windows(key: &DigestKey, text: &[u8], len: usize, wanted: &dyn Fn(u64) -> bool, found: &mut dyn FnMut(usize)) {
+pub(crate) fn windows(
+    key: &DigestKey,
+    text: &[u8],
+    len: usize,
+    wanted: &dyn Fn(u64) -> bool,
+    found: &mut dyn FnMut(usize),
+) {
     if len == 0 || text.len() < len {
         return;
     }

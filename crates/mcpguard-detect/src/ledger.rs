@@ -63,7 +63,11 @@ pub struct TaintLedger {
 impl TaintLedger {
     /// An empty ledger holding up to `capacity` values.
     pub fn new(capacity: usize) -> TaintLedger {
-        TaintLedger { entries: VecDeque::new(), capacity: capacity.max(1), index: HashMap::new() }
+        TaintLedger {
+            entries: VecDeque::new(),
+            capacity: capacity.max(1),
+            index: HashMap::new(),
+        }
     }
 
     /// Number of values held.
@@ -81,7 +85,9 @@ impl TaintLedger {
         let source = Arc::new(source);
         for finding in findings {
             let fp = finding.fingerprint;
-            if (fp.len as usize) < MIN_TRACKED_LEN || self.entries.iter().any(|e| e.fingerprint == fp) {
+            if (fp.len as usize) < MIN_TRACKED_LEN
+                || self.entries.iter().any(|e| e.fingerprint == fp)
+            {
                 continue;
             }
             if self.entries.len() == self.capacity
@@ -89,7 +95,12 @@ impl TaintLedger {
             {
                 self.unindex(&old);
             }
-            *self.index.entry(fp.len).or_default().entry(fp.rolling).or_default() += 1;
+            *self
+                .index
+                .entry(fp.len)
+                .or_default()
+                .entry(fp.rolling)
+                .or_default() += 1;
             self.entries.push_back(Entry {
                 kind: finding.kind,
                 label: finding.label,
@@ -118,7 +129,13 @@ impl TaintLedger {
         if self.entries.is_empty() {
             return Ok(Vec::new());
         }
-        let mut search = Search { ledger: self, detector, flows: Vec::new(), budget: detector.limits().max_decoded_bytes, error: None };
+        let mut search = Search {
+            ledger: self,
+            detector,
+            flows: Vec::new(),
+            budget: detector.limits().max_decoded_bytes,
+            error: None,
+        };
         walk::walk(json, detector.limits().max_depth, &mut search)?;
         match search.error {
             Some(e) => Err(e),
@@ -131,12 +148,23 @@ impl TaintLedger {
         let key = detector.key();
         let lower: Vec<u8> = canonical("", text);
         let has_separator = lower.iter().any(|b| fingerprint::is_separator(*b));
-        let compact: Option<Vec<u8>> = has_separator
-            .then(|| lower.iter().copied().filter(|b| !fingerprint::is_separator(*b)).collect());
+        let compact: Option<Vec<u8>> = has_separator.then(|| {
+            lower
+                .iter()
+                .copied()
+                .filter(|b| !fingerprint::is_separator(*b))
+                .collect()
+        });
         for (len, by_hash) in &self.index {
             for candidate in std::iter::once(&lower).chain(compact.as_ref()) {
                 let mut starts = Vec::new();
-                fingerprint::windows(key, candidate, *len as usize, &|h| by_hash.contains_key(&h), &mut |s| starts.push(s));
+                fingerprint::windows(
+                    key,
+                    candidate,
+                    *len as usize,
+                    &|h| by_hash.contains_key(&h),
+                    &mut |s| starts.push(s),
+                );
                 for start in starts {
                     let window = &candidate[start..start + *len as usize];
                     let fp = Fingerprint::of_canonical(key, window);
@@ -160,9 +188,14 @@ struct Search<'l> {
 impl Search<'_> {
     fn check(&mut self, path: &[PathSeg], text: &str, encoding: Option<String>) {
         let mut hits: Vec<Entry> = Vec::new();
-        self.ledger.find_in(self.detector, text, |e| hits.push(e.clone()));
+        self.ledger
+            .find_in(self.detector, text, |e| hits.push(e.clone()));
         for entry in hits {
-            if self.flows.iter().any(|f| f.digest == entry.fingerprint.digest() && f.source == entry.source) {
+            if self
+                .flows
+                .iter()
+                .any(|f| f.digest == entry.fingerprint.digest() && f.source == entry.source)
+            {
                 continue;
             }
             self.flows.push(TaintFlow {

@@ -123,14 +123,20 @@ pub struct Detector {
 
 impl std::fmt::Debug for Detector {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Detector").field("limits", &self.limits).finish_non_exhaustive()
+        f.debug_struct("Detector")
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
     }
 }
 
 impl Detector {
     /// Compiles every detector.
     pub fn new(key: DigestKey, limits: Limits) -> Result<Detector, BuildError> {
-        Ok(Detector { engine: Engine::new()?, key, limits })
+        Ok(Detector {
+            engine: Engine::new()?,
+            key,
+            limits,
+        })
     }
 
     /// The limits in force.
@@ -162,7 +168,10 @@ impl Detector {
 
     fn check_size(&self, input: &str) -> Result<(), ScanError> {
         if input.len() > self.limits.max_bytes {
-            return Err(ScanError::TooLarge { size: input.len(), limit: self.limits.max_bytes });
+            return Err(ScanError::TooLarge {
+                size: input.len(),
+                limit: self.limits.max_bytes,
+            });
         }
         Ok(())
     }
@@ -178,9 +187,11 @@ impl Detector {
         for depth in 0..self.limits.max_decode_depth {
             let mut next = Vec::new();
             for (reading, how) in frontier {
-                *budget = budget.checked_sub(reading.len()).ok_or(ScanError::DecodeBudget {
-                    limit: self.limits.max_decoded_bytes,
-                })?;
+                *budget = budget
+                    .checked_sub(reading.len())
+                    .ok_or(ScanError::DecodeBudget {
+                        limit: self.limits.max_decoded_bytes,
+                    })?;
                 if depth + 1 < self.limits.max_decode_depth {
                     next.extend(
                         decode::views(&reading)
@@ -236,7 +247,14 @@ impl<'d> Collector<'d> {
         }
     }
 
-    fn add(&mut self, text: &str, hit: &Hit, location: String, encoding: Option<String>, plain: bool) {
+    fn add(
+        &mut self,
+        text: &str,
+        hit: &Hit,
+        location: String,
+        encoding: Option<String>,
+        plain: bool,
+    ) {
         let value = &text[hit.start..hit.end];
         let fingerprint = Fingerprint::of_value(&self.detector.key, hit.kind, value);
         if !self.seen.insert((hit.kind, fingerprint.mac)) {
@@ -248,7 +266,11 @@ impl<'d> Collector<'d> {
             detector: hit.detector,
             location,
             encoding,
-            confidence: if plain { hit.confidence } else { hit.confidence * 0.95 },
+            confidence: if plain {
+                hit.confidence
+            } else {
+                hit.confidence * 0.95
+            },
             digest: fingerprint.digest(),
             span: plain.then_some((hit.start, hit.end)),
             fingerprint,
@@ -281,8 +303,15 @@ impl<'d> Collector<'d> {
                 engine.named_value(name, reading, &mut hits);
             }
             for hit in &hits {
-                let location = locate(&Hit { start: 0, ..hit.clone() });
-                let location = location.split(", column").next().unwrap_or_default().to_string();
+                let location = locate(&Hit {
+                    start: 0,
+                    ..hit.clone()
+                });
+                let location = location
+                    .split(", column")
+                    .next()
+                    .unwrap_or_default()
+                    .to_string();
                 self.add(reading, hit, location, Some(how.clone()), false);
             }
         }
@@ -300,7 +329,10 @@ impl walk::Visit for Collector<'_> {
         let mut hits = Vec::new();
         self.detector.engine.scan(value, &mut hits);
         let location = render_path(path);
-        for hit in hits.iter().filter(|h| cuts.iter().any(|c| h.start < *c && *c < h.end)) {
+        for hit in hits
+            .iter()
+            .filter(|h| cuts.iter().any(|c| h.start < *c && *c < h.end))
+        {
             self.add(value, hit, location.clone(), Some("joined".into()), false);
         }
     }

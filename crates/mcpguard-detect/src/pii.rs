@@ -19,8 +19,21 @@ pub static PII_DETECTORS: &[(&str, &str)] = &[
     ("ipv6", "pii.ip_address"),
 ];
 
-fn hit(start: usize, end: usize, detector: &'static str, kind: &'static str, confidence: f32) -> Hit {
-    Hit { start, end, detector, kind, label: Label::Pii, confidence }
+fn hit(
+    start: usize,
+    end: usize,
+    detector: &'static str,
+    kind: &'static str,
+    confidence: f32,
+) -> Hit {
+    Hit {
+        start,
+        end,
+        detector,
+        kind,
+        label: Label::Pii,
+        confidence,
+    }
 }
 
 fn is_word(b: u8) -> bool {
@@ -48,7 +61,10 @@ fn numbers(b: &[u8], out: &mut Vec<Hit>) {
         }
         if i > 0 && (is_word(b[i - 1]) || b[i - 1] == b'.' || b[i - 1] == b'-') {
             // Digits inside a word: maybe an IBAN ("DE89 3704…"), otherwise skip the word.
-            if c.is_ascii_digit() && i >= 2 && let Some(end) = iban_at(b, i - 2) {
+            if c.is_ascii_digit()
+                && i >= 2
+                && let Some(end) = iban_at(b, i - 2)
+            {
                 out.push(hit(i - 2, end, "iban", "pii.iban", 0.95));
                 i = end;
                 continue;

@@ -20,11 +20,33 @@ pub(crate) struct Hit {
 
 /// Name fragments that start an assignment scan in plain text (case-insensitive).
 const NAME_ANCHORS: &[&str] = &[
-    "password", "passwd", "pwd", "passphrase", "secret", "token", "api_key", "api-key",
-    "apikey", "access_key", "accesskey", "access-key", "private_key", "privatekey",
-    "credential", "auth_key", "authkey", "bearer", "ssn", "social_security",
-    "connection_string", "connectionstring", "signing_key", "encryption_key", "master_key",
-    "session_key", "client_key",
+    "password",
+    "passwd",
+    "pwd",
+    "passphrase",
+    "secret",
+    "token",
+    "api_key",
+    "api-key",
+    "apikey",
+    "access_key",
+    "accesskey",
+    "access-key",
+    "private_key",
+    "privatekey",
+    "credential",
+    "auth_key",
+    "authkey",
+    "bearer",
+    "ssn",
+    "social_security",
+    "connection_string",
+    "connectionstring",
+    "signing_key",
+    "encryption_key",
+    "master_key",
+    "session_key",
+    "client_key",
 ];
 
 /// Longest span a pattern may cover after its anchor.
@@ -65,9 +87,16 @@ impl Engine {
                 }
             }
             let regex = Regex::builder()
-                .syntax(regex_automata::util::syntax::Config::new().unicode(false).utf8(false))
+                .syntax(
+                    regex_automata::util::syntax::Config::new()
+                        .unicode(false)
+                        .utf8(false),
+                )
                 .build(rule.pattern)
-                .map_err(|e| BuildError { detector: rule.detector.into(), reason: e.to_string() })?;
+                .map_err(|e| BuildError {
+                    detector: rule.detector.into(),
+                    reason: e.to_string(),
+                })?;
             regexes.push(regex);
         }
         let build = |e: aho_corasick::BuildError| BuildError {
@@ -83,7 +112,12 @@ impl Engine {
             .match_kind(MatchKind::LeftmostLongest)
             .build(NAME_ANCHORS)
             .map_err(build)?;
-        Ok(Engine { anchors, anchor_rules, regexes, names })
+        Ok(Engine {
+            anchors,
+            anchor_rules,
+            regexes,
+            names,
+        })
     }
 
     /// All hits in `text`, overlaps resolved.
@@ -163,7 +197,9 @@ impl Engine {
                 continue;
             };
             next_free = value_end;
-            let Some(value) = text.get(value_start..value_end) else { continue };
+            let Some(value) = text.get(value_start..value_end) else {
+                continue;
+            };
             if let Some(hit) = keyed(name, value, value_start) {
                 out.push(hit);
             }
@@ -187,7 +223,11 @@ fn keyed(name: &str, value: &str, offset: usize) -> Option<Hit> {
             end: offset + value.len(),
             detector: rule.detector,
             kind: rule.kind,
-            label: if rule.kind.starts_with("pii.") { Label::Pii } else { Label::Secret },
+            label: if rule.kind.starts_with("pii.") {
+                Label::Pii
+            } else {
+                Label::Secret
+            },
             confidence: rule.confidence,
         })
 }
@@ -223,7 +263,10 @@ fn assigned_value(b: &[u8], mut at: usize) -> Option<(usize, usize)> {
         let c = b[at];
         let stop = match quote {
             Some(q) => c == q,
-            None => c.is_ascii_whitespace() || matches!(c, b',' | b';' | b'}' | b')' | b'&' | b'"' | b'\''),
+            None => {
+                c.is_ascii_whitespace()
+                    || matches!(c, b',' | b';' | b'}' | b')' | b'&' | b'"' | b'\'')
+            }
         };
         if stop {
             break;
@@ -256,7 +299,8 @@ fn resolve_overlaps(out: &mut Vec<Hit>, first: usize) {
                 (generic && overlaps)
                     || contains
                         && (o.confidence > h.confidence
-                            || o.confidence == h.confidence && (o.end - o.start > h.end - h.start || j < i))
+                            || o.confidence == h.confidence
+                                && (o.end - o.start > h.end - h.start || j < i))
             })
         })
         .collect();

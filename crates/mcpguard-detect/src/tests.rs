@@ -23,72 +23,253 @@ fn rep(unit: &str, n: usize) -> String {
 fn samples() -> Vec<(String, &'static str)> {
     let b62 = "aB3dE5fG7hJ9kL2mN4pQ";
     vec![
-        (format!("AKIA{}", "Q3ZRT7WX2YUV4ABC"), "secret.aws_access_key"),
-        (format!("AIza{}", &rep("Sy9x_Qz-", 5)[..35]), "secret.gcp_api_key"),
-        (format!("DefaultEndpointsProtocol=https;AccountName=acct;AccountKey={}==;EndpointSuffix=core.windows.net", &rep("Ab9+/xYz", 11)[..86]), "secret.azure_connection_string"),
-        (format!("{}8Q~{}", "abc", &rep("Zx9_~.q-", 5)[..34]), "secret.azure_ad_client_secret"),
+        (
+            format!("AKIA{}", "Q3ZRT7WX2YUV4ABC"),
+            "secret.aws_access_key",
+        ),
+        (
+            format!("AIza{}", &rep("Sy9x_Qz-", 5)[..35]),
+            "secret.gcp_api_key",
+        ),
+        (
+            format!(
+                "DefaultEndpointsProtocol=https;AccountName=acct;AccountKey={}==;EndpointSuffix=core.windows.net",
+                &rep("Ab9+/xYz", 11)[..86]
+            ),
+            "secret.azure_connection_string",
+        ),
+        (
+            format!("{}8Q~{}", "abc", &rep("Zx9_~.q-", 5)[..34]),
+            "secret.azure_ad_client_secret",
+        ),
         (format!("ghp_{}", &rep(b62, 2)[..36]), "secret.github_token"),
-        (format!("github_pat_{}_{}", &rep(b62, 2)[..22], &rep(b62, 3)[..59]), "secret.github_fine_grained_token"),
-        (format!("glpat-{}", &rep("x9_Y-z", 4)[..20]), "secret.gitlab_token"),
-        (format!("xoxb-{}-{}-{}", "1234567890123", "9876543210987", &rep(b62, 2)[..24]), "secret.slack_token"),
-        (format!("https://hooks.slack.com/services/T0{}/B0{}/{}", "ABCDEFGH", "IJKLMNOP", &rep(b62, 2)[..24]), "secret.slack_webhook"),
-        (format!("sk_live_{}", &rep(b62, 2)[..30]), "secret.stripe_key"),
+        (
+            format!("github_pat_{}_{}", &rep(b62, 2)[..22], &rep(b62, 3)[..59]),
+            "secret.github_fine_grained_token",
+        ),
+        (
+            format!("glpat-{}", &rep("x9_Y-z", 4)[..20]),
+            "secret.gitlab_token",
+        ),
+        (
+            format!(
+                "xoxb-{}-{}-{}",
+                "1234567890123",
+                "9876543210987",
+                &rep(b62, 2)[..24]
+            ),
+            "secret.slack_token",
+        ),
+        (
+            format!(
+                "https://hooks.slack.com/services/T0{}/B0{}/{}",
+                "ABCDEFGH",
+                "IJKLMNOP",
+                &rep(b62, 2)[..24]
+            ),
+            "secret.slack_webhook",
+        ),
+        (
+            format!("sk_live_{}", &rep(b62, 2)[..30]),
+            "secret.stripe_key",
+        ),
         (format!("SK{}", rep("0a1b2c3d", 4)), "secret.twilio_api_key"),
-        (format!("SG.{}.{}", &rep("aZ_9-", 5)[..22], &rep("qW3_e-", 8)[..43]), "secret.sendgrid_api_key"),
-        (format!("sk-ant-api03-{}AA", &rep("Ab3_-x", 20)[..93]), "secret.anthropic_api_key"),
-        (format!("sk-{}T3BlbkFJ{}", &rep(b62, 1)[..20], &rep(b62, 1)[..20]), "secret.openai_api_key"),
-        (format!("hf_{}", &rep("abcdEFGHij", 4)[..34]), "secret.huggingface_token"),
+        (
+            format!("SG.{}.{}", &rep("aZ_9-", 5)[..22], &rep("qW3_e-", 8)[..43]),
+            "secret.sendgrid_api_key",
+        ),
+        (
+            format!("sk-ant-api03-{}AA", &rep("Ab3_-x", 20)[..93]),
+            "secret.anthropic_api_key",
+        ),
+        (
+            format!("sk-{}T3BlbkFJ{}", &rep(b62, 1)[..20], &rep(b62, 1)[..20]),
+            "secret.openai_api_key",
+        ),
+        (
+            format!("hf_{}", &rep("abcdEFGHij", 4)[..34]),
+            "secret.huggingface_token",
+        ),
         (format!("npm_{}", &rep(b62, 2)[..36]), "secret.npm_token"),
-        (format!("pypi-AgEIcHlwaS5vcmc{}", rep("Ab9_-", 14)), "secret.pypi_token"),
+        (
+            format!("pypi-AgEIcHlwaS5vcmc{}", rep("Ab9_-", 14)),
+            "secret.pypi_token",
+        ),
         (jwt(), "secret.jwt"),
-        (format!("-----BEGIN RSA PRIVATE KEY-----\n{}\n-----END RSA PRIVATE KEY-----", rep("MIIEowIBAAKCAQEA", 5)), "secret.private_key"),
-        (format!("-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjE{}\n-----END OPENSSH PRIVATE KEY-----", rep("AAAA", 20)), "secret.openssh_private_key"),
-        (format!("-----BEGIN PGP PRIVATE KEY BLOCK-----\n\n{}\n-----END PGP PRIVATE KEY BLOCK-----", rep("lQOYBF", 20)), "secret.pgp_private_key"),
-        ("postgres://app:S3cr3t-Pa55@db.internal:5432/prod".to_string(), "secret.database_url"),
-        ("https://deploy:hunter2-Xy9@git.example.org/repo.git".to_string(), "secret.url_credentials"),
-        (format!("GOCSPX-{}", &rep("Ab3_-x", 5)[..28]), "secret.google_oauth_client_secret"),
-        (format!("ya29.{}", rep("Ab3_-x", 8)), "secret.google_oauth_token"),
-        (format!("dop_v1_{}", rep("0a1b2c3d", 8)), "secret.digitalocean_token"),
-        (format!("hvs.{}", rep("Ab3_x9", 5)), "secret.hashicorp_vault_token"),
-        (format!("dapi{}", rep("0a1b2c3d", 4)), "secret.databricks_token"),
-        (format!("dckr_pat_{}", &rep("Ab3_-x", 5)[..27]), "secret.dockerhub_token"),
-        (format!("shpat_{}", rep("0a1b2c3d", 4)), "secret.shopify_token"),
-        (format!("key-{}", rep("0a1b2c3d", 4)), "secret.mailgun_api_key"),
-        (format!("{}-us12", rep("0a1b2c3d", 4)), "secret.mailchimp_api_key"),
-        (format!("123456789:AA{}", &rep("Ab3_-x", 6)[..33]), "secret.telegram_bot_token"),
-        (format!("https://discord.com/api/webhooks/123456789012345678/{}", &rep("Ab3_-x", 12)[..68]), "secret.discord_webhook"),
-        (format!("lin_api_{}", &rep(b62, 2)[..40]), "secret.linear_api_key"),
-        (format!("AGE-SECRET-KEY-1{}", &rep("QPZRY9X8GF2TVDW0S3JN54KHCE6MUA7L", 2)[..58]), "secret.age_secret_key"),
+        (
+            format!(
+                "-----BEGIN RSA PRIVATE KEY-----\n{}\n-----END RSA PRIVATE KEY-----",
+                rep("MIIEowIBAAKCAQEA", 5)
+            ),
+            "secret.private_key",
+        ),
+        (
+            format!(
+                "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjE{}\n-----END OPENSSH PRIVATE KEY-----",
+                rep("AAAA", 20)
+            ),
+            "secret.openssh_private_key",
+        ),
+        (
+            format!(
+                "-----BEGIN PGP PRIVATE KEY BLOCK-----\n\n{}\n-----END PGP PRIVATE KEY BLOCK-----",
+                rep("lQOYBF", 20)
+            ),
+            "secret.pgp_private_key",
+        ),
+        (
+            "postgres://app:S3cr3t-Pa55@db.internal:5432/prod".to_string(),
+            "secret.database_url",
+        ),
+        (
+            "https://deploy:hunter2-Xy9@git.example.org/repo.git".to_string(),
+            "secret.url_credentials",
+        ),
+        (
+            format!("GOCSPX-{}", &rep("Ab3_-x", 5)[..28]),
+            "secret.google_oauth_client_secret",
+        ),
+        (
+            format!("ya29.{}", rep("Ab3_-x", 8)),
+            "secret.google_oauth_token",
+        ),
+        (
+            format!("dop_v1_{}", rep("0a1b2c3d", 8)),
+            "secret.digitalocean_token",
+        ),
+        (
+            format!("hvs.{}", rep("Ab3_x9", 5)),
+            "secret.hashicorp_vault_token",
+        ),
+        (
+            format!("dapi{}", rep("0a1b2c3d", 4)),
+            "secret.databricks_token",
+        ),
+        (
+            format!("dckr_pat_{}", &rep("Ab3_-x", 5)[..27]),
+            "secret.dockerhub_token",
+        ),
+        (
+            format!("shpat_{}", rep("0a1b2c3d", 4)),
+            "secret.shopify_token",
+        ),
+        (
+            format!("key-{}", rep("0a1b2c3d", 4)),
+            "secret.mailgun_api_key",
+        ),
+        (
+            format!("{}-us12", rep("0a1b2c3d", 4)),
+            "secret.mailchimp_api_key",
+        ),
+        (
+            format!("123456789:AA{}", &rep("Ab3_-x", 6)[..33]),
+            "secret.telegram_bot_token",
+        ),
+        (
+            format!(
+                "https://discord.com/api/webhooks/123456789012345678/{}",
+                &rep("Ab3_-x", 12)[..68]
+            ),
+            "secret.discord_webhook",
+        ),
+        (
+            format!("lin_api_{}", &rep(b62, 2)[..40]),
+            "secret.linear_api_key",
+        ),
+        (
+            format!(
+                "AGE-SECRET-KEY-1{}",
+                &rep("QPZRY9X8GF2TVDW0S3JN54KHCE6MUA7L", 2)[..58]
+            ),
+            "secret.age_secret_key",
+        ),
         (format!("gsk_{}", &rep(b62, 3)[..52]), "secret.groq_api_key"),
-        (format!("PMAK-{}-{}", &rep("0a1b2c3d", 3)[..24], &rep("0a1b2c3d", 5)[..34]), "secret.postman_api_key"),
-        (format!("glsa_{}_{}", &rep(b62, 2)[..32], "0a1b2c3d"), "secret.grafana_token"),
-        (format!("NRAK-{}", &rep("AB3CD9EF", 4)[..27]), "secret.new_relic_key"),
-        (format!("sntrys_{}", rep("Ab3_9=+/", 9)), "secret.sentry_token"),
-        (format!("sq0csp-{}", &rep("Ab3_-x", 8)[..43]), "secret.square_token"),
+        (
+            format!(
+                "PMAK-{}-{}",
+                &rep("0a1b2c3d", 3)[..24],
+                &rep("0a1b2c3d", 5)[..34]
+            ),
+            "secret.postman_api_key",
+        ),
+        (
+            format!("glsa_{}_{}", &rep(b62, 2)[..32], "0a1b2c3d"),
+            "secret.grafana_token",
+        ),
+        (
+            format!("NRAK-{}", &rep("AB3CD9EF", 4)[..27]),
+            "secret.new_relic_key",
+        ),
+        (
+            format!("sntrys_{}", rep("Ab3_9=+/", 9)),
+            "secret.sentry_token",
+        ),
+        (
+            format!("sq0csp-{}", &rep("Ab3_-x", 8)[..43]),
+            "secret.square_token",
+        ),
         (format!("pul-{}", rep("0a1b2c3d", 5)), "secret.pulumi_token"),
-        (format!("dp.pt.{}", &rep(b62, 3)[..43]), "secret.doppler_token"),
-        (format!("ATATT3{}", &rep("Ab3_=-x9", 25)[..190]), "secret.atlassian_token"),
-        (format!("r8_{}", &rep(b62, 2)[..37]), "secret.replicate_token"),
-        (format!("pplx-{}", &rep(b62, 3)[..48]), "secret.perplexity_api_key"),
-        ("{\"type\": \"service_account\", \"project_id\": \"p\"}".to_string(), "secret.gcp_service_account"),
-        ("aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYzz9aB3cD4e".to_string(), "secret.aws_secret_key"),
-        ("DB_PASSWORD=\"q8#Lm2!vZr7@Tx\"".to_string(), "secret.generic_high_entropy"),
+        (
+            format!("dp.pt.{}", &rep(b62, 3)[..43]),
+            "secret.doppler_token",
+        ),
+        (
+            format!("ATATT3{}", &rep("Ab3_=-x9", 25)[..190]),
+            "secret.atlassian_token",
+        ),
+        (
+            format!("r8_{}", &rep(b62, 2)[..37]),
+            "secret.replicate_token",
+        ),
+        (
+            format!("pplx-{}", &rep(b62, 3)[..48]),
+            "secret.perplexity_api_key",
+        ),
+        (
+            "{\"type\": \"service_account\", \"project_id\": \"p\"}".to_string(),
+            "secret.gcp_service_account",
+        ),
+        (
+            "aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYzz9aB3cD4e".to_string(),
+            "secret.aws_secret_key",
+        ),
+        (
+            "DB_PASSWORD=\"q8#Lm2!vZr7@Tx\"".to_string(),
+            "secret.generic_high_entropy",
+        ),
         ("ssn: 078-05-1120".to_string(), "pii.ssn"),
-        ("card 4111 1111 1111 1111 exp 12/29".to_string(), "pii.credit_card"),
+        (
+            "card 4111 1111 1111 1111 exp 12/29".to_string(),
+            "pii.credit_card",
+        ),
         ("amex 3782-822463-10005".to_string(), "pii.credit_card"),
         ("IBAN DE89 3704 0044 0532 0130 00".to_string(), "pii.iban"),
-        ("pay to GB29NWBK60161331926819 today".to_string(), "pii.iban"),
-        ("mail jane.doe+tag@example.co.uk please".to_string(), "pii.email"),
+        (
+            "pay to GB29NWBK60161331926819 today".to_string(),
+            "pii.iban",
+        ),
+        (
+            "mail jane.doe+tag@example.co.uk please".to_string(),
+            "pii.email",
+        ),
         ("call +44 20 7946 0958".to_string(), "pii.phone"),
         ("call (415) 555-0132 now".to_string(), "pii.phone"),
         ("from 203.0.113.77 at noon".to_string(), "pii.ip_address"),
-        ("v6 2001:db8:85a3::8a2e:370:7334".to_string(), "pii.ip_address"),
+        (
+            "v6 2001:db8:85a3::8a2e:370:7334".to_string(),
+            "pii.ip_address",
+        ),
     ]
 }
 
 fn jwt() -> String {
     let e = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
-    format!("{}.{}.{}", e(r#"{"alg":"HS256","typ":"JWT"}"#), e(r#"{"sub":"42","name":"x"}"#), &rep("Ab3_-x", 8)[..43])
+    format!(
+        "{}.{}.{}",
+        e(r#"{"alg":"HS256","typ":"JWT"}"#),
+        e(r#"{"sub":"42","name":"x"}"#),
+        &rep("Ab3_-x", 8)[..43]
+    )
 }
 
 #[test]
@@ -96,7 +277,10 @@ fn every_sample_is_found_with_its_type() {
     let d = detector();
     for (text, kind) in samples() {
         let found = d.scan_text(&text).unwrap();
-        assert!(kinds(&found).contains(&kind), "{kind} not found in {text:?}: {found:?}");
+        assert!(
+            kinds(&found).contains(&kind),
+            "{kind} not found in {text:?}: {found:?}"
+        );
     }
 }
 
@@ -142,8 +326,10 @@ fn hard_negatives_are_not_findings() {
 #[test]
 fn findings_never_hold_the_value() {
     let d = detector();
-    let secret = format!("ghp_{}", rep("aB3dE5fG7h", 4)[..36].to_string());
-    let found = d.scan_json(&format!(r#"{{"note":"token {secret} here"}}"#)).unwrap();
+    let secret = format!("ghp_{}", &rep("aB3dE5fG7h", 4)[..36]);
+    let found = d
+        .scan_json(&format!(r#"{{"note":"token {secret} here"}}"#))
+        .unwrap();
     assert_eq!(found.len(), 1);
     let out = serde_json::to_string(&found).unwrap();
     assert!(!out.contains(&secret[4..]), "{out}");
@@ -157,8 +343,14 @@ fn digests_depend_on_the_key() {
     let a = detector();
     let b = Detector::new(DigestKey::new([8; 32]), Limits::default()).unwrap();
     let text = "ssn 078-05-1120";
-    assert_ne!(a.scan_text(text).unwrap()[0].digest, b.scan_text(text).unwrap()[0].digest);
-    assert_eq!(a.scan_text(text).unwrap()[0].digest, a.scan_text(text).unwrap()[0].digest);
+    assert_ne!(
+        a.scan_text(text).unwrap()[0].digest,
+        b.scan_text(text).unwrap()[0].digest
+    );
+    assert_eq!(
+        a.scan_text(text).unwrap()[0].digest,
+        a.scan_text(text).unwrap()[0].digest
+    );
 }
 
 fn aws() -> String {
@@ -175,9 +367,17 @@ fn obfuscations_are_seen_through() {
     let html: String = key.bytes().map(|b| format!("&#{b};")).collect();
     let escaped: String = key.bytes().map(|b| format!("\\u{b:04x}")).collect();
     let zero_width: String = key.chars().flat_map(|c| [c, '\u{200B}']).collect();
-    let homoglyph = key.replacen('A', "\u{0410}", 2).replacen('K', "\u{039A}", 1);
-    let fullwidth: String = key.chars().map(|c| char::from_u32(c as u32 + 0xFEE0).unwrap()).collect();
-    let tags: String = key.chars().map(|c| char::from_u32(c as u32 + 0xE0000).unwrap()).collect();
+    let homoglyph = key
+        .replacen('A', "\u{0410}", 2)
+        .replacen('K', "\u{039A}", 1);
+    let fullwidth: String = key
+        .chars()
+        .map(|c| char::from_u32(c as u32 + 0xFEE0).unwrap())
+        .collect();
+    let tags: String = key
+        .chars()
+        .map(|c| char::from_u32(c as u32 + 0xE0000).unwrap())
+        .collect();
     for (text, how) in [
         (b64, "base64"),
         (hex, "hex"),
@@ -191,16 +391,21 @@ fn obfuscations_are_seen_through() {
     ] {
         let found = d.scan_text(&text).unwrap();
         let f = found.iter().find(|f| f.kind == "secret.aws_access_key");
-        assert_eq!(f.and_then(|f| f.encoding.as_deref()), Some(how), "{text:?}: {found:?}");
+        assert_eq!(
+            f.and_then(|f| f.encoding.as_deref()),
+            Some(how),
+            "{text:?}: {found:?}"
+        );
     }
     // \u escapes inside JSON strings are decoded by the JSON reader itself.
     let json_escaped: String = key.bytes().map(|b| format!("\\u{b:04x}")).collect();
-    let found = d.scan_json(&format!(r#"{{"k":"{json_escaped}"}}"#)).unwrap();
+    let found = d
+        .scan_json(&format!(r#"{{"k":"{json_escaped}"}}"#))
+        .unwrap();
     assert_eq!(kinds(&found), ["secret.aws_access_key"]);
     // Two decodings deep.
-    let double = base64::engine::general_purpose::STANDARD.encode(
-        base64::engine::general_purpose::STANDARD.encode(format!("key={key}")),
-    );
+    let double = base64::engine::general_purpose::STANDARD
+        .encode(base64::engine::general_purpose::STANDARD.encode(format!("key={key}")));
     let found = d.scan_text(&double).unwrap();
     assert_eq!(found[0].encoding.as_deref(), Some("base64+base64"));
 }
@@ -210,12 +415,21 @@ fn values_split_across_adjacent_fields_are_joined() {
     let d = detector();
     let key = aws();
     let found = d
-        .scan_json(&format!(r#"{{"a":"{}","b":"{}","n":1}}"#, &key[..8], &key[8..]))
+        .scan_json(&format!(
+            r#"{{"a":"{}","b":"{}","n":1}}"#,
+            &key[..8],
+            &key[8..]
+        ))
         .unwrap();
     assert_eq!(kinds(&found), ["secret.aws_access_key"]);
     assert_eq!(found[0].encoding.as_deref(), Some("joined"));
     let found = d
-        .scan_json(&format!(r#"{{"parts":["{}","{}","{}"]}}"#, &key[..5], &key[5..12], &key[12..]))
+        .scan_json(&format!(
+            r#"{{"parts":["{}","{}","{}"]}}"#,
+            &key[..5],
+            &key[5..12],
+            &key[12..]
+        ))
         .unwrap();
     assert_eq!(found[0].location, "$.parts");
 }
@@ -226,7 +440,10 @@ fn names_keys_and_numbers_are_scanned() {
     let found = d
         .scan_json(r#"{"user":{"ssn":"078051120","card":4111111111111111,"client_secret":"Zq8vL2mX9rT4wY7p"}}"#)
         .unwrap();
-    assert_eq!(kinds(&found), ["pii.credit_card", "pii.ssn", "secret.generic_high_entropy"]);
+    assert_eq!(
+        kinds(&found),
+        ["pii.credit_card", "pii.ssn", "secret.generic_high_entropy"]
+    );
     let ssn = found.iter().find(|f| f.kind == "pii.ssn").unwrap();
     assert_eq!(ssn.location, "$.user.ssn");
     let found = d.scan_json(&format!(r#"{{"{}":1}}"#, aws())).unwrap();
@@ -235,17 +452,50 @@ fn names_keys_and_numbers_are_scanned() {
 
 #[test]
 fn limits_fail_closed() {
-    let small = Detector::new(DigestKey::new([1; 32]), Limits { max_bytes: 10, ..Limits::default() }).unwrap();
-    assert!(matches!(small.scan_text("01234567890"), Err(ScanError::TooLarge { size: 11, limit: 10 })));
-    let shallow = Detector::new(DigestKey::new([1; 32]), Limits { max_depth: 3, ..Limits::default() }).unwrap();
+    let small = Detector::new(
+        DigestKey::new([1; 32]),
+        Limits {
+            max_bytes: 10,
+            ..Limits::default()
+        },
+    )
+    .unwrap();
+    assert!(matches!(
+        small.scan_text("01234567890"),
+        Err(ScanError::TooLarge {
+            size: 11,
+            limit: 10
+        })
+    ));
+    let shallow = Detector::new(
+        DigestKey::new([1; 32]),
+        Limits {
+            max_depth: 3,
+            ..Limits::default()
+        },
+    )
+    .unwrap();
     match shallow.scan_json(r#"{"a":{"b":{"c":{"d":1}}}}"#) {
         Err(ScanError::TooDeep { limit: 3, location }) => assert_eq!(location, "$.a.b.c"),
         other => panic!("{other:?}"),
     }
-    let stingy = Detector::new(DigestKey::new([1; 32]), Limits { max_decoded_bytes: 8, ..Limits::default() }).unwrap();
+    let stingy = Detector::new(
+        DigestKey::new([1; 32]),
+        Limits {
+            max_decoded_bytes: 8,
+            ..Limits::default()
+        },
+    )
+    .unwrap();
     let b64 = base64::engine::general_purpose::STANDARD.encode("a harmless but long sentence");
-    assert!(matches!(stingy.scan_text(&b64), Err(ScanError::DecodeBudget { .. })));
-    assert!(matches!(detector().scan_json("{\"a\":"), Err(ScanError::Json { .. })));
+    assert!(matches!(
+        stingy.scan_text(&b64),
+        Err(ScanError::DecodeBudget { .. })
+    ));
+    assert!(matches!(
+        detector().scan_json("{\"a\":"),
+        Err(ScanError::Json { .. })
+    ));
 }
 
 #[test]
@@ -259,7 +509,14 @@ fn ledger_with(d: &Detector, text: &str) -> TaintLedger {
     let mut ledger = TaintLedger::new(16);
     let findings = d.scan_json(text).unwrap();
     assert!(!findings.is_empty());
-    ledger.record(&findings, Provenance { tool: "read_file".into(), server: "fs".into(), call: "1".into() });
+    ledger.record(
+        &findings,
+        Provenance {
+            tool: "read_file".into(),
+            server: "fs".into(),
+            call: "1".into(),
+        },
+    );
     ledger
 }
 
@@ -277,8 +534,14 @@ fn taint_follows_values_into_later_calls() {
         (format!(r#"{{"body":"please store x{lower}y"}}"#), None),
         (format!(r#"{{"body":"{b64}"}}"#), Some("base64")),
         (format!(r#"{{"q":"{hex}"}}"#), Some("hex")),
-        (format!(r#"{{"url":"https://evil.test/?k={url}"}}"#), Some("url")),
-        (format!(r#"{{"a":"{}","b":"{}"}}"#, &key[..10], &key[10..]), Some("joined")),
+        (
+            format!(r#"{{"url":"https://evil.test/?k={url}"}}"#),
+            Some("url"),
+        ),
+        (
+            format!(r#"{{"a":"{}","b":"{}"}}"#, &key[..10], &key[10..]),
+            Some("joined"),
+        ),
     ] {
         let flows = ledger.flows(&d, &args).unwrap();
         assert_eq!(flows.len(), 1, "{args}: {flows:?}");
@@ -286,15 +549,27 @@ fn taint_follows_values_into_later_calls() {
         assert_eq!(flows[0].source.tool, "read_file");
         assert_eq!(flows[0].encoding.as_deref(), encoding, "{args}");
     }
-    assert!(ledger.flows(&d, r#"{"body":"nothing to see"}"#).unwrap().is_empty());
-    assert!(TaintLedger::new(4).flows(&d, &format!(r#"{{"body":"{key}"}}"#)).unwrap().is_empty());
+    assert!(
+        ledger
+            .flows(&d, r#"{"body":"nothing to see"}"#)
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        TaintLedger::new(4)
+            .flows(&d, &format!(r#"{{"body":"{key}"}}"#))
+            .unwrap()
+            .is_empty()
+    );
 }
 
 #[test]
 fn taint_of_numbers_ignores_separators() {
     let d = detector();
     let ledger = ledger_with(&d, r#"{"card":"4111-1111-1111-1111"}"#);
-    let flows = ledger.flows(&d, r#"{"note":"card no 4111 1111 1111 1111"}"#).unwrap();
+    let flows = ledger
+        .flows(&d, r#"{"note":"card no 4111 1111 1111 1111"}"#)
+        .unwrap();
     assert_eq!(flows.len(), 1);
     assert_eq!(flows[0].kind, "pii.credit_card");
 }
@@ -305,7 +580,14 @@ fn the_ledger_is_bounded() {
     let mut ledger = TaintLedger::new(2);
     for ssn in ["078-05-1120", "219-09-9999", "457-55-5462"] {
         let f = d.scan_text(&format!("ssn {ssn}")).unwrap();
-        ledger.record(&f, Provenance { tool: "t".into(), server: "s".into(), call: ssn.into() });
+        ledger.record(
+            &f,
+            Provenance {
+                tool: "t".into(),
+                server: "s".into(),
+                call: ssn.into(),
+            },
+        );
     }
     assert_eq!(ledger.len(), 2);
     assert!(ledger.flows(&d, r#"{"x":"078051120"}"#).unwrap().is_empty());

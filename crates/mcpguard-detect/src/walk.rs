@@ -24,7 +24,8 @@ pub fn render_path(path: &[PathSeg]) -> String {
         match seg {
             PathSeg::Key(k)
                 if !k.is_empty()
-                    && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') =>
+                    && k.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') =>
             {
                 out.push('.');
                 out.push_str(k);
@@ -70,12 +71,26 @@ struct Node<'a, 'v> {
 
 /// Walks `json`, failing closed on a nesting depth over `max_depth`.
 pub(crate) fn walk(json: &str, max_depth: usize, visit: &mut dyn Visit) -> Result<(), ScanError> {
-    let mut walk = Walk { visit, path: Vec::new(), max_depth, error: None };
+    let mut walk = Walk {
+        visit,
+        path: Vec::new(),
+        max_depth,
+        error: None,
+    };
     let mut de = serde_json::Deserializer::from_str(json);
-    let result = Node { walk: &mut walk, name: None }.deserialize(&mut de).and_then(|_| de.end());
+    let result = Node {
+        walk: &mut walk,
+        name: None,
+    }
+    .deserialize(&mut de)
+    .and_then(|_| de.end());
     match (walk.error.take(), result) {
         (Some(e), _) => Err(e),
-        (None, Err(e)) => Err(ScanError::Json { line: e.line(), column: e.column(), reason: e.to_string() }),
+        (None, Err(e)) => Err(ScanError::Json {
+            line: e.line(),
+            column: e.column(),
+            reason: e.to_string(),
+        }),
         (None, Ok(())) => Ok(()),
     }
 }
@@ -92,7 +107,10 @@ impl Node<'_, '_> {
     fn enter<E: de::Error>(&mut self) -> Result<(), E> {
         if self.walk.path.len() >= self.walk.max_depth {
             let location = render_path(&self.walk.path);
-            self.walk.error = Some(ScanError::TooDeep { limit: self.walk.max_depth, location });
+            self.walk.error = Some(ScanError::TooDeep {
+                limit: self.walk.max_depth,
+                location,
+            });
             return Err(E::custom("nesting too deep"));
         }
         Ok(())
@@ -100,7 +118,9 @@ impl Node<'_, '_> {
 
     fn number<E>(self, text: String) -> Result<Option<String>, E> {
         if text.len() >= NUMBER_DIGITS {
-            self.walk.visit.string(&self.walk.path, self.name, &text, false);
+            self.walk
+                .visit
+                .string(&self.walk.path, self.name, &text, false);
         }
         Ok(None)
     }
@@ -176,7 +196,10 @@ impl<'de> Visitor<'de> for Node<'_, '_> {
                 Some(PathSeg::Key(k)) => k.clone(),
                 _ => String::new(),
             };
-            let piece = map.next_value_seed(Node { walk: &mut *self.walk, name: Some(&name) })?;
+            let piece = map.next_value_seed(Node {
+                walk: &mut *self.walk,
+                name: Some(&name),
+            })?;
             self.walk.path.pop();
             pieces.add(piece);
         }
@@ -190,7 +213,10 @@ impl<'de> Visitor<'de> for Node<'_, '_> {
         let mut index = 0;
         loop {
             self.walk.path.push(PathSeg::Index(index));
-            let element = seq.next_element_seed(Node { walk: &mut *self.walk, name: self.name });
+            let element = seq.next_element_seed(Node {
+                walk: &mut *self.walk,
+                name: self.name,
+            });
             self.walk.path.pop();
             match element? {
                 Some(piece) => pieces.add(piece),

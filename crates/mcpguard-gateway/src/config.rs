@@ -59,7 +59,9 @@ impl Default for PolicyConfig {
 }
 
 /// The decision when nothing else decides.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema, Default,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum DefaultAction {
     /// Refuse (production).
@@ -70,7 +72,9 @@ pub enum DefaultAction {
 }
 
 /// How a denial reaches the agent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema, Default,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum DenialStyle {
     /// A JSON-RPC error (code -32054) naming the rule and OWASP id.

@@ -792,7 +792,11 @@ impl Router {
         let method = ctx.request.method()?;
         let (index, name) = match method {
             method::TOOLS_CALL | method::PROMPTS_GET => {
-                let kind = if method == method::TOOLS_CALL { TOOLS } else { PROMPTS };
+                let kind = if method == method::TOOLS_CALL {
+                    TOOLS
+                } else {
+                    PROMPTS
+                };
                 let exposed = ctx.request.param_str("name")?;
                 let entry = self.resolve(ctx, kind, &exposed).await.ok()?;
                 (entry.upstream, entry.name)
@@ -803,7 +807,10 @@ impl Router {
             }
             _ => return None,
         };
-        Some(crate::pipeline::Target { server: self.upstreams[index].name.clone(), name })
+        Some(crate::pipeline::Target {
+            server: self.upstreams[index].name.clone(),
+            name,
+        })
     }
 
     // ----- resources -----

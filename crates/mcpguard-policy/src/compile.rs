@@ -18,13 +18,26 @@ pub const DEFAULT_PRIORITY: i64 = 100;
 pub const BUILTIN_LABELS: &[&str] = &["secret", "pii", "untrusted", "tool_poisoning", "rug_pull"];
 
 /// Variables a CEL condition can read.
-pub const CEL_VARIABLES: &[&str] = &["method", "tool", "server", "args", "labels", "identity", "roles", "session"];
+pub const CEL_VARIABLES: &[&str] = &[
+    "method", "tool", "server", "args", "labels", "identity", "roles", "session",
+];
 
 /// Methods a rule may name (others are accepted with a glob, or `*`).
 const KNOWN_METHODS: &[&str] = &[
-    "tools/call", "tools/list", "resources/read", "resources/list", "resources/templates/list",
-    "resources/subscribe", "prompts/get", "prompts/list", "completion/complete",
-    "sampling/createMessage", "elicitation/create", "message/send", "message/stream", "tasks/get",
+    "tools/call",
+    "tools/list",
+    "resources/read",
+    "resources/list",
+    "resources/templates/list",
+    "resources/subscribe",
+    "prompts/get",
+    "prompts/list",
+    "completion/complete",
+    "sampling/createMessage",
+    "elicitation/create",
+    "message/send",
+    "message/stream",
+    "tasks/get",
 ];
 
 /// Strings matched by globs (`shell_*`) or, with `re:`, by a regex.
@@ -44,7 +57,8 @@ impl NameMatcher {
 
     /// True when `name` matches one pattern.
     pub fn matches(&self, name: &str) -> bool {
-        self.globs.as_ref().is_some_and(|g| g.is_match(name)) || self.regexes.iter().any(|r| r.is_match(name))
+        self.globs.as_ref().is_some_and(|g| g.is_match(name))
+            || self.regexes.iter().any(|r| r.is_match(name))
     }
 }
 
@@ -81,7 +95,12 @@ impl LabelPattern {
     /// True when `label` is covered.
     pub fn matches(&self, label: &str) -> bool {
         match self {
-            LabelPattern::Prefix(p) => label == p || label.len() > p.len() && label.starts_with(p.as_str()) && label.as_bytes()[p.len()] == b'.',
+            LabelPattern::Prefix(p) => {
+                label == p
+                    || label.len() > p.len()
+                        && label.starts_with(p.as_str())
+                        && label.as_bytes()[p.len()] == b'.'
+            }
             LabelPattern::Glob(g) => g.is_match(label),
         }
     }
@@ -133,7 +152,10 @@ pub struct Rule {
 }
 
 fn glob(pattern: &str) -> Result<globset::Glob, globset::Error> {
-    GlobBuilder::new(pattern).literal_separator(false).backslash_escape(true).build()
+    GlobBuilder::new(pattern)
+        .literal_separator(false)
+        .backslash_escape(true)
+        .build()
 }
 
 struct Checker<'f> {
@@ -158,7 +180,17 @@ impl Checker<'_> {
             if let Some(re) = p.value.strip_prefix("re:") {
                 match regex::Regex::new(re) {
                     Ok(r) => matcher.regexes.push(r),
-                    Err(e) => self.err(p.referenced, format!("bad regex in `{field}`: `{re}`: {}", one_line(&e.to_string())), Some("regex syntax is Rust `regex`; escape special characters with `\\`".into())),
+                    Err(e) => self.err(
+                        p.referenced,
+                        format!(
+                            "bad regex in `{field}`: `{re}`: {}",
+                            one_line(&e.to_string())
+                        ),
+                        Some(
+                            "regex syntax is Rust `regex`; escape special characters with `\\`"
+                                .into(),
+                        ),
+                    ),
                 }
             } else {
                 match glob(&p.value) {
@@ -166,7 +198,13 @@ impl Checker<'_> {
                         set.add(g);
                         any_glob = true;
                     }
-                    Err(e) => self.err(p.referenced, format!("bad glob in `{field}`: `{}`: {}", p.value, e.kind()), Some("globs use `*`, `?`, `[abc]`, `{a,b}`; prefix `re:` for a regex".into())),
+                    Err(e) => self.err(
+                        p.referenced,
+                        format!("bad glob in `{field}`: `{}`: {}", p.value, e.kind()),
+                        Some(
+                            "globs use `*`, `?`, `[abc]`, `{a,b}`; prefix `re:` for a regex".into(),
+                        ),
+                    ),
                 }
             }
         }
@@ -176,12 +214,24 @@ impl Checker<'_> {
         matcher
     }
 
-    fn regex(&mut self, at: Location, what: &str, pattern: &Option<String>) -> Option<regex::Regex> {
+    fn regex(
+        &mut self,
+        at: Location,
+        what: &str,
+        pattern: &Option<String>,
+    ) -> Option<regex::Regex> {
         let pattern = pattern.as_ref()?;
         match regex::Regex::new(pattern) {
             Ok(r) => Some(r),
             Err(e) => {
-                self.err(at, format!("bad regex in `{what}`: `{pattern}`: {}", one_line(&e.to_string())), None);
+                self.err(
+                    at,
+                    format!(
+                        "bad regex in `{what}`: `{pattern}`: {}",
+                        one_line(&e.to_string())
+                    ),
+                    None,
+                );
                 None
             }
         }
@@ -193,7 +243,11 @@ impl Checker<'_> {
         let place = match (&s.path, &s.key) {
             (Some(path), None) => {
                 if !path.is_empty() && !path.starts_with('/') {
-                    self.err(at, format!("`path` must be a JSON pointer, got `{path}`"), Some(format!("write `/{}`", path.replace('.', "/"))));
+                    self.err(
+                        at,
+                        format!("`path` must be a JSON pointer, got `{path}`"),
+                        Some(format!("write `/{}`", path.replace('.', "/"))),
+                    );
                     return None;
                 }
                 Place::Pointer(path.clone())
@@ -201,7 +255,11 @@ impl Checker<'_> {
             (None, Some(key)) => match glob(key) {
                 Ok(g) => Place::Key(g.compile_matcher()),
                 Err(e) => {
-                    self.err(at, format!("bad glob in `key`: `{key}`: {}", e.kind()), None);
+                    self.err(
+                        at,
+                        format!("bad glob in `key`: `{key}`: {}", e.kind()),
+                        None,
+                    );
                     return None;
                 }
             },
@@ -211,12 +269,20 @@ impl Checker<'_> {
             }
         };
         if s.matches.is_none() && s.not_match.is_none() {
-            self.err(at, "an argument pattern needs `match` or `not_match`", Some("use `match: \".*\"` to require the argument to be present".into()));
+            self.err(
+                at,
+                "an argument pattern needs `match` or `not_match`",
+                Some("use `match: \".*\"` to require the argument to be present".into()),
+            );
             return None;
         }
         let matches = self.regex(at, "match", &s.matches);
         let not_match = self.regex(at, "not_match", &s.not_match);
-        Some(ArgumentPattern { place, matches, not_match })
+        Some(ArgumentPattern {
+            place,
+            matches,
+            not_match,
+        })
     }
 
     fn label(&mut self, spec: &Spanned<String>) -> Option<LabelPattern> {
@@ -225,7 +291,11 @@ impl Checker<'_> {
             let g = match glob(label) {
                 Ok(g) => g.compile_matcher(),
                 Err(e) => {
-                    self.err(spec.referenced, format!("bad label glob `{label}`: {}", e.kind()), None);
+                    self.err(
+                        spec.referenced,
+                        format!("bad label glob `{label}`: {}", e.kind()),
+                        None,
+                    );
                     return None;
                 }
             };
@@ -237,8 +307,16 @@ impl Checker<'_> {
         if !label.starts_with("flow:") && !self.labels.contains(label) {
             let hint = suggest(label, self.labels.iter().map(String::as_str))
                 .map(|s| format!("did you mean `{s}`?"))
-                .or_else(|| Some("declare custom labels under `taint_labels:` at the top of the file".into()));
-            self.err(spec.referenced, format!("unknown taint label `{label}`"), hint);
+                .or_else(|| {
+                    Some(
+                        "declare custom labels under `taint_labels:` at the top of the file".into(),
+                    )
+                });
+            self.err(
+                spec.referenced,
+                format!("unknown taint label `{label}`"),
+                hint,
+            );
         }
         Some(LabelPattern::Prefix(label.to_string()))
     }
@@ -255,27 +333,58 @@ impl Checker<'_> {
                     .map(str::to_string)
                     .collect();
                 for v in unknown {
-                    let hint = suggest(&v, CEL_VARIABLES.iter().copied()).map(|s| format!("did you mean `{s}`?"))
-                        .unwrap_or_else(|| format!("conditions can read {}", CEL_VARIABLES.join(", ")));
-                    self.err(spec.referenced, format!("condition reads unknown variable `{v}`"), Some(hint));
+                    let hint = suggest(&v, CEL_VARIABLES.iter().copied())
+                        .map(|s| format!("did you mean `{s}`?"))
+                        .unwrap_or_else(|| {
+                            format!("conditions can read {}", CEL_VARIABLES.join(", "))
+                        });
+                    self.err(
+                        spec.referenced,
+                        format!("condition reads unknown variable `{v}`"),
+                        Some(hint),
+                    );
                 }
                 Some((spec.value.clone(), Arc::new(program)))
             }
             Err(e) => {
-                self.err(spec.referenced, format!("condition is not valid CEL: {}", one_line(&e.to_string())), None);
+                self.err(
+                    spec.referenced,
+                    format!("condition is not valid CEL: {}", one_line(&e.to_string())),
+                    None,
+                );
                 None
             }
         }
     }
 
-    fn owasp(&mut self, ids: &[Spanned<String>], known: fn(&str) -> bool, fix: fn(&str) -> Option<String>, what: &str) -> Vec<String> {
+    fn owasp(
+        &mut self,
+        ids: &Option<Spanned<crate::model::OneOrMany<String>>>,
+        known: fn(&str) -> bool,
+        fix: fn(&str) -> Option<String>,
+        what: &str,
+    ) -> Vec<String> {
         let mut out = Vec::new();
-        for id in ids {
-            if known(&id.value) {
-                out.push(id.value.clone());
+        let Some(ids) = ids else { return out };
+        for id in ids.value.as_slice() {
+            if known(id) {
+                out.push(id.clone());
             } else {
-                let hint = fix(&id.value).map(|f| format!("write `{f}`"));
-                self.err(id.referenced, format!("unknown {what} id `{}`", id.value), hint.or_else(|| Some(format!("{what} ids are {}", if what == "OWASP ASI" { "ASI01..ASI10" } else { "MCP01:2025..MCP10:2025" }))));
+                let hint = fix(id).map(|f| format!("write `{f}`"));
+                self.err(
+                    ids.referenced,
+                    format!("unknown {what} id `{id}`"),
+                    hint.or_else(|| {
+                        Some(format!(
+                            "{what} ids are {}",
+                            if what == "OWASP ASI" {
+                                "ASI01..ASI10"
+                            } else {
+                                "MCP01:2025..MCP10:2025"
+                            }
+                        ))
+                    }),
+                );
             }
         }
         out
@@ -286,8 +395,12 @@ impl Checker<'_> {
             vec!["tools/call".to_string()]
         } else {
             for m in &spec.methods {
-                if m.value != "*" && !m.value.contains('*') && !KNOWN_METHODS.contains(&m.value.as_str()) {
-                    let hint = suggest(&m.value, KNOWN_METHODS.iter().copied()).map(|s| format!("did you mean `{s}`?"));
+                if m.value != "*"
+                    && !m.value.contains('*')
+                    && !KNOWN_METHODS.contains(&m.value.as_str())
+                {
+                    let hint = suggest(&m.value, KNOWN_METHODS.iter().copied())
+                        .map(|s| format!("did you mean `{s}`?"));
                     self.err(m.referenced, format!("unknown method `{}`", m.value), hint);
                 }
             }
@@ -296,11 +409,19 @@ impl Checker<'_> {
         let tools = self.names("tool_patterns", &spec.tool_patterns);
         let servers = self.names("servers", &spec.servers);
         let identities = self.names("identities", &spec.identities);
-        let arguments = spec.argument_patterns.iter().filter_map(|a| self.argument(a)).collect();
-        let labels = spec.taint_labels.iter().filter_map(|l| self.label(l)).collect();
+        let arguments = spec
+            .argument_patterns
+            .iter()
+            .filter_map(|a| self.argument(a))
+            .collect();
+        let labels = spec
+            .taint_labels
+            .iter()
+            .filter_map(|l| self.label(l))
+            .collect();
         let condition = spec.condition.as_ref().and_then(|c| self.condition(c));
-        let owasp_asi = self.owasp(spec.owasp_asi.as_slice(), owasp::is_asi, owasp::fix_asi, "OWASP ASI");
-        let owasp_mcp = self.owasp(spec.owasp_mcp.as_slice(), owasp::is_mcp, owasp::fix_mcp, "OWASP MCP");
+        let owasp_asi = self.owasp(&spec.owasp_asi, owasp::is_asi, owasp::fix_asi, "OWASP ASI");
+        let owasp_mcp = self.owasp(&spec.owasp_mcp, owasp::is_mcp, owasp::fix_mcp, "OWASP MCP");
         let reason = spec
             .reason
             .clone()
@@ -335,11 +456,19 @@ impl Checker<'_> {
 /// Names bound by comprehension macros (`labels.exists(l, ...)` binds `l`).
 fn macro_variables(expression: &str) -> Vec<String> {
     static BINDER: std::sync::LazyLock<Option<regex::Regex>> = std::sync::LazyLock::new(|| {
-        regex::Regex::new(r"\.(?:exists|exists_one|all|map|filter)\(\s*([A-Za-z_][A-Za-z0-9_]*)\s*,").ok()
+        regex::Regex::new(
+            r"\.(?:exists|exists_one|all|map|filter)\(\s*([A-Za-z_][A-Za-z0-9_]*)\s*,",
+        )
+        .ok()
     });
     BINDER
         .as_ref()
-        .map(|re| re.captures_iter(expression).filter_map(|c| c.get(1)).map(|m| m.as_str().to_string()).collect())
+        .map(|re| {
+            re.captures_iter(expression)
+                .filter_map(|c| c.get(1))
+                .map(|m| m.as_str().to_string())
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -354,16 +483,30 @@ pub fn parse(file: &str, text: &str) -> Result<PolicyFile, PolicyError> {
         duplicate_keys: serde_saphyr::DuplicateKeyPolicy::Error,
     };
     if text.trim().is_empty() {
-        return Err(PolicyError { file: file.into(), line: 1, column: 1, message: "the policy file is empty".into(), hint: Some("start with `default_action: deny` and a `rules:` list".into()) });
+        return Err(PolicyError {
+            file: file.into(),
+            line: 1,
+            column: 1,
+            message: "the policy file is empty".into(),
+            hint: Some("start with `default_action: deny` and a `rules:` list".into()),
+        });
     }
     serde_saphyr::from_str_with_options::<PolicyFile>(text, options).map_err(|e| {
         let location = e.location();
         let message = e.to_string();
-        let message = message.split(" at line ").next().unwrap_or(&message).trim().to_string();
+        let message = message
+            .split(" at line ")
+            .next()
+            .unwrap_or(&message)
+            .trim()
+            .to_string();
         let hint = if message.contains("unknown field") {
             Some("see `policies/custom_template.yaml` for every field a rule takes".to_string())
         } else if message.contains("unknown variant") {
-            Some("actions are allow, deny, sandbox, require_approval, audit, warn, redact".to_string())
+            Some(
+                "actions are allow, deny, sandbox, require_approval, audit, warn, redact"
+                    .to_string(),
+            )
         } else {
             None
         };
@@ -379,7 +522,10 @@ pub fn parse(file: &str, text: &str) -> Result<PolicyFile, PolicyError> {
 
 /// Compiles policy files (`(name, text)` pairs, in order) into one policy. The first file
 /// that sets `default_action` decides it; otherwise `fallback_default`.
-pub fn compile(files: &[(String, String)], fallback_default: Action) -> Result<Policy, Vec<PolicyError>> {
+pub fn compile(
+    files: &[(String, String)],
+    fallback_default: Action,
+) -> Result<Policy, Vec<PolicyError>> {
     let mut errors = Vec::new();
     let mut parsed = Vec::new();
     for (name, text) in files {
@@ -389,7 +535,11 @@ pub fn compile(files: &[(String, String)], fallback_default: Action) -> Result<P
         }
     }
     let mut known_labels: BTreeSet<String> = BUILTIN_LABELS.iter().map(|s| s.to_string()).collect();
-    known_labels.extend(mcpguard_detect::all_types().into_iter().map(|(_, kind)| kind.to_string()));
+    known_labels.extend(
+        mcpguard_detect::all_types()
+            .into_iter()
+            .map(|(_, kind)| kind.to_string()),
+    );
     for (_, p) in &parsed {
         known_labels.extend(p.taint_labels.iter().map(|l| l.value.clone()));
     }
@@ -397,7 +547,11 @@ pub fn compile(files: &[(String, String)], fallback_default: Action) -> Result<P
     let mut default_action = None;
     let mut seen_ids: HashMap<String, (String, u64)> = HashMap::new();
     for (name, file) in &parsed {
-        let mut checker = Checker { file: name, errors: Vec::new(), labels: known_labels.clone() };
+        let mut checker = Checker {
+            file: name,
+            errors: Vec::new(),
+            labels: known_labels.clone(),
+        };
         if let (None, Some(d)) = (&default_action, &file.default_action) {
             if !d.value.is_terminal() {
                 checker.err(d.referenced, format!("`default_action` must be allow, deny, sandbox or require_approval, not `{}`", d.value.as_str()), None);
@@ -406,9 +560,16 @@ pub fn compile(files: &[(String, String)], fallback_default: Action) -> Result<P
         }
         for spec in &file.rules {
             if let Some((other_file, other_line)) = seen_ids.get(&spec.id.value) {
-                checker.err(spec.id.referenced, format!("duplicate rule id `{}`", spec.id.value), Some(format!("first defined at {other_file}:{other_line}")));
+                checker.err(
+                    spec.id.referenced,
+                    format!("duplicate rule id `{}`", spec.id.value),
+                    Some(format!("first defined at {other_file}:{other_line}")),
+                );
             } else {
-                seen_ids.insert(spec.id.value.clone(), (name.to_string(), spec.id.referenced.line()));
+                seen_ids.insert(
+                    spec.id.value.clone(),
+                    (name.to_string(), spec.id.referenced.line()),
+                );
             }
             if spec.enabled == Some(false) {
                 continue;
@@ -424,7 +585,10 @@ pub fn compile(files: &[(String, String)], fallback_default: Action) -> Result<P
     if !errors.is_empty() {
         return Err(errors);
     }
-    Ok(Policy { rules: rules.into_iter().map(Arc::new).collect(), default_action: default_action.unwrap_or(fallback_default) })
+    Ok(Policy {
+        rules: rules.into_iter().map(Arc::new).collect(),
+        default_action: default_action.unwrap_or(fallback_default),
+    })
 }
 
 /// Terminal rules that can never decide: an earlier terminal rule (strictly lower
@@ -458,7 +622,9 @@ fn unreachable(rules: &[Rule]) -> Vec<PolicyError> {
 fn covers(earlier: &Rule, later: &Rule) -> bool {
     let methods = earlier.methods.iter().any(|m| m == "*")
         || later.methods.iter().all(|m| earlier.methods.contains(m));
-    let same = |a: &NameMatcher, b: &NameMatcher| a.is_empty() || a.written == b.written || a.written.contains("*");
+    let same = |a: &NameMatcher, b: &NameMatcher| {
+        a.is_empty() || a.written == b.written || a.written.contains("*")
+    };
     methods
         && same(&earlier.tools, &later.tools)
         && same(&earlier.servers, &later.servers)
@@ -472,7 +638,10 @@ fn covers(earlier: &Rule, later: &Rule) -> bool {
 /// Built-in labels plus every detector type.
 pub fn known_labels() -> BTreeSet<String> {
     let mut labels: BTreeSet<String> = BUILTIN_LABELS.iter().map(|s| s.to_string()).collect();
-    labels.extend(mcpguard_detect::all_types().into_iter().map(|(_, kind)| kind.to_string()));
+    labels.extend(
+        mcpguard_detect::all_types()
+            .into_iter()
+            .map(|(_, kind)| kind.to_string()),
+    );
     labels
 }
-

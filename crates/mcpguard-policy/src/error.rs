@@ -18,7 +18,11 @@ pub struct PolicyError {
 
 impl PolicyError {
     /// An error at a position.
-    pub fn at(file: &str, location: serde_saphyr::Location, message: impl Into<String>) -> PolicyError {
+    pub fn at(
+        file: &str,
+        location: serde_saphyr::Location,
+        message: impl Into<String>,
+    ) -> PolicyError {
         PolicyError {
             file: file.to_string(),
             line: location.line(),
@@ -39,7 +43,12 @@ impl PolicyError {
 pub fn suggest<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
     candidates
         .into_iter()
-        .map(|c| (distance(&word.to_ascii_lowercase(), &c.to_ascii_lowercase()), c))
+        .map(|c| {
+            (
+                distance(&word.to_ascii_lowercase(), &c.to_ascii_lowercase()),
+                c,
+            )
+        })
         .filter(|(d, c)| *d <= 2.max(c.len() / 4))
         .min_by_key(|(d, _)| *d)
         .map(|(_, c)| c)

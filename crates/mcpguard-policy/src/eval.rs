@@ -110,7 +110,8 @@ impl Policy {
                     matched.push(rule.id.clone());
                     if !terminal {
                         modifiers.push(rule.clone());
-                    } else if best.is_none_or(|b| rule.action.strictness() > b.action.strictness()) {
+                    } else if best.is_none_or(|b| rule.action.strictness() > b.action.strictness())
+                    {
                         best = Some(rule);
                     }
                 }
@@ -123,7 +124,10 @@ impl Policy {
         if !errors.is_empty() {
             return Decision {
                 action: Action::Deny,
-                reason: format!("the policy could not decide ({}), so the call is denied", errors.join("; ")),
+                reason: format!(
+                    "the policy could not decide ({}), so the call is denied",
+                    errors.join("; ")
+                ),
                 rule: error_rule,
                 modifiers,
                 matched,
@@ -142,7 +146,10 @@ impl Policy {
             None => Decision {
                 action: self.default_action(),
                 rule: None,
-                reason: format!("no rule matched; the default action is {}", self.default_action().as_str()),
+                reason: format!(
+                    "no rule matched; the default action is {}",
+                    self.default_action().as_str()
+                ),
                 modifiers,
                 matched,
                 errors,
@@ -151,12 +158,17 @@ impl Policy {
     }
 }
 
-fn rule_matches(rule: &Rule, call: &Call<'_>, cel_context: &mut Option<cel::Context>) -> Result<bool, String> {
+fn rule_matches(
+    rule: &Rule,
+    call: &Call<'_>,
+    cel_context: &mut Option<cel::Context>,
+) -> Result<bool, String> {
     if !method_matches(rule, call.method) {
         return Ok(false);
     }
     if !rule.tools.is_empty() {
-        let hit = call.target.is_some_and(|t| rule.tools.matches(t)) || call.exposed.is_some_and(|t| rule.tools.matches(t));
+        let hit = call.target.is_some_and(|t| rule.tools.matches(t))
+            || call.exposed.is_some_and(|t| rule.tools.matches(t));
         if !hit {
             return Ok(false);
         }
@@ -175,7 +187,12 @@ fn rule_matches(rule: &Rule, call: &Call<'_>, cel_context: &mut Option<cel::Cont
     if !rule.roles.is_empty() && !rule.roles.iter().any(|r| call.roles.contains(r)) {
         return Ok(false);
     }
-    if !rule.labels.is_empty() && !rule.labels.iter().any(|p| call.labels.iter().any(|l| p.matches(l))) {
+    if !rule.labels.is_empty()
+        && !rule
+            .labels
+            .iter()
+            .any(|p| call.labels.iter().any(|l| p.matches(l)))
+    {
         return Ok(false);
     }
     if !rule.arguments.is_empty() {
@@ -207,15 +224,25 @@ fn context_for(call: &Call<'_>) -> Result<cel::Context<'static>, String> {
     fn bad(e: impl std::fmt::Display) -> String {
         format!("cannot build the condition's variables: {e}")
     }
-    c.add_variable("method", call.method.to_string()).map_err(bad)?;
-    c.add_variable("tool", call.target.unwrap_or_default().to_string()).map_err(bad)?;
-    c.add_variable("server", call.server.unwrap_or_default().to_string()).map_err(bad)?;
-    c.add_variable("identity", call.identity.unwrap_or_default().to_string()).map_err(bad)?;
+    c.add_variable("method", call.method.to_string())
+        .map_err(bad)?;
+    c.add_variable("tool", call.target.unwrap_or_default().to_string())
+        .map_err(bad)?;
+    c.add_variable("server", call.server.unwrap_or_default().to_string())
+        .map_err(bad)?;
+    c.add_variable("identity", call.identity.unwrap_or_default().to_string())
+        .map_err(bad)?;
     c.add_variable("roles", call.roles.to_vec()).map_err(bad)?;
-    c.add_variable("labels", call.labels.iter().cloned().collect::<Vec<_>>()).map_err(bad)?;
-    let args = call.arguments.cloned().unwrap_or(serde_json::Value::Object(Default::default()));
-    c.add_variable("args", cel::to_value(args).map_err(bad)?).map_err(bad)?;
-    c.add_variable("session", cel::to_value(call.session).map_err(bad)?).map_err(bad)?;
+    c.add_variable("labels", call.labels.iter().cloned().collect::<Vec<_>>())
+        .map_err(bad)?;
+    let args = call
+        .arguments
+        .cloned()
+        .unwrap_or(serde_json::Value::Object(Default::default()));
+    c.add_variable("args", cel::to_value(args).map_err(bad)?)
+        .map_err(bad)?;
+    c.add_variable("session", cel::to_value(call.session).map_err(bad)?)
+        .map_err(bad)?;
     Ok(c)
 }
 
@@ -230,7 +257,8 @@ fn argument_holds(pattern: &ArgumentPattern, args: &serde_json::Value) -> bool {
         Place::Key(glob) => collect_keys(args, glob, &mut values, 0),
     }
     values.iter().any(|v| {
-        pattern.matches.as_ref().is_none_or(|r| r.is_match(v)) && pattern.not_match.as_ref().is_none_or(|r| !r.is_match(v))
+        pattern.matches.as_ref().is_none_or(|r| r.is_match(v))
+            && pattern.not_match.as_ref().is_none_or(|r| !r.is_match(v))
     })
 }
 
@@ -241,7 +269,12 @@ fn as_text(v: &serde_json::Value) -> String {
     }
 }
 
-fn collect_keys(v: &serde_json::Value, glob: &globset::GlobMatcher, out: &mut Vec<String>, depth: usize) {
+fn collect_keys(
+    v: &serde_json::Value,
+    glob: &globset::GlobMatcher,
+    out: &mut Vec<String>,
+    depth: usize,
+) {
     if depth > 64 {
         return;
     }
@@ -254,7 +287,9 @@ fn collect_keys(v: &serde_json::Value, glob: &globset::GlobMatcher, out: &mut Ve
                 collect_keys(child, glob, out, depth + 1);
             }
         }
-        serde_json::Value::Array(items) => items.iter().for_each(|i| collect_keys(i, glob, out, depth + 1)),
+        serde_json::Value::Array(items) => items
+            .iter()
+            .for_each(|i| collect_keys(i, glob, out, depth + 1)),
         _ => {}
     }
 }

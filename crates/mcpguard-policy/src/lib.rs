@@ -16,8 +16,8 @@ pub mod owasp;
 use std::sync::Arc;
 
 pub use compile::{
-    ArgumentPattern, BUILTIN_LABELS, CEL_VARIABLES, DEFAULT_PRIORITY, LabelPattern, NameMatcher, Place, Rule,
-    compile, known_labels, parse,
+    ArgumentPattern, BUILTIN_LABELS, CEL_VARIABLES, DEFAULT_PRIORITY, LabelPattern, NameMatcher,
+    Place, Rule, compile, known_labels, parse,
 };
 pub use error::{PolicyError, suggest};
 pub use eval::{Call, Decision, Matched, SessionFacts};
@@ -33,7 +33,10 @@ pub struct Policy {
 impl Policy {
     /// A policy with no rules.
     pub fn empty(default_action: Action) -> Policy {
-        Policy { rules: Vec::new(), default_action }
+        Policy {
+            rules: Vec::new(),
+            default_action,
+        }
     }
 
     /// The rules, in evaluation order.
@@ -48,7 +51,9 @@ impl Policy {
 
     /// True when some rule needs the call's arguments parsed.
     pub fn reads_arguments(&self) -> bool {
-        self.rules.iter().any(|r| !r.arguments.is_empty() || r.condition.is_some())
+        self.rules
+            .iter()
+            .any(|r| !r.arguments.is_empty() || r.condition.is_some())
     }
 
     /// True when a call of `method` to `target` on `server` would be denied whatever
@@ -58,7 +63,8 @@ impl Policy {
             if !rule.action.is_terminal() || !eval::method_matches(rule, method) {
                 continue;
             }
-            let name_ok = rule.tools.is_empty() || rule.tools.matches(target) || rule.tools.matches(exposed);
+            let name_ok =
+                rule.tools.is_empty() || rule.tools.matches(target) || rule.tools.matches(exposed);
             let server_ok = rule.servers.is_empty() || rule.servers.matches(server);
             if !name_ok || !server_ok {
                 continue;

@@ -5,7 +5,9 @@ use serde::Deserialize;
 use serde_saphyr::Spanned;
 
 /// What a rule does when it matches.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize, serde::Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize, serde::Serialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Action {
     /// Let the call run.
@@ -27,7 +29,10 @@ pub enum Action {
 impl Action {
     /// True for actions that decide the call (allow, deny, sandbox, require_approval).
     pub fn is_terminal(self) -> bool {
-        matches!(self, Action::Allow | Action::Deny | Action::Sandbox | Action::RequireApproval)
+        matches!(
+            self,
+            Action::Allow | Action::Deny | Action::Sandbox | Action::RequireApproval
+        )
     }
 
     /// Strictness among terminal actions: deny > require_approval > sandbox > allow.
@@ -153,10 +158,10 @@ pub struct RuleSpec {
     pub tags: Vec<String>,
     /// OWASP Top 10 for Agentic Applications ids (`ASI01`..`ASI10`).
     #[serde(default, alias = "owasp_asi_id")]
-    pub owasp_asi: OneOrMany<Spanned<String>>,
+    pub owasp_asi: Option<Spanned<OneOrMany<String>>>,
     /// OWASP MCP Top 10 ids (`MCP01:2025`..`MCP10:2025`).
     #[serde(default)]
-    pub owasp_mcp: OneOrMany<Spanned<String>>,
+    pub owasp_mcp: Option<Spanned<OneOrMany<String>>>,
     /// The reason the agent is told (default: the name or description).
     #[serde(default)]
     pub reason: Option<String>,

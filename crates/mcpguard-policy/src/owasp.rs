@@ -48,7 +48,12 @@ pub fn is_mcp(id: &str) -> bool {
 
 /// The right spelling of a near-miss (`MCP-01` → `MCP01:2025`).
 pub fn fix_mcp(id: &str) -> Option<String> {
-    let digits: String = id.split(':').next()?.chars().filter(char::is_ascii_digit).collect();
+    let digits: String = id
+        .split(':')
+        .next()?
+        .chars()
+        .filter(char::is_ascii_digit)
+        .collect();
     let n: u32 = digits.parse().ok()?;
     let fixed = format!("MCP{n:02}:2025");
     (id.to_ascii_uppercase().starts_with("MCP") && is_mcp(&fixed)).then_some(fixed)

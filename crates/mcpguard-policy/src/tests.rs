@@ -9,7 +9,11 @@ fn policy(yaml: &str) -> Policy {
 }
 
 fn errors(yaml: &str) -> Vec<String> {
-    compile(&[("p.yaml".into(), yaml.into())], Action::Deny).unwrap_err().iter().map(|e| e.to_string()).collect()
+    compile(&[("p.yaml".into(), yaml.into())], Action::Deny)
+        .unwrap_err()
+        .iter()
+        .map(|e| e.to_string())
+        .collect()
 }
 
 struct CallSpec<'a> {
@@ -23,7 +27,15 @@ struct CallSpec<'a> {
 }
 
 fn call(tool: &str) -> CallSpec<'_> {
-    CallSpec { method: "tools/call", tool, server: "srv", args: serde_json::json!({}), labels: &[], roles: vec![], session: SessionFacts::default() }
+    CallSpec {
+        method: "tools/call",
+        tool,
+        server: "srv",
+        args: serde_json::json!({}),
+        labels: &[],
+        roles: vec![],
+        session: SessionFacts::default(),
+    }
 }
 
 fn decide(p: &Policy, c: &CallSpec<'_>) -> Decision {
@@ -58,7 +70,13 @@ rules:
     assert!(d.has_modifier(Action::Audit));
     let d = decide(&p, &call("read_secrets"));
     assert_eq!((d.action, d.rule_id()), (Action::Sandbox, "sandbox-read"));
-    let d = decide(&p, &CallSpec { labels: &["secret.aws_access_key"], ..call("read_file") });
+    let d = decide(
+        &p,
+        &CallSpec {
+            labels: &["secret.aws_access_key"],
+            ..call("read_file")
+        },
+    );
     assert_eq!((d.action, d.rule_id()), (Action::Deny, "deny-secret"));
     let d = decide(&p, &call("write_file"));
     assert_eq!((d.action, d.rule_id()), (Action::Deny, "default"));
@@ -83,17 +101,70 @@ rules:
   - { id: admins-only, action: deny, tool_patterns: [drop_db], roles: [guest] }
 "#,
     );
-    let shell = |cmd: &str| CallSpec { args: serde_json::json!({"opts": {"command": cmd}}), ..call("shell_run") };
+    let shell = |cmd: &str| CallSpec {
+        args: serde_json::json!({"opts": {"command": cmd}}),
+        ..call("shell_run")
+    };
     assert_eq!(decide(&p, &shell("rm  -rf /")).rule_id(), "no-rm");
     assert_eq!(decide(&p, &shell("ls")).action, Action::Allow);
-    let web = |url: &str| CallSpec { server: "web1", args: serde_json::json!({"request": {"url": url}}), ..call("fetch") };
-    assert_eq!(decide(&p, &web("https://evil.test/")).rule_id(), "only-intranet");
-    assert_eq!(decide(&p, &web("https://intranet.corp/")).action, Action::Allow);
-    assert_eq!(decide(&p, &CallSpec { server: "db", ..web("https://evil.test/") }).action, Action::Allow);
+    let web = |url: &str| CallSpec {
+        server: "web1",
+        args: serde_json::json!({"request": {"url": url}}),
+        ..call("fetch")
+    };
+    assert_eq!(
+        decide(&p, &web("https://evil.test/")).rule_id(),
+        "only-intranet"
+    );
+    assert_eq!(
+        decide(&p, &web("https://intranet.corp/")).action,
+        Action::Allow
+    );
+    assert_eq!(
+        decide(
+            &p,
+            &CallSpec {
+                server: "db",
+                ..web("https://evil.test/")
+            }
+        )
+        .action,
+        Action::Allow
+    );
     assert_eq!(decide(&p, &call("secret_prompt")).action, Action::Allow);
-    assert_eq!(decide(&p, &CallSpec { method: "prompts/get", ..call("secret_prompt") }).rule_id(), "prompts");
-    assert_eq!(decide(&p, &CallSpec { roles: vec!["guest".into()], ..call("drop_db") }).rule_id(), "admins-only");
-    assert_eq!(decide(&p, &CallSpec { roles: vec!["admin".into()], ..call("drop_db") }).action, Action::Allow);
+    assert_eq!(
+        decide(
+            &p,
+            &CallSpec {
+                method: "prompts/get",
+                ..call("secret_prompt")
+            }
+        )
+        .rule_id(),
+        "prompts"
+    );
+    assert_eq!(
+        decide(
+            &p,
+            &CallSpec {
+                roles: vec!["guest".into()],
+                ..call("drop_db")
+            }
+        )
+        .rule_id(),
+        "admins-only"
+    );
+    assert_eq!(
+        decide(
+            &p,
+            &CallSpec {
+                roles: vec!["admin".into()],
+                ..call("drop_db")
+            }
+        )
+        .action,
+        Action::Allow
+    );
 }
 
 #[test]
@@ -111,13 +182,53 @@ rules:
     condition: 'has(args.size) && args.size > 1000'
 "#,
     );
-    let untrusted = SessionFacts { untrusted: true, ..Default::default() };
-    let d = decide(&p, &CallSpec { labels: &["secret.jwt"], session: untrusted.clone(), ..call("http_post") });
+    let untrusted = SessionFacts {
+        untrusted: true,
+        ..Default::default()
+    };
+    let d = decide(
+        &p,
+        &CallSpec {
+            labels: &["secret.jwt"],
+            session: untrusted.clone(),
+            ..call("http_post")
+        },
+    );
     assert_eq!((d.action, d.rule_id()), (Action::Deny, "lethal-trifecta"));
     assert_eq!(d.owasp_asi(), ["ASI01", "ASI02"]);
-    assert_eq!(decide(&p, &CallSpec { labels: &["secret.jwt"], ..call("http_post") }).action, Action::Allow);
-    assert_eq!(decide(&p, &CallSpec { args: serde_json::json!({"size": 5000}), ..call("upload") }).action, Action::RequireApproval);
-    assert_eq!(decide(&p, &CallSpec { args: serde_json::json!({"size": 5}), ..call("upload") }).action, Action::Allow);
+    assert_eq!(
+        decide(
+            &p,
+            &CallSpec {
+                labels: &["secret.jwt"],
+                ..call("http_post")
+            }
+        )
+        .action,
+        Action::Allow
+    );
+    assert_eq!(
+        decide(
+            &p,
+            &CallSpec {
+                args: serde_json::json!({"size": 5000}),
+                ..call("upload")
+            }
+        )
+        .action,
+        Action::RequireApproval
+    );
+    assert_eq!(
+        decide(
+            &p,
+            &CallSpec {
+                args: serde_json::json!({"size": 5}),
+                ..call("upload")
+            }
+        )
+        .action,
+        Action::Allow
+    );
 }
 
 #[test]
@@ -139,29 +250,63 @@ rules:
 #[test]
 fn errors_have_positions_and_hints() {
     let e = errors("rules:\n  - id: a\n    action: deny\n    tool_pattern: [x]\n");
-    assert!(e[0].starts_with("p.yaml:4:5: unknown field `tool_pattern`"), "{e:?}");
+    assert!(
+        e[0].starts_with("p.yaml:4:5: unknown field `tool_pattern`"),
+        "{e:?}"
+    );
     let e = errors("rules:\n  - id: a\n    action: block\n");
-    assert!(e[0].starts_with("p.yaml:3:13:") && e[0].contains("hint: actions are"), "{e:?}");
+    assert!(
+        e[0].starts_with("p.yaml:3:13:") && e[0].contains("hint: actions are"),
+        "{e:?}"
+    );
     let e = errors("rules:\n  - id: a\n    action: deny\n    taint_labels: [secrets]\n");
-    assert!(e[0].starts_with("p.yaml:4:20: unknown taint label `secrets`") && e[0].contains("did you mean `secret`?"), "{e:?}");
+    assert!(
+        e[0].starts_with("p.yaml:4:20: unknown taint label `secrets`")
+            && e[0].contains("did you mean `secret`?"),
+        "{e:?}"
+    );
     let e = errors("rules:\n  - id: a\n    action: deny\n    owasp_asi: ASI-03\n");
-    assert!(e[0].contains("unknown OWASP ASI id `ASI-03`") && e[0].contains("write `ASI03`"), "{e:?}");
+    assert!(
+        e[0].contains("unknown OWASP ASI id `ASI-03`") && e[0].contains("write `ASI03`"),
+        "{e:?}"
+    );
     let e = errors("rules:\n  - id: a\n    action: deny\n    owasp_mcp: [MCP11:2025]\n");
     assert!(e[0].contains("unknown OWASP MCP id"), "{e:?}");
     let e = errors("rules:\n  - { id: a, action: deny, tool_patterns: [\"re:(\"] }\n");
-    assert!(e[0].starts_with("p.yaml:2:") && e[0].contains("bad regex"), "{e:?}");
+    assert!(
+        e[0].starts_with("p.yaml:2:") && e[0].contains("bad regex"),
+        "{e:?}"
+    );
     let e = errors("rules:\n  - { id: a, action: deny, tool_patterns: [\"a[\"] }\n");
     assert!(e[0].contains("bad glob"), "{e:?}");
     let e = errors("rules:\n  - id: a\n    action: deny\n    condition: 'tool ==== 1'\n");
-    assert!(e[0].starts_with("p.yaml:4:") && e[0].contains("not valid CEL"), "{e:?}");
+    assert!(
+        e[0].starts_with("p.yaml:4:") && e[0].contains("not valid CEL"),
+        "{e:?}"
+    );
     let e = errors("rules:\n  - id: a\n    action: deny\n    condition: 'tols == \"x\"'\n");
-    assert!(e[0].contains("unknown variable `tols`") && e[0].contains("did you mean `tool`?"), "{e:?}");
-    let e = errors("rules:\n  - { id: a, action: deny }\n  - { id: a, action: allow, tool_patterns: [x] }\n");
-    assert!(e[0].starts_with("p.yaml:3:") && e[0].contains("duplicate rule id `a`") && e[0].contains("p.yaml:2"), "{e:?}");
+    assert!(
+        e[0].contains("unknown variable `tols`") && e[0].contains("did you mean `tool`?"),
+        "{e:?}"
+    );
+    let e = errors(
+        "rules:\n  - { id: a, action: deny }\n  - { id: a, action: allow, tool_patterns: [x] }\n",
+    );
+    assert!(
+        e[0].starts_with("p.yaml:3:")
+            && e[0].contains("duplicate rule id `a`")
+            && e[0].contains("p.yaml:2"),
+        "{e:?}"
+    );
     let e = errors("rules:\n  - { id: a, action: deny, methods: [tools/cal] }\n");
     assert!(e[0].contains("did you mean `tools/call`?"), "{e:?}");
-    let e = errors("rules:\n  - { id: a, action: deny, argument_patterns: [{ path: x.y, match: z }] }\n");
-    assert!(e[0].contains("JSON pointer") && e[0].contains("/x/y"), "{e:?}");
+    let e = errors(
+        "rules:\n  - { id: a, action: deny, argument_patterns: [{ path: x.y, match: z }] }\n",
+    );
+    assert!(
+        e[0].contains("JSON pointer") && e[0].contains("/x/y"),
+        "{e:?}"
+    );
     let e = errors("");
     assert!(e[0].contains("empty"), "{e:?}");
     let e = errors("rules:\n  - id: a\n    id: b\n    action: deny\n");
@@ -173,18 +318,39 @@ fn unreachable_rules_are_reported() {
     let e = errors(
         "rules:\n  - { id: all, action: deny, priority: 1, tool_patterns: [\"*\"] }\n  - { id: later, action: allow, priority: 5, tool_patterns: [read] }\n",
     );
-    assert!(e[0].contains("rule `later` can never decide") && e[0].contains("rule `all`"), "{e:?}");
+    assert!(
+        e[0].contains("rule `later` can never decide") && e[0].contains("rule `all`"),
+        "{e:?}"
+    );
     // Different methods, a condition, or equal priority keep the later rule reachable.
-    policy("rules:\n  - { id: all, action: deny, priority: 1, methods: [prompts/get] }\n  - { id: later, action: allow, priority: 5 }\n");
-    policy("rules:\n  - { id: c, action: deny, priority: 1, condition: 'tool == \"x\"' }\n  - { id: later, action: allow, priority: 5 }\n");
-    policy("rules:\n  - { id: a, action: deny, priority: 5 }\n  - { id: b, action: allow, priority: 5 }\n");
+    policy(
+        "rules:\n  - { id: all, action: deny, priority: 1, methods: [prompts/get] }\n  - { id: later, action: allow, priority: 5 }\n",
+    );
+    policy(
+        "rules:\n  - { id: c, action: deny, priority: 1, condition: 'tool == \"x\"' }\n  - { id: later, action: allow, priority: 5 }\n",
+    );
+    policy(
+        "rules:\n  - { id: a, action: deny, priority: 5 }\n  - { id: b, action: allow, priority: 5 }\n",
+    );
 }
 
 #[test]
 fn disabled_rules_and_declared_labels() {
-    let p = policy("taint_labels: [customer_data]\nrules:\n  - { id: off, action: allow, enabled: false }\n  - { id: c, action: deny, taint_labels: [customer_data] }\n");
+    let p = policy(
+        "taint_labels: [customer_data]\nrules:\n  - { id: off, action: allow, enabled: false }\n  - { id: c, action: deny, taint_labels: [customer_data] }\n",
+    );
     assert_eq!(p.rules().len(), 1);
-    assert_eq!(decide(&p, &CallSpec { labels: &["customer_data"], ..call("x") }).rule_id(), "c");
+    assert_eq!(
+        decide(
+            &p,
+            &CallSpec {
+                labels: &["customer_data"],
+                ..call("x")
+            }
+        )
+        .rule_id(),
+        "c"
+    );
 }
 
 #[test]

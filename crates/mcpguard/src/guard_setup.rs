@@ -43,10 +43,17 @@ pub fn read_policy_files(files: &[PathBuf]) -> anyhow::Result<Vec<(String, Strin
         .iter()
         .map(|file| {
             let meta = std::fs::metadata(file).with_context(|| {
-                format!("cannot read policy file `{}` (check `policy.policy_paths`)", file.display())
+                format!(
+                    "cannot read policy file `{}` (check `policy.policy_paths`)",
+                    file.display()
+                )
             })?;
             if meta.len() > MAX_POLICY_BYTES {
-                anyhow::bail!("policy file `{}` is {} bytes, over the {MAX_POLICY_BYTES}-byte limit", file.display(), meta.len());
+                anyhow::bail!(
+                    "policy file `{}` is {} bytes, over the {MAX_POLICY_BYTES}-byte limit",
+                    file.display(),
+                    meta.len()
+                );
             }
             let text = std::fs::read_to_string(file)
                 .with_context(|| format!("cannot read policy file `{}`", file.display()))?;
@@ -57,7 +64,11 @@ pub fn read_policy_files(files: &[PathBuf]) -> anyhow::Result<Vec<(String, Strin
 
 /// All errors, one per line.
 pub fn render_errors(errors: &[PolicyError]) -> String {
-    errors.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")
+    errors
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// The configured default as a policy action.
@@ -71,7 +82,8 @@ pub fn default_action(config: &Config) -> Action {
 /// Reads and compiles the policy files.
 pub fn load_policy(files: &[PathBuf], fallback: Action) -> anyhow::Result<Policy> {
     let sources = read_policy_files(files)?;
-    mcpguard_policy::compile(&sources, fallback).map_err(|errors| anyhow::anyhow!("the policy has errors:\n{}", render_errors(&errors)))
+    mcpguard_policy::compile(&sources, fallback)
+        .map_err(|errors| anyhow::anyhow!("the policy has errors:\n{}", render_errors(&errors)))
 }
 
 /// A detector with a fresh random digest key (digests correlate within one run).
@@ -83,26 +95,45 @@ pub fn detector(limits: Limits) -> anyhow::Result<Detector> {
 /// The guard plugin for `config`, or none when no policy is configured.
 pub fn plugins(config: &Config) -> anyhow::Result<Vec<Arc<dyn Plugin>>> {
     if config.policy.policy_paths.is_empty() {
-        tracing::warn!("no policy configured (`policy.policy_paths` is empty): calls are forwarded without judgement");
+        tracing::warn!(
+            "no policy configured (`policy.policy_paths` is empty): calls are forwarded without judgement"
+        );
         return Ok(Vec::new());
     }
     let files = policy_files(&config.policy.policy_paths)?;
     if files.is_empty() {
-        anyhow::bail!("`policy.policy_paths` names no policy file (directories are searched for *.yaml)");
+        anyhow::bail!(
+            "`policy.policy_paths` names no policy file (directories are searched for *.yaml)"
+        );
     }
     let fallback = default_action(config);
     let policy = load_policy(&files, fallback)?;
-    tracing::info!(files = files.len(), rules = policy.rules().len(), default_action = policy.default_action().as_str(), "policy loaded");
+    tracing::info!(
+        files = files.len(),
+        rules = policy.rules().len(),
+        default_action = policy.default_action().as_str(),
+        "policy loaded"
+    );
     let policy = Arc::new(ArcSwap::from_pointee(policy));
     let limits = Limits {
         max_bytes: config.taint.max_scan_bytes,
         max_depth: config.taint.max_depth,
         ..Limits::default()
     };
-    let guard = Guard::new(policy.clone(), Arc::new(detector(limits)?), config.taint.clone(), config.policy.denial)
-        .map_err(|e| anyhow::anyhow!(e))?;
+    let guard = Guard::new(
+        policy.clone(),
+        Arc::new(detector(limits)?),
+        config.taint.clone(),
+        config.policy.denial,
+    )
+    .map_err(|e| anyhow::anyhow!(e))?;
     if config.policy.reload {
-        watch(config.policy.policy_paths.clone(), fallback, policy, Duration::from_secs_f64(config.policy.reload_interval_seconds.max(0.1)));
+        watch(
+            config.policy.policy_paths.clone(),
+            fallback,
+            policy,
+            Duration::from_secs_f64(config.policy.reload_interval_seconds.max(0.1)),
+        );
     }
     Ok(vec![Arc::new(guard)])
 }
@@ -112,7 +143,11 @@ fn stamps(files: &[PathBuf]) -> Vec<(PathBuf, Option<SystemTime>, u64)> {
         .iter()
         .map(|f| {
             let meta = std::fs::metadata(f).ok();
-            (f.clone(), meta.as_ref().and_then(|m| m.modified().ok()), meta.map_or(0, |m| m.len()))
+            (
+                f.clone(),
+                meta.as_ref().and_then(|m| m.modified().ok()),
+                meta.map_or(0, |m| m.len()),
+            )
         })
         .collect()
 }
@@ -120,25 +155,35 @@ fn stamps(files: &[PathBuf]) -> Vec<(PathBuf, Option<SystemTime>, u64)> {
 /// Polls the policy files; a changed set is compiled and swapped in whole, a broken one
 /// is rejected loudly and the policy in force stays.
 fn watch(paths: Vec<PathBuf>, fallback: Action, policy: Arc<ArcSwap<Policy>>, every: Duration) {
-    let spawned = std::thread::Builder::new().name("policy-reload".into()).spawn(move || {
-        let mut last = policy_files(&paths).map(|f| stamps(&f)).unwrap_or_default();
-        loop {
-            std::thread::sleep(every);
-            let Ok(files) = policy_files(&paths) else { continue };
-            let now = stamps(&files);
-            if now == last {
-                continue;
-            }
-            last = now;
-            match load_policy(&files, fallback) {
-                Ok(new) => {
-                    tracing::info!(files = files.len(), rules = new.rules().len(), "policy reloaded");
-                    policy.store(Arc::new(new));
+    let spawned = std::thread::Builder::new()
+        .name("policy-reload".into())
+        .spawn(move || {
+            let mut last = policy_files(&paths).map(|f| stamps(&f)).unwrap_or_default();
+            loop {
+                std::thread::sleep(every);
+                let Ok(files) = policy_files(&paths) else {
+                    continue;
+                };
+                let now = stamps(&files);
+                if now == last {
+                    continue;
                 }
-                Err(e) => tracing::error!("policy change REJECTED, the previous policy stays in force: {e:#}"),
+                last = now;
+                match load_policy(&files, fallback) {
+                    Ok(new) => {
+                        tracing::info!(
+                            files = files.len(),
+                            rules = new.rules().len(),
+                            "policy reloaded"
+                        );
+                        policy.store(Arc::new(new));
+                    }
+                    Err(e) => tracing::error!(
+                        "policy change REJECTED, the previous policy stays in force: {e:#}"
+                    ),
+                }
             }
-        }
-    });
+        });
     if let Err(e) = spawned {
         tracing::error!("cannot start the policy reloader: {e}");
     }

@@ -22,7 +22,11 @@ use super::{CallContext, Flow, Plugin};
 use crate::config::{DenialStyle, TaintConfig};
 
 /// Methods the guard judges.
-pub const GUARDED: &[&str] = &[method::TOOLS_CALL, method::PROMPTS_GET, method::RESOURCES_READ];
+pub const GUARDED: &[&str] = &[
+    method::TOOLS_CALL,
+    method::PROMPTS_GET,
+    method::RESOURCES_READ,
+];
 
 /// Sessions whose taint state is kept at once (oldest idle dropped beyond this).
 const MAX_TRACKED_SESSIONS: usize = 10_000;
@@ -74,12 +78,22 @@ impl Guard {
     ) -> Result<Guard, String> {
         let mut set = globset::GlobSetBuilder::new();
         for pattern in &config.untrusted_tools {
-            let glob = globset::Glob::new(pattern)
-                .map_err(|e| format!("taint.untrusted_tools: bad glob `{pattern}`: {}", e.kind()))?;
+            let glob = globset::Glob::new(pattern).map_err(|e| {
+                format!("taint.untrusted_tools: bad glob `{pattern}`: {}", e.kind())
+            })?;
             set.add(glob);
         }
-        let untrusted = set.build().map_err(|e| format!("taint.untrusted_tools: {e}"))?;
-        Ok(Guard { policy, detector, config, untrusted, denial, states: Mutex::new(HashMap::new()) })
+        let untrusted = set
+            .build()
+            .map_err(|e| format!("taint.untrusted_tools: {e}"))?;
+        Ok(Guard {
+            policy,
+            detector,
+            config,
+            untrusted,
+            denial,
+            states: Mutex::new(HashMap::new()),
+        })
     }
 
     /// The taint state of the caller's session. Agents of the stateless revision have no
@@ -90,7 +104,10 @@ impl Guard {
             Some(id) => format!("session:{id}"),
             None => format!(
                 "stateless:{}:{}",
-                ctx.caller.remote.map(|r| r.ip().to_string()).unwrap_or_default(),
+                ctx.caller
+                    .remote
+                    .map(|r| r.ip().to_string())
+                    .unwrap_or_default(),
                 ctx.caller.client_info.as_deref().unwrap_or_default()
             ),
         };
@@ -157,8 +174,12 @@ pub fn denial_text(decision: &Decision) -> String {
         })
         .collect();
     let what = match decision.action {
-        Action::Sandbox => "needs a sandbox, and no sandbox backend is available yet (sandbox backend unavailable)",
-        Action::RequireApproval => "needs the user's approval, and this gateway cannot ask for it yet",
+        Action::Sandbox => {
+            "needs a sandbox, and no sandbox backend is available yet (sandbox backend unavailable)"
+        }
+        Action::RequireApproval => {
+            "needs the user's approval, and this gateway cannot ask for it yet"
+        }
         _ => "was denied",
     };
     let rule = match &decision.rule {
@@ -168,7 +189,11 @@ pub fn denial_text(decision: &Decision) -> String {
     if asi.is_empty() {
         format!("call {what} {rule}: {}", decision.reason)
     } else {
-        format!("call {what} {rule} ({}): {}", asi.join(", "), decision.reason)
+        format!(
+            "call {what} {rule} ({}): {}",
+            asi.join(", "),
+            decision.reason
+        )
     }
 }
 
@@ -217,7 +242,9 @@ impl Plugin for Guard {
             match ledger.flows(&self.detector, json) {
                 Ok(f) => flows = f,
                 Err(e) => {
-                    scan_error.get_or_insert(format!("the arguments could not be checked for tainted values: {e}"));
+                    scan_error.get_or_insert(format!(
+                        "the arguments could not be checked for tainted values: {e}"
+                    ));
                 }
             }
         }
@@ -227,10 +254,17 @@ impl Plugin for Guard {
             if st.facts.untrusted {
                 labels.insert("untrusted".into());
             }
-            SessionFacts { sensitive: !st.ledger.is_empty(), ..st.facts.clone() }
+            SessionFacts {
+                sensitive: !st.ledger.is_empty(),
+                ..st.facts.clone()
+            }
         };
         let policy = self.policy.load();
-        let exposed = ctx.request.param_str(if method == method::RESOURCES_READ { "uri" } else { "name" });
+        let exposed = ctx.request.param_str(if method == method::RESOURCES_READ {
+            "uri"
+        } else {
+            "name"
+        });
         let arguments: Option<serde_json::Value> = if policy.reads_arguments() {
             json.as_deref().and_then(|j| serde_json::from_str(j).ok())
         } else {
@@ -247,7 +281,11 @@ impl Plugin for Guard {
             },
             None => policy.evaluate(&Call {
                 method,
-                target: ctx.target.as_ref().map(|t| t.name.as_str()).or(exposed.as_deref()),
+                target: ctx
+                    .target
+                    .as_ref()
+                    .map(|t| t.name.as_str())
+                    .or(exposed.as_deref()),
                 exposed: exposed.as_deref(),
                 server: ctx.target.as_ref().map(|t| t.server.as_str()),
                 arguments: arguments.as_ref(),
@@ -267,7 +305,8 @@ impl Plugin for Guard {
                 st.facts.tools.push(name.to_string());
             }
         }
-        let answer = (decision.action != Action::Allow).then(|| self.denial(ctx, &decision, &labels));
+        let answer =
+            (decision.action != Action::Allow).then(|| self.denial(ctx, &decision, &labels));
         ctx.extensions.insert(Verdict {
             decision,
             labels,
@@ -290,15 +329,27 @@ impl Plugin for Guard {
             return Flow::Continue;
         }
         let state = self.state(ctx);
-        let exposed = ctx.request.param_str("name").unwrap_or_default().into_owned();
-        let tool = ctx.target.as_ref().map_or(exposed.clone(), |t| t.name.clone());
+        let exposed = ctx
+            .request
+            .param_str("name")
+            .unwrap_or_default()
+            .into_owned();
+        let tool = ctx
+            .target
+            .as_ref()
+            .map_or(exposed.clone(), |t| t.name.clone());
         if self.untrusted.is_match(&tool) || self.untrusted.is_match(&exposed) {
             state.lock().facts.untrusted = true;
         }
         if !self.config.enabled {
             return Flow::Continue;
         }
-        let Some(result) = ctx.response.as_ref().and_then(|r| r.result()).map(str::to_string) else {
+        let Some(result) = ctx
+            .response
+            .as_ref()
+            .and_then(|r| r.result())
+            .map(str::to_string)
+        else {
             return Flow::Continue;
         };
         match self.detector.scan_json(&result) {
@@ -306,7 +357,11 @@ impl Plugin for Guard {
                 if !findings.is_empty() {
                     let source = Provenance {
                         tool,
-                        server: ctx.target.as_ref().map(|t| t.server.clone()).unwrap_or_default(),
+                        server: ctx
+                            .target
+                            .as_ref()
+                            .map(|t| t.server.clone())
+                            .unwrap_or_default(),
                         call: ctx.request.id().unwrap_or_default().to_string(),
                     };
                     state.lock().ledger.record(&findings, source);
@@ -320,7 +375,9 @@ impl Plugin for Guard {
                 // A result the gateway cannot scan cannot be tracked: withhold it.
                 let error = RpcError::new(
                     codes::DENIED,
-                    format!("the result could not be scanned for sensitive data ({e}), so it is withheld (fail closed)"),
+                    format!(
+                        "the result could not be scanned for sensitive data ({e}), so it is withheld (fail closed)"
+                    ),
                 );
                 Flow::Respond(Message::error_response(ctx.request.id(), &error))
             }
@@ -336,7 +393,10 @@ impl Plugin for Guard {
                 "{}@{}{}#{}",
                 f.kind,
                 f.location,
-                f.encoding.as_deref().map(|e| format!("({e})")).unwrap_or_default(),
+                f.encoding
+                    .as_deref()
+                    .map(|e| format!("({e})"))
+                    .unwrap_or_default(),
                 f.digest
             )
         };
@@ -345,11 +405,22 @@ impl Plugin for Guard {
         let flows: Vec<String> = v
             .flows
             .iter()
-            .map(|f| format!("{}@{} from {}/{} call {}", f.kind, f.location, f.source.server, f.source.tool, f.source.call))
+            .map(|f| {
+                format!(
+                    "{}@{} from {}/{} call {}",
+                    f.kind, f.location, f.source.server, f.source.tool, f.source.call
+                )
+            })
             .collect();
         let labels: Vec<&str> = v.labels.iter().map(String::as_str).collect();
-        let modifiers: Vec<String> = v.decision.modifiers.iter().map(|r| format!("{}:{}", r.action.as_str(), r.id)).collect();
-        let level_warn = v.decision.action != Action::Allow || v.decision.has_modifier(Action::Warn);
+        let modifiers: Vec<String> = v
+            .decision
+            .modifiers
+            .iter()
+            .map(|r| format!("{}:{}", r.action.as_str(), r.id))
+            .collect();
+        let level_warn =
+            v.decision.action != Action::Allow || v.decision.has_modifier(Action::Warn);
         macro_rules! decision_line {
             ($level:ident) => {
                 tracing::$level!(
