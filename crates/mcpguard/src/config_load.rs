@@ -182,6 +182,15 @@ pub fn load(explicit: Option<&Path>, overrides: Overrides) -> anyhow::Result<Loa
             .collect();
         bail!("invalid configuration:\n  {}", lines.join("\n  "));
     }
+    let mut config = config;
+    // Policy paths written in the file are relative to the file, like an include.
+    if let Some(base) = path.as_deref().and_then(Path::parent) {
+        for policy in &mut config.policy.policy_paths {
+            if policy.is_relative() {
+                *policy = base.join(&*policy);
+            }
+        }
+    }
     Ok(Loaded {
         config,
         figment,

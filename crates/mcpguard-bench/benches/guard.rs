@@ -1,0 +1,116 @@
+//! The guard's per-call work: detector scans of tool arguments (1, 4 and 64 KB, with and
+//! without findings), detector throughput on plain text, and policy evaluation with 10,
+//! 100 and 1000 rules.
+//!
+//! Run: `cargo bench -p mcpguard-bench --bench guard`.
+
+#![allow(clippy::unwrap_used, reason = "benchmark setup")]
+
+use std::collections::BTreeSet;
+use std::hint::black_box;
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use mcpguard_detect::{Detector, DigestKey, Limits};
+use mcpguard_policy::{Action, Call, SessionFacts};
+
+/// Realistic tool arguments of about `size` bytes: a path, options and a body of prose
+/// with numbers, paths and identifiers (no secrets).
+fn arguments(size: usize) -> String {
+    let words = [
+        "the", "report", "shows", "revenue", "for", "quarter", "3", "was", "12.5%", "higher",
+        "see", "/srv/data/q3.csv", "and", "ticket", "OPS-4821", "updated", "2026-11-24",
+        "by", "build", "a3f9c2e", "version", "1.4.2", "order", "#88231", "total", "$4,120.00",
+    ];
+    let mut body = String::new();
+    let mut i = 0;
+    while body.len() < size.saturating_sub(120) {
+        body.push_str(words[i % words.len()]);
+        body.push(' ');
+        i += 7;
+    }
+    serde_json::json!({"path": "/srv/data/out.txt", "mode": "append", "content": body}).to_string()
+}
+
+fn with_secret(size: usize) -> String {
+    let mut v: serde_json::Value = serde_json::from_str(&arguments(size)).unwrap();
+    let key = ["AKIA", "Q3ZRT7WX2YUV4ABC"].concat();
+    v["content"] = format!("{} aws_access_key_id={key}", v["content"].as_str().unwrap()).into();
+    v.to_string()
+}
+
+fn detect(c: &mut Criterion) {
+    let detector = Detector::new(DigestKey::new([3; 32]), Limits::default()).unwrap();
+    let mut group = c.benchmark_group("detect_arguments");
+    for size in [1024, 4096, 65536] {
+        let clean = arguments(size);
+        let dirty = with_secret(size);
+        group.throughput(Throughput::Bytes(clean.len() as u64));
+        group.bench_with_input(BenchmarkId::new("clean", size), &clean, |b, json| {
+            b.iter(|| detector.scan_json(black_box(json)).unwrap())
+        });
+        group.bench_with_input(BenchmarkId::new("one_secret", size), &dirty, |b, json| {
+            b.iter(|| detector.scan_json(black_box(json)).unwrap())
+        });
+    }
+    group.finish();
+
+    let prose = {
+        let mut v: serde_json::Value = serde_json::from_str(&arguments(1 << 20)).unwrap();
+        v["content"].take().as_str().unwrap().to_string()
+    };
+    let mut group = c.benchmark_group("detect_text");
+    group.throughput(Throughput::Bytes(prose.len() as u64));
+    group.sample_size(20);
+    group.bench_function("1mb_without_findings", |b| {
+        b.iter(|| detector.scan_text(black_box(&prose)).unwrap())
+    });
+    group.finish();
+}
+
+/// A policy of `n` rules shaped like real ones (tool globs, label conditions, argument
+/// patterns), with the matching rule last.
+fn policy_of(n: usize) -> mcpguard_policy::Policy {
+    let mut yaml = String::from("default_action: deny\nrules:\n");
+    for i in 0..n - 1 {
+        let rule = match i % 4 {
+            0 => format!("  - {{ id: r{i}, action: deny, priority: {i}, tool_patterns: [\"tool{i}_*\", \"other{i}\"] }}\n"),
+            1 => format!("  - {{ id: r{i}, action: deny, priority: {i}, tool_patterns: [\"http_{i}*\"], taint_labels: [secret, pii] }}\n"),
+            2 => format!("  - {{ id: r{i}, action: deny, priority: {i}, tool_patterns: [\"fs{i}_*\"], argument_patterns: [{{ key: \"*path*\", match: \"^/etc/\" }}] }}\n"),
+            _ => format!("  - {{ id: r{i}, action: sandbox, priority: {i}, servers: [\"srv{i}\"], tool_patterns: [\"re:^exec{i}\"] }}\n"),
+        };
+        yaml.push_str(&rule);
+    }
+    yaml.push_str(&format!("  - {{ id: allow, action: allow, priority: {n}, tool_patterns: [\"read_*\"] }}\n"));
+    mcpguard_policy::compile(&[("bench.yaml".into(), yaml)], Action::Deny).unwrap()
+}
+
+fn policy(c: &mut Criterion) {
+    let mut group = c.benchmark_group("policy_evaluate");
+    let labels: BTreeSet<String> = ["pii".to_string(), "pii.email".to_string()].into();
+    let args = serde_json::json!({"path": "/srv/data/x.txt"});
+    let session = SessionFacts::default();
+    for n in [10, 100, 1000] {
+        let policy = policy_of(n);
+        group.bench_with_input(BenchmarkId::from_parameter(n), &policy, |b, policy| {
+            b.iter(|| {
+                let decision = policy.evaluate(black_box(&Call {
+                    method: "tools/call",
+                    target: Some("read_file"),
+                    exposed: Some("fs__read_file"),
+                    server: Some("fs"),
+                    arguments: Some(&args),
+                    labels: &labels,
+                    identity: None,
+                    roles: &[],
+                    session: &session,
+                }));
+                assert_eq!(decision.action, Action::Allow);
+                decision
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, detect, policy);
+criterion_main!(benches);
