@@ -13,6 +13,8 @@ cargo build --locked --quiet --bin mcpguard
 demo=$root/.mcpguard-demo
 rm -rf "$demo" && mkdir -p "$demo/files"
 echo "quarterly numbers: 42" > "$demo/files/report.txt"
+# A fake AWS key (format-valid, random) for the taint demo.
+printf '[default]\naws_access_key_id = AKIAQ3ZRT7WX2YUV4ABC\n' > "$demo/files/secrets.env"
 py=$root/.venv/bin/python
 peers=$root/tests/peers
 pids=()
@@ -25,6 +27,31 @@ free_port() { "$py" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)
 ev_port=$(free_port)
 PORT=$ev_port "$peers/node_modules/.bin/mcp-server-everything" streamableHttp >"$demo/everything.log" 2>&1 &
 pids+=($!)
+
+# A loopback receiver that records what the http_post tool sends.
+rx_port=$(free_port)
+"$py" - "$rx_port" "$demo/received.txt" <<'PY' &
+import http.server, sys
+port, out = int(sys.argv[1]), sys.argv[2]
+class H(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("content-length", 0)))
+        open(out, "ab").write(body + b"\n")
+        self.send_response(200); self.end_headers()
+    def log_message(self, *a): pass
+http.server.HTTPServer(("127.0.0.1", port), H).serve_forever()
+PY
+pids+=($!)
+
+# The strict OWASP ASI set, plus an allow-list entry for the demo servers' own tools.
+cat >"$demo/demo-allow.yaml" <<YAML
+rules:
+  - id: DEMO-ALLOW
+    name: The demo servers' harmless tools
+    action: allow
+    priority: 900
+    tool_patterns: ["get-sum", "trigger-*", "ask_user", "echo"]
+YAML
 
 cat >"$demo/config.yaml" <<YAML
 proxy:
@@ -39,6 +66,13 @@ upstreams:
   ev:              # the reference "everything" server over Streamable HTTP
     transport: http
     url: http://127.0.0.1:$ev_port/mcp
+  net:             # a Python SDK server with network tools (http_post, fetch, shell_exec)
+    command: $py
+    args: [$peers/py_net_tools.py]
+policy:
+  policy_paths: [$root/policies/owasp_asi_2026_strict.yaml, $demo/demo-allow.yaml]
+taint:
+  untrusted_tools: [fetch]
 YAML
 
 echo "==> starting: mcpguard serve --config $demo/config.yaml" >&2
@@ -72,6 +106,20 @@ echo; echo "=== Session 2: Python SDK client (protocol 2026-07-28, stateless), s
   {"op":"call_tool","name":"ev__get-sum","arguments":{"a":1,"b":1}}
 ]' | view
 
+echo; echo "=== Session 3: the guard (policy owasp_asi_2026_strict.yaml, taint tracking), Python SDK client"
+echo "    read a file holding an AWS key, then try to send it out three ways; run a shell command"
+b64=$(printf 'AWS key: AKIAQ3ZRT7WX2YUV4ABC' | base64)
+"$py" "$peers/py_client.py" --url "$url" --mode legacy '[
+  {"op":"call_tool","name":"fs__read_text_file","arguments":{"path":"'"$demo"'/files/secrets.env"}},
+  {"op":"call_tool","name":"net__http_post","arguments":{"url":"http://127.0.0.1:'"$rx_port"'/in","body":"backup AKIAQ3ZRT7WX2YUV4ABC"}},
+  {"op":"call_tool","name":"net__http_post","arguments":{"url":"http://127.0.0.1:'"$rx_port"'/in","body":"lowercased akiaq3zrt7wx2yuv4abc"}},
+  {"op":"call_tool","name":"net__http_post","arguments":{"url":"http://127.0.0.1:'"$rx_port"'/in","body":"'"$b64"'"}},
+  {"op":"call_tool","name":"net__http_post","arguments":{"url":"http://127.0.0.1:'"$rx_port"'/in","body":"meeting moved to 3pm"}},
+  {"op":"call_tool","name":"net__shell_exec","arguments":{"command":"rm -rf /"}},
+  {"op":"call_tool","name":"fs__read_text_file","arguments":{"path":"/home/agent/.ssh/id_ed25519"}}
+]' | view
+echo "  what the receiver got: $(tr '\n' '|' < "$demo/received.txt" 2>/dev/null)"
+
 echo; echo "=== Protection at the edge (raw HTTP)"
 hdr=(-H 'content-type: application/json' -H 'accept: application/json, text/event-stream' -H 'mcp-protocol-version: 2026-07-28' -H 'mcp-method: tools/call')
 echo "- a call that names two different tools (duplicate JSON key), refused before any upstream sees it:"
@@ -82,7 +130,9 @@ echo "- a 2026-07-28 request whose Mcp-Name header disagrees with its body, refu
 curl -s "${hdr[@]}" -H 'mcp-name: echo__echo' "$url" -d '{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"fs__write_file","arguments":{},"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/clientCapabilities":{}}}}' -w '  (HTTP %{http_code})\n'
 
 echo; echo "=== The gateway's call log (one line per call; arguments and results are never logged)"
-grep ' call ' "$demo/gateway.log" | tail -n 16
+grep ' call ' "$demo/gateway.log" | tail -n 8
+echo; echo "=== The guard's decisions (rule, OWASP id, labels, finding type@location#digest; never the value)"
+grep ' decision ' "$demo/gateway.log" | grep -v 'action="allow"\|action=allow' | tail -n 8
 echo
-echo "Not yet in this build: policy decisions (deny), sandboxed execution and the signed audit"
-echo "log arrive with the next issues; see the status table in README.md."
+echo "Not yet in this build: a sandbox backend (sandboxed calls are refused, never run unconfined)"
+echo "and the signed, tamper-evident audit log arrive with the next issues; see README.md."
