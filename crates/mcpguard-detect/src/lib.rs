@@ -12,6 +12,7 @@ mod fingerprint;
 mod ledger;
 mod pii;
 mod scan;
+mod tools;
 pub mod validate;
 mod walk;
 
@@ -21,6 +22,7 @@ pub use catalog::{Label, all_types};
 pub use fingerprint::{DigestKey, Fingerprint};
 pub use ledger::{Provenance, TaintFlow, TaintLedger};
 pub use scan::BuildError;
+pub use tools::{Indicator, ToolReport, indicators_in, inspect_tool};
 pub use walk::{PathSeg, render_path};
 
 use scan::{Engine, Hit};

@@ -200,8 +200,11 @@ impl Gateway {
             _ => None,
         };
         let mut ctx = CallContext::new(caller, message, relay);
-        if self.locate_targets && crate::pipeline::guard::GUARDED.contains(&ctx.method()) {
-            ctx.target = self.router.locate(&ctx).await;
+        if self.locate_targets {
+            if crate::pipeline::guard::GUARDED.contains(&ctx.method()) {
+                ctx.target = self.router.locate(&ctx).await;
+            }
+            ctx.extensions.insert(self.router.clone());
         }
         let run = self.calls.track_future(self.pipeline.run(ctx));
         let answer = match &cancel {

@@ -785,6 +785,18 @@ impl Router {
             .await
     }
 
+    /// The upstream and upstream-side name of an exposed tool name, from the routing
+    /// tables (as of the last listing) or the prefix.
+    pub fn tool_target(&self, exposed: &str) -> Option<crate::pipeline::Target> {
+        let entry = self
+            .lookup_table(TOOLS, exposed)
+            .or_else(|| self.lookup_fallback(exposed))?;
+        Some(crate::pipeline::Target {
+            server: self.upstreams[entry.upstream].name.clone(),
+            name: entry.name,
+        })
+    }
+
     /// Where a named call goes, as `(upstream, name the upstream knows)`: the tool or
     /// prompt of `tools/call`/`prompts/get`, or the owner of a `resources/read` URI.
     /// `None` when the gateway cannot tell (the call will fail with its own error).

@@ -9,9 +9,18 @@ const POLICIES_README: &str = include_str!("templates/policies-README.md");
 
 /// The shipped policy sets, written next to the configuration.
 const POLICY_SETS: &[(&str, &str)] = &[
-    ("owasp_asi_2026_strict.yaml", include_str!("../../../policies/owasp_asi_2026_strict.yaml")),
-    ("minimal.yaml", include_str!("../../../policies/minimal.yaml")),
-    ("custom_template.yaml", include_str!("../../../policies/custom_template.yaml")),
+    (
+        "owasp_asi_2026_strict.yaml",
+        include_str!("../../../policies/owasp_asi_2026_strict.yaml"),
+    ),
+    (
+        "minimal.yaml",
+        include_str!("../../../policies/minimal.yaml"),
+    ),
+    (
+        "custom_template.yaml",
+        include_str!("../../../policies/custom_template.yaml"),
+    ),
 ];
 
 /// Creates `<dir>/.mcpguard/config.yaml` and `<dir>/.mcpguard/policies/`.
@@ -37,7 +46,8 @@ pub fn run(dir: &Path, force: bool) -> anyhow::Result<()> {
     for (name, text) in POLICY_SETS {
         let path = policies.join(name);
         if !path.exists() || force {
-            std::fs::write(&path, text).with_context(|| format!("cannot write `{}`", path.display()))?;
+            std::fs::write(&path, text)
+                .with_context(|| format!("cannot write `{}`", path.display()))?;
         }
     }
     println!("wrote {}", config.display());
@@ -64,9 +74,12 @@ mod tests {
         run(dir.path(), false).unwrap();
         assert!(dir.path().join(".mcpguard/config.yaml").exists());
         assert!(dir.path().join(".mcpguard/policies/README.md").exists());
-        let strict = dir.path().join(".mcpguard/policies/owasp_asi_2026_strict.yaml");
+        let strict = dir
+            .path()
+            .join(".mcpguard/policies/owasp_asi_2026_strict.yaml");
         let text = std::fs::read_to_string(&strict).unwrap();
-        mcpguard_policy::compile(&[("strict".into(), text)], mcpguard_policy::Action::Deny).unwrap();
+        mcpguard_policy::compile(&[("strict".into(), text)], mcpguard_policy::Action::Deny)
+            .unwrap();
         let err = run(dir.path(), false).unwrap_err();
         assert!(err.to_string().contains("--force"), "{err}");
         run(dir.path(), true).unwrap();

@@ -66,6 +66,10 @@ pub struct Guard {
     untrusted: globset::GlobSet,
     denial: DenialStyle,
     states: Mutex<HashMap<String, Arc<Mutex<TaintState>>>>,
+    /// Pinned tool definitions: `server/tool` → digest of the first definition seen.
+    pins: Mutex<HashMap<String, [u8; 32]>>,
+    /// Labels earned by tool definitions (`tool_poisoning`, `rug_pull`), by exposed name.
+    tool_flags: Mutex<HashMap<String, BTreeSet<String>>>,
 }
 
 impl Guard {
@@ -93,6 +97,8 @@ impl Guard {
             untrusted,
             denial,
             states: Mutex::new(HashMap::new()),
+            pins: Mutex::new(HashMap::new()),
+            tool_flags: Mutex::new(HashMap::new()),
         })
     }
 
@@ -160,6 +166,115 @@ impl Guard {
         let mut error = RpcError::new(codes::DENIED, message);
         error.data = Some(data);
         Message::error_response(id, &error)
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct ToolsPage {
+    tools: Vec<Box<serde_json::value::RawValue>>,
+}
+
+impl Guard {
+    /// Pins each listed tool's definition, flags poisoned or changed ones, and removes
+    /// from the list the tools the policy would deny whatever the arguments.
+    fn review_tools(&self, ctx: &mut CallContext) -> Flow {
+        let Some(result) = ctx
+            .response
+            .as_ref()
+            .and_then(|r| r.result())
+            .map(str::to_string)
+        else {
+            return Flow::Continue;
+        };
+        let Ok(page) = serde_json::from_str::<ToolsPage>(&result) else {
+            return Flow::Continue;
+        };
+        let router = ctx.extensions.get::<Arc<crate::router::Router>>().cloned();
+        let policy = self.policy.load();
+        let no_args = SessionFacts::default();
+        let mut kept: Vec<&str> = Vec::with_capacity(page.tools.len());
+        let mut hidden = Vec::new();
+        for raw in &page.tools {
+            let Ok(tool) = serde_json::from_str::<serde_json::Value>(raw.get()) else {
+                kept.push(raw.get());
+                continue;
+            };
+            let exposed = tool
+                .get("name")
+                .and_then(|n| n.as_str())
+                .unwrap_or_default()
+                .to_string();
+            let target = router.as_ref().and_then(|r| r.tool_target(&exposed));
+            let (server, name) =
+                target.map_or((String::new(), exposed.clone()), |t| (t.server, t.name));
+            let report = mcpguard_detect::inspect_tool(&tool);
+            let mut flags = BTreeSet::new();
+            {
+                let mut pins = self.pins.lock();
+                let pin = pins
+                    .entry(format!("{server}/{name}"))
+                    .or_insert(report.digest);
+                if *pin != report.digest {
+                    flags.insert("rug_pull".to_string());
+                }
+            }
+            if !report.indicators.is_empty() {
+                flags.insert("tool_poisoning".to_string());
+            }
+            if !flags.is_empty() {
+                let mut known = self.tool_flags.lock();
+                let entry = known.entry(exposed.clone()).or_default();
+                if !flags.is_subset(entry) {
+                    let signs: Vec<String> = report
+                        .indicators
+                        .iter()
+                        .map(|i| format!("{}@{}", i.id, i.location))
+                        .collect();
+                    tracing::warn!(
+                        target: "mcpguard::decisions",
+                        tool = exposed.as_str(),
+                        server = server.as_str(),
+                        labels = flags.iter().cloned().collect::<Vec<_>>().join(",").as_str(),
+                        indicators = signs.join(" ").as_str(),
+                        digest = report.digest.iter().map(|b| format!("{b:02x}")).collect::<String>().as_str(),
+                        "tool definition flagged"
+                    );
+                }
+                entry.extend(flags.iter().cloned());
+                flags = entry.clone();
+            }
+            let denied = if flags.is_empty() {
+                policy.always_denies(method::TOOLS_CALL, &name, &exposed, &server)
+            } else {
+                let decision = policy.evaluate(&Call {
+                    method: method::TOOLS_CALL,
+                    target: Some(&name),
+                    exposed: Some(&exposed),
+                    server: Some(&server),
+                    arguments: None,
+                    labels: &flags,
+                    identity: None,
+                    roles: &[],
+                    session: &no_args,
+                });
+                decision.action == Action::Deny
+            };
+            if denied {
+                hidden.push(exposed);
+            } else {
+                kept.push(raw.get());
+            }
+        }
+        if hidden.is_empty() {
+            return Flow::Continue;
+        }
+        tracing::info!(target: "mcpguard::decisions", hidden = hidden.join(",").as_str(), "tools hidden from the list: the policy denies them");
+        let tools = format!("[{}]", kept.join(","));
+        let new_result = mcpguard_protocol::json::set_member(&result, "tools", &tools);
+        Flow::Respond(Message::response(
+            ctx.request.id().unwrap_or("null"),
+            &new_result,
+        ))
     }
 }
 
@@ -249,6 +364,12 @@ impl Plugin for Guard {
             }
         }
         let mut labels = labels_of(&findings, &flows);
+        if method == method::TOOLS_CALL
+            && let Some(name) = ctx.request.param_str("name")
+            && let Some(flags) = self.tool_flags.lock().get(name.as_ref())
+        {
+            labels.extend(flags.iter().cloned());
+        }
         let facts = {
             let st = state.lock();
             if st.facts.untrusted {
@@ -322,6 +443,9 @@ impl Plugin for Guard {
     }
 
     async fn post_execution(&self, ctx: &mut CallContext) -> Flow {
+        if ctx.method() == method::TOOLS_LIST {
+            return self.review_tools(ctx);
+        }
         if !GUARDED.contains(&ctx.method()) || ctx.extensions.get::<Verdict>().is_none() {
             return Flow::Continue;
         }
