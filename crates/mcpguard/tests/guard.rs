@@ -390,3 +390,69 @@ fn poisoned_and_changed_tool_definitions_are_flagged_hidden_and_denied() {
         std::thread::sleep(Duration::from_millis(300));
     }
 }
+
+#[test]
+fn require_approval_asks_the_user_in_both_eras() {
+    let receiver = Receiver::start("ok");
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("p.yaml");
+    std::fs::write(
+        &policy,
+        "default_action: allow\nrules:\n  - { id: ask-posts, action: require_approval, tool_patterns: [http_post], owasp_asi: ASI09, reason: posting needs a person's OK }\n",
+    )
+    .unwrap();
+    let (_files, gateway) = guarded(&yaml_str(&policy.display().to_string()), "");
+    let post = |body: &str| json!([{"op": "call_tool", "name": "net__http_post", "arguments": {"url": receiver.url(), "body": body}}]);
+    for mode in ["legacy", "auto"] {
+        let approved = py_client(
+            &gateway.url(),
+            mode,
+            &post(&format!("approved {mode}")),
+            &["--elicit-json", r#"{"approve": true}"#],
+        );
+        assert_eq!(
+            text_of(approved.ok("call_tool", 0)),
+            "status 200",
+            "{mode}: {:?}",
+            approved.lines
+        );
+        let asked = approved.server_requests("elicitation/create");
+        assert_eq!(asked.len(), 1, "{mode}: {:?}", approved.lines);
+        assert!(
+            asked[0].to_string().contains("ask-posts"),
+            "{mode}: {}",
+            asked[0]
+        );
+        let declined = py_client(
+            &gateway.url(),
+            mode,
+            &post(&format!("declined {mode}")),
+            &["--elicit-action", "decline"],
+        );
+        let error = error_of(&declined, "call_tool", 0);
+        assert!(
+            error["message"].as_str().unwrap().contains("declined"),
+            "{mode}: {error}"
+        );
+        let unasked = py_client(
+            &gateway.url(),
+            mode,
+            &post(&format!("no capability {mode}")),
+            &[],
+        );
+        let error = error_of(&unasked, "call_tool", 0);
+        assert!(
+            error["message"]
+                .as_str()
+                .unwrap()
+                .contains("elicitation capability"),
+            "{mode}: {error}"
+        );
+    }
+    assert_eq!(receiver.bodies(), ["approved legacy", "approved auto"]);
+    assert!(
+        gateway.logs().contains("approval=\"approved by the user\""),
+        "{}",
+        gateway.logs()
+    );
+}

@@ -56,6 +56,8 @@ pub struct Verdict {
     pub result_findings: Vec<Finding>,
     /// Why the scan could not finish, when it could not.
     pub scan_error: Option<String>,
+    /// What the user said to an approval question, when one was asked.
+    pub approval: Option<String>,
 }
 
 /// The guard plugin. Cheap to share; the policy can be swapped while running.
@@ -68,6 +70,8 @@ pub struct Guard {
     states: Mutex<HashMap<String, Arc<Mutex<TaintState>>>>,
     /// Pinned tool definitions: `server/tool` → digest of the first definition seen.
     pins: Mutex<HashMap<String, [u8; 32]>>,
+    /// Approval questions and tokens.
+    approvals: super::approval::Approvals,
     /// Labels earned by tool definitions (`tool_poisoning`, `rug_pull`), by exposed name.
     tool_flags: Mutex<HashMap<String, BTreeSet<String>>>,
 }
@@ -99,6 +103,7 @@ impl Guard {
             states: Mutex::new(HashMap::new()),
             pins: Mutex::new(HashMap::new()),
             tool_flags: Mutex::new(HashMap::new()),
+            approvals: super::approval::Approvals::new(),
         })
     }
 
@@ -145,8 +150,17 @@ impl Guard {
         }
     }
 
-    fn denial(&self, ctx: &CallContext, decision: &Decision, labels: &BTreeSet<String>) -> Message {
-        let message = denial_text(decision);
+    fn denial(
+        &self,
+        ctx: &CallContext,
+        decision: &Decision,
+        labels: &BTreeSet<String>,
+        refusal: Option<&str>,
+    ) -> Message {
+        let message = match refusal {
+            Some(why) => format!("call was not approved ({why}): {}", denial_text(decision)),
+            None => denial_text(decision),
+        };
         let id = ctx.request.id();
         if self.denial == DenialStyle::ToolResult && ctx.method() == method::TOOLS_CALL {
             let result = serde_json::json!({
@@ -166,6 +180,78 @@ impl Guard {
         let mut error = RpcError::new(codes::DENIED, message);
         error.data = Some(data);
         Message::error_response(id, &error)
+    }
+}
+
+/// Where an approval stands.
+enum Approval {
+    Approved,
+    Refused(String),
+    /// The agent cannot be asked.
+    Cannot,
+    /// The stateless agent is being asked: this `input_required` answer carries the question.
+    Asking(Message),
+}
+
+/// How long the gateway waits for a handshake-era agent's user to answer.
+const APPROVAL_WAIT: std::time::Duration = std::time::Duration::from_secs(300);
+
+impl Guard {
+    async fn ask(
+        &self,
+        ctx: &CallContext,
+        decision: &Decision,
+        retry: Option<super::approval::Answer>,
+    ) -> Approval {
+        use super::approval::{Answer, Approvals};
+        match retry {
+            Some(Answer::Approved) => return Approval::Approved,
+            Some(Answer::Refused(why)) => return Approval::Refused(why),
+            None => {}
+        }
+        if !ctx.caller.has_capability("elicitation") {
+            return Approval::Cannot;
+        }
+        let name = ctx
+            .request
+            .param_str("name")
+            .or_else(|| ctx.request.param_str("uri"))
+            .unwrap_or_default()
+            .into_owned();
+        let server = ctx
+            .target
+            .as_ref()
+            .map(|t| t.server.as_str())
+            .unwrap_or("?");
+        let asi = decision.owasp_asi().join(", ");
+        let message = format!(
+            "MCPGuard: allow `{name}` on `{server}`? Policy rule `{}`{}: {}",
+            decision.rule_id(),
+            if asi.is_empty() {
+                String::new()
+            } else {
+                format!(" ({asi})")
+            },
+            decision.reason
+        );
+        if ctx.caller.era == mcpguard_protocol::mcp::Era::Stateless {
+            return Approval::Asking(self.approvals.input_required(&ctx.request, &message));
+        }
+        let question = Message::request(
+            "0",
+            "elicitation/create",
+            Some(&Approvals::question(&message)),
+        );
+        match tokio::time::timeout(APPROVAL_WAIT, ctx.relay.request(question)).await {
+            Err(_) => Approval::Refused("nobody answered the approval question in time".into()),
+            Ok(reply) => match reply.result() {
+                Some(result) => match super::approval::read_answer(result) {
+                    Answer::Approved => Approval::Approved,
+                    Answer::Refused(why) => Approval::Refused(why),
+                },
+                None => Approval::Refused("the agent could not ask its user".into()),
+            },
+        }
     }
 }
 
@@ -293,7 +379,7 @@ pub fn denial_text(decision: &Decision) -> String {
             "needs a sandbox, and no sandbox backend is available yet (sandbox backend unavailable)"
         }
         Action::RequireApproval => {
-            "needs the user's approval, and this gateway cannot ask for it yet"
+            "needs the user's approval, which the agent cannot give (it did not declare the elicitation capability)"
         }
         _ => "was denied",
     };
@@ -339,10 +425,21 @@ impl Plugin for Guard {
     }
 
     async fn pre_execution(&self, ctx: &mut CallContext) -> Flow {
-        let method = ctx.method();
-        if !GUARDED.contains(&method) || ctx.request.kind() != mcpguard_protocol::Kind::Request {
+        let Some(method) = GUARDED.iter().copied().find(|m| *m == ctx.method()) else {
+            return Flow::Continue;
+        };
+        if ctx.request.kind() != mcpguard_protocol::Kind::Request {
             return Flow::Continue;
         }
+        // A stateless agent's retry answering the gateway's approval question: judge and
+        // forward the call without the approval members.
+        let retry = self
+            .approvals
+            .retry(&ctx.request)
+            .map(|(stripped, answer)| {
+                ctx.request = stripped;
+                answer
+            });
         let json = Self::judged_json(&ctx.request);
         let state = self.state(ctx);
         let (mut findings, mut flows, mut scan_error) = (Vec::new(), Vec::new(), None);
@@ -426,8 +523,19 @@ impl Plugin for Guard {
                 st.facts.tools.push(name.to_string());
             }
         }
-        let answer =
-            (decision.action != Action::Allow).then(|| self.denial(ctx, &decision, &labels));
+        let (answer, approval) = match decision.action {
+            Action::Allow => (None, None),
+            Action::RequireApproval => match self.ask(ctx, &decision, retry).await {
+                Approval::Approved => (None, Some("approved by the user".to_string())),
+                Approval::Refused(why) => {
+                    let denial = self.denial(ctx, &decision, &labels, Some(&why));
+                    (Some(denial), Some(why))
+                }
+                Approval::Cannot => (Some(self.denial(ctx, &decision, &labels, None)), None),
+                Approval::Asking(question) => (Some(question), Some("asked the user".to_string())),
+            },
+            _ => (Some(self.denial(ctx, &decision, &labels, None)), None),
+        };
         ctx.extensions.insert(Verdict {
             decision,
             labels,
@@ -435,6 +543,7 @@ impl Plugin for Guard {
             flows,
             result_findings: Vec::new(),
             scan_error,
+            approval,
         });
         match answer {
             Some(answer) => Flow::Respond(answer),
@@ -562,6 +671,7 @@ impl Plugin for Guard {
                     flows = flows.join("; ").as_str(),
                     result_findings = result_findings.join(" ").as_str(),
                     modifiers = modifiers.join(",").as_str(),
+                    approval = v.approval.as_deref().unwrap_or(""),
                     "decision"
                 )
             };

@@ -7,6 +7,7 @@
 //! `pre_execution` skips straight to `log`; the first answer in `execution` is the result
 //! that `post_execution` then sees. `log` always runs, for denied calls too.
 
+pub mod approval;
 pub mod forward;
 pub mod guard;
 pub mod logging;
