@@ -11,6 +11,7 @@ pub mod decode;
 mod fingerprint;
 mod ledger;
 mod pii;
+mod redact;
 mod scan;
 mod tools;
 pub mod validate;
@@ -21,6 +22,7 @@ use std::collections::HashSet;
 pub use catalog::{Label, all_types};
 pub use fingerprint::{DigestKey, Fingerprint};
 pub use ledger::{Provenance, TaintFlow, TaintLedger};
+pub use redact::{Redaction, redact_json};
 pub use scan::BuildError;
 pub use tools::{Indicator, ToolReport, indicators_in, inspect_tool};
 pub use walk::{PathSeg, render_path};
@@ -168,6 +170,16 @@ impl Detector {
         collector.finish()
     }
 
+    /// Like [`Detector::scan_json`], but every occurrence is reported, not one per value
+    /// (what redaction needs).
+    pub fn scan_json_occurrences(&self, json: &str) -> Result<Vec<Finding>, ScanError> {
+        self.check_size(json)?;
+        let mut collector = Collector::new(self);
+        collector.every_occurrence = true;
+        walk::walk(json, self.limits.max_depth, &mut collector)?;
+        collector.finish()
+    }
+
     fn check_size(&self, input: &str) -> Result<(), ScanError> {
         if input.len() > self.limits.max_bytes {
             return Err(ScanError::TooLarge {
@@ -228,6 +240,7 @@ struct Collector<'d> {
     budget: usize,
     hits: Vec<Hit>,
     error: Option<ScanError>,
+    every_occurrence: bool,
 }
 
 impl<'d> Collector<'d> {
@@ -239,6 +252,7 @@ impl<'d> Collector<'d> {
             budget: detector.limits.max_decoded_bytes,
             hits: Vec::new(),
             error: None,
+            every_occurrence: false,
         }
     }
 
@@ -259,7 +273,7 @@ impl<'d> Collector<'d> {
     ) {
         let value = &text[hit.start..hit.end];
         let fingerprint = Fingerprint::of_value(&self.detector.key, hit.kind, value);
-        if !self.seen.insert((hit.kind, fingerprint.mac)) {
+        if !self.seen.insert((hit.kind, fingerprint.mac)) && !self.every_occurrence {
             return;
         }
         self.findings.push(Finding {

@@ -145,6 +145,8 @@ pub struct Rule {
     pub owasp_mcp: Vec<String>,
     /// What the agent is told.
     pub reason: String,
+    /// How `redact` masks.
+    pub redaction: mcpguard_detect::Redaction,
     /// Where it was written.
     pub file: String,
     /// Line of its id.
@@ -406,6 +408,15 @@ impl Checker<'_> {
             }
             spec.methods.iter().map(|m| m.value.clone()).collect()
         };
+        if let Some(r) = &spec.redaction
+            && spec.action.value != Action::Redact
+        {
+            self.err(
+                r.referenced,
+                "`redaction` only applies to rules with `action: redact`",
+                None,
+            );
+        }
         let tools = self.names("tool_patterns", &spec.tool_patterns);
         let servers = self.names("servers", &spec.servers);
         let identities = self.names("identities", &spec.identities);
@@ -447,6 +458,7 @@ impl Checker<'_> {
             owasp_asi,
             owasp_mcp,
             reason,
+            redaction: spec.redaction.as_ref().map(|r| r.value).unwrap_or_default(),
             file: self.file.to_string(),
             line: spec.id.referenced.line(),
         }

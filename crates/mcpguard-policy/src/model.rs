@@ -165,6 +165,10 @@ pub struct RuleSpec {
     /// The reason the agent is told (default: the name or description).
     #[serde(default)]
     pub reason: Option<String>,
+    /// For `redact`: `full` (default), `partial` (last four characters kept) or `hash`
+    /// (keyed digest).
+    #[serde(default)]
+    pub redaction: Option<Spanned<mcpguard_detect::Redaction>>,
 }
 
 /// A condition on arguments: a place (JSON pointer `path`, or `key` glob at any depth) and

@@ -456,3 +456,46 @@ fn require_approval_asks_the_user_in_both_eras() {
         gateway.logs()
     );
 }
+
+#[test]
+fn redact_masks_personal_data_in_results_and_arguments() {
+    let receiver = Receiver::start("ok");
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("p.yaml");
+    std::fs::write(
+        &policy,
+        "default_action: allow\nrules:\n  - { id: mask-cards, action: redact, methods: [\"*\"], taint_labels: [pii.credit_card], redaction: partial }\n  - { id: mask-pii, action: redact, methods: [\"*\"], taint_labels: [pii], owasp_asi: ASI02 }\n",
+    )
+    .unwrap();
+    let (files, gateway) = guarded(&yaml_str(&policy.display().to_string()), "");
+    let dir_path = files.path().canonicalize().unwrap().display().to_string();
+    std::fs::write(
+        files.path().join("customer.txt"),
+        "name: Ann\nssn: 078-05-1120\ncard: 4111 1111 1111 1111\n",
+    )
+    .unwrap();
+    for mode in ["legacy", "auto"] {
+        let run = py_client(
+            &gateway.url(),
+            mode,
+            &json!([
+                {"op": "call_tool", "name": "fs__read_text_file", "arguments": {"path": format!("{dir_path}/customer.txt")}},
+                {"op": "call_tool", "name": "net__http_post", "arguments": {"url": receiver.url(), "body": format!("mail ann@example.org ({mode})")}},
+            ]),
+            &[],
+        );
+        let text = text_of(run.ok("call_tool", 0));
+        assert_eq!(
+            text, "name: Ann\nssn: [REDACTED:pii.ssn]\ncard: ***************1111\n",
+            "{mode}"
+        );
+        assert_eq!(text_of(run.ok("call_tool", 1)), "status 200", "{mode}");
+    }
+    assert_eq!(
+        receiver.bodies(),
+        [
+            "mail [REDACTED:pii.email] (legacy)",
+            "mail [REDACTED:pii.email] (auto)"
+        ]
+    );
+}

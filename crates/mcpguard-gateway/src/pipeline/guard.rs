@@ -183,6 +183,32 @@ impl Guard {
     }
 }
 
+/// The findings that `redact` modifiers cover, with how to mask each: a rule without
+/// label conditions covers every finding, otherwise those whose label or type it names.
+fn redactions<'f>(
+    modifiers: &[Arc<mcpguard_policy::Rule>],
+    findings: &'f [Finding],
+) -> Vec<(&'f Finding, mcpguard_detect::Redaction)> {
+    let rules: Vec<&Arc<mcpguard_policy::Rule>> = modifiers
+        .iter()
+        .filter(|r| r.action == Action::Redact)
+        .collect();
+    findings
+        .iter()
+        .filter_map(|f| {
+            rules
+                .iter()
+                .find(|r| {
+                    r.labels.is_empty()
+                        || r.labels
+                            .iter()
+                            .any(|p| p.matches(f.label.as_str()) || p.matches(f.kind))
+                })
+                .map(|r| (f, r.redaction))
+        })
+        .collect()
+}
+
 /// Where an approval stands.
 enum Approval {
     Approved,
@@ -261,6 +287,51 @@ struct ToolsPage {
 }
 
 impl Guard {
+    /// The modifier rules that apply to a result holding `findings`: the policy asked
+    /// again about this call, with the result's labels.
+    fn result_modifiers(
+        &self,
+        ctx: &CallContext,
+        findings: &[Finding],
+    ) -> Vec<Arc<mcpguard_policy::Rule>> {
+        let labels = labels_of(findings, &[]);
+        let exposed = ctx
+            .request
+            .param_str("name")
+            .or_else(|| ctx.request.param_str("uri"));
+        let facts = SessionFacts::default();
+        let decision = self.policy.load().evaluate(&Call {
+            method: ctx.method(),
+            target: ctx
+                .target
+                .as_ref()
+                .map(|t| t.name.as_str())
+                .or(exposed.as_deref()),
+            exposed: exposed.as_deref(),
+            server: ctx.target.as_ref().map(|t| t.server.as_str()),
+            arguments: None,
+            labels: &labels,
+            identity: None,
+            roles: &[],
+            session: &facts,
+        });
+        decision.modifiers
+    }
+
+    /// `json` with the findings that `modifiers` redact masked; `None` when nothing is.
+    fn redact(
+        &self,
+        json: &str,
+        modifiers: &[Arc<mcpguard_policy::Rule>],
+    ) -> Result<Option<String>, mcpguard_detect::ScanError> {
+        let occurrences = self.detector.scan_json_occurrences(json)?;
+        let pairs = redactions(modifiers, &occurrences);
+        if pairs.is_empty() {
+            return Ok(None);
+        }
+        mcpguard_detect::redact_json(json, &pairs).map(Some)
+    }
+
     /// Pins each listed tool's definition, flags poisoned or changed ones, and removes
     /// from the list the tools the policy would deny whatever the arguments.
     fn review_tools(&self, ctx: &mut CallContext) -> Flow {
@@ -536,6 +607,31 @@ impl Plugin for Guard {
             },
             _ => (Some(self.denial(ctx, &decision, &labels, None)), None),
         };
+        if answer.is_none()
+            && decision.has_modifier(Action::Redact)
+            && let Some(args) = ctx.request.param("arguments").map(str::to_string)
+        {
+            match self.redact(&args, &decision.modifiers) {
+                Ok(Some(masked)) => {
+                    let params = mcpguard_protocol::json::set_member(
+                        ctx.request.params().unwrap_or("{}"),
+                        "arguments",
+                        &masked,
+                    );
+                    ctx.request = ctx.request.with_params(&params);
+                }
+                Ok(None) => {}
+                Err(e) => {
+                    let error = RpcError::new(
+                        codes::DENIED,
+                        format!(
+                            "the arguments could not be redacted ({e}), so the call is denied (fail closed)"
+                        ),
+                    );
+                    return Flow::Respond(Message::error_response(ctx.request.id(), &error));
+                }
+            }
+        }
         ctx.extensions.insert(Verdict {
             decision,
             labels,
@@ -599,10 +695,34 @@ impl Plugin for Guard {
                     };
                     state.lock().ledger.record(&findings, source);
                 }
+                let redacted = if findings.is_empty() {
+                    Ok(None)
+                } else {
+                    let modifiers = self.result_modifiers(ctx, &findings);
+                    if modifiers.iter().any(|r| r.action == Action::Redact) {
+                        self.redact(&result, &modifiers)
+                    } else {
+                        Ok(None)
+                    }
+                };
                 if let Some(v) = ctx.extensions.get_mut::<Verdict>() {
                     v.result_findings = findings;
                 }
-                Flow::Continue
+                match (redacted, ctx.response.as_ref()) {
+                    (Ok(Some(masked)), Some(response)) => {
+                        Flow::Respond(response.with_result(&masked))
+                    }
+                    (Err(e), _) => {
+                        let error = RpcError::new(
+                            codes::DENIED,
+                            format!(
+                                "the result could not be redacted ({e}), so it is withheld (fail closed)"
+                            ),
+                        );
+                        Flow::Respond(Message::error_response(ctx.request.id(), &error))
+                    }
+                    _ => Flow::Continue,
+                }
             }
             Err(e) => {
                 // A result the gateway cannot scan cannot be tracked: withhold it.
