@@ -182,4 +182,7 @@ pub struct DetectArgs {
     /// Read the input as plain text even when it is JSON.
     #[arg(long)]
     pub text: bool,
+    /// List every detector (id and finding type) and exit.
+    #[arg(long)]
+    pub list: bool,
 }

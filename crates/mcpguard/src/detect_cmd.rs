@@ -12,6 +12,12 @@ const MAX_INPUT: u64 = 1 << 30;
 
 /// Runs the command; exits 0 (nothing found), 1 (found), 2 (error).
 pub fn run(args: &DetectArgs) -> anyhow::Result<()> {
+    if args.list {
+        for (detector, kind) in mcpguard_detect::all_types() {
+            println!("{kind:<40} {detector}");
+        }
+        return Ok(());
+    }
     let code = match scan(args) {
         Ok(found) => i32::from(found),
         Err(e) => {
