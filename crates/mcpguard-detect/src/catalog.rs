@@ -72,7 +72,7 @@ fn openai_marker(m: &str) -> bool {
 }
 
 fn slack_shape(m: &str) -> bool {
-    m.matches('-').count() >= 2
+    m.matches('-').count() >= 2 && !validate::placeholder(m)
 }
 
 fn url_password_real(m: &str) -> bool {
@@ -551,8 +551,23 @@ fn ssn_digits(value: &str) -> bool {
         && validate::ssn(&digits[..3], &digits[3..5], &digits[5..])
 }
 
+fn type_name(name: &str) -> bool {
+    name == "type"
+}
+
+fn service_account(value: &str) -> bool {
+    value == "service_account"
+}
+
 /// All name-driven detectors, most specific first.
 pub static KEYED_RULES: &[KeyedRule] = &[
+    KeyedRule {
+        detector: "gcp_service_account_json",
+        kind: "secret.gcp_service_account",
+        name: type_name,
+        value: service_account,
+        confidence: 0.85,
+    },
     KeyedRule {
         detector: "aws_secret_key",
         kind: "secret.aws_secret_key",

@@ -14,7 +14,7 @@ pub struct View {
 }
 
 /// Shortest run worth trying as base64 or hex.
-const MIN_ENCODED: usize = 16;
+const MIN_ENCODED: usize = 12;
 
 /// All readings of `text` other than itself (not recursive; the caller recurses).
 pub fn views(text: &str) -> Vec<View> {
@@ -270,7 +270,8 @@ pub fn backslash_decode(text: &str) -> Option<String> {
 
 /// Decodes runs of base64/base64url and of hex that decode to text.
 fn encoded_runs(b: &[u8], out: &mut Vec<View>) {
-    let b64 = |c: u8| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'/' | b'-' | b'_' | b'=');
+    // '=' only as trailing padding: `state=QUl6…` is a name, then a base64 run.
+    let b64 = |c: u8| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'/' | b'-' | b'_');
     let mut i = 0;
     while i < b.len() {
         if !b64(b[i]) {
@@ -280,6 +281,11 @@ fn encoded_runs(b: &[u8], out: &mut Vec<View>) {
         let start = i;
         while i < b.len() && b64(b[i]) {
             i += 1;
+        }
+        let mut padding = 0;
+        while i < b.len() && b[i] == b'=' && padding < 2 {
+            i += 1;
+            padding += 1;
         }
         if i - start < MIN_ENCODED {
             continue;
@@ -324,12 +330,11 @@ fn base64_decode(run: &[u8]) -> Option<Vec<u8>> {
     if standard && url {
         return None;
     }
-    // Whole words of letters only are prose, not base64.
-    if !trimmed
-        .iter()
-        .any(|c| c.is_ascii_digit() || !c.is_ascii_alphanumeric())
-        && trimmed.len() < 24
-    {
+    // Words are prose, not base64: letters only, in one case or capitalised.
+    let letters_only = trimmed.iter().all(u8::is_ascii_alphabetic);
+    let tail_lower = trimmed.iter().skip(1).all(u8::is_ascii_lowercase);
+    let all_upper = trimmed.iter().all(u8::is_ascii_uppercase);
+    if letters_only && (tail_lower || all_upper) {
         return None;
     }
     let engine = if url {

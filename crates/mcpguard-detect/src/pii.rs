@@ -83,11 +83,24 @@ fn numbers(b: &[u8], out: &mut Vec<Hit>) {
             }
             continue;
         }
-        if let Some(h) = classify_number(&b[i..end], i) {
+        if let Some(h) = classify_number(&b[i..end], i)
+            && !(h.detector == "ipv4" && after_version_word(b, i))
+        {
             out.push(h);
         }
         i = end.max(i + 1);
     }
+}
+
+/// True when the text just before `at` names a version (`Version: 1.2.3.4`, `v1.2.3.4`).
+fn after_version_word(b: &[u8], at: usize) -> bool {
+    let from = at.saturating_sub(16);
+    let before = String::from_utf8_lossy(&b[from..at]).to_ascii_lowercase();
+    let trimmed = before.trim_end_matches([' ', ':', '=', '"', '\'', '\t']);
+    trimmed.ends_with("version")
+        || trimmed.ends_with("ver")
+        || trimmed.ends_with('v')
+        || trimmed.ends_with("release")
 }
 
 /// The end of a number token: digit groups joined by single separators.
@@ -152,7 +165,7 @@ fn classify_number(token: &[u8], offset: usize) -> Option<Hit> {
     }
     if text.starts_with('+') {
         let first = digits.as_bytes().first().copied().unwrap_or(b'0');
-        let well_grouped = lens.iter().all(|&l| l <= 5) || lens.len() == 1;
+        let well_grouped = lens.len() == 1 || lens.len() <= 6 && lens.iter().all(|&l| l <= 8);
         return ((8..=15).contains(&digits.len()) && first != b'0' && well_grouped)
             .then(|| hit(offset, end, "phone", "pii.phone", 0.85));
     }

@@ -159,7 +159,12 @@ impl Engine {
                     let Some(matched) = text.get(m.start()..m.end()) else {
                         break;
                     };
-                    if rule.validate.is_none_or(|check| check(matched)) {
+                    let pem = matched.starts_with("-----BEGIN");
+                    if (pem
+                        || !crate::validate::low_variety(matched)
+                            && (rule.validate.is_some() || !crate::validate::placeholder(matched)))
+                        && rule.validate.is_none_or(|check| check(matched))
+                    {
                         out.push(Hit {
                             start: m.start(),
                             end: m.end(),
@@ -193,7 +198,9 @@ impl Engine {
                 e += 1;
             }
             let Some(name) = text.get(s..e) else { continue };
-            let Some((value_start, value_end)) = assigned_value(b, e) else {
+            let flag_style =
+                name.starts_with('-') || name.to_ascii_lowercase().ends_with("secret_access_key");
+            let Some((value_start, value_end)) = assigned_value(b, e, flag_style) else {
                 continue;
             };
             next_free = value_end;
@@ -234,20 +241,31 @@ fn keyed(name: &str, value: &str, offset: usize) -> Option<Hit> {
 
 /// After a name ending at `at`: optional closing quote, `:`/`=`/`:=`/`=>`, optional
 /// opening quote, then the value up to its quote or the first delimiter.
-fn assigned_value(b: &[u8], mut at: usize) -> Option<(usize, usize)> {
+fn assigned_value(b: &[u8], mut at: usize, space_separates: bool) -> Option<(usize, usize)> {
     let skip_ws = |at: &mut usize| {
         while *at < b.len() && (b[*at] == b' ' || b[*at] == b'\t') {
             *at += 1;
         }
     };
-    if at < b.len() && matches!(b[at], b'"' | b'\'') {
+    if at < b.len() && matches!(b[at], b'"' | b'\'' | b'`') {
         at += 1;
     }
     skip_ws(&mut at);
-    match (b.get(at), b.get(at + 1)) {
-        (Some(b':'), Some(b'=')) | (Some(b'='), Some(b'>')) => at += 2,
-        (Some(b':' | b'='), _) => at += 1,
-        _ => return None,
+    let spaced = at > 0 && b[at - 1] == b' ';
+    // Prose: set `NAME` to `value`.
+    if spaced
+        && b.get(at..at + 3) == Some(b"to ".as_slice())
+        && matches!(b.get(at + 3), Some(b'`' | b'"' | b'\''))
+    {
+        at += 3;
+    } else {
+        match (b.get(at), b.get(at + 1)) {
+            (Some(b':'), Some(b'=')) | (Some(b'='), Some(b'>')) => at += 2,
+            (Some(b':' | b'='), _) => at += 1,
+            // `--password hunter2`, `aws configure set aws_secret_access_key …`
+            (Some(c), _) if space_separates && spaced && !c.is_ascii_whitespace() => {}
+            _ => return None,
+        }
     }
     skip_ws(&mut at);
     let quote = match b.get(at) {
@@ -265,7 +283,10 @@ fn assigned_value(b: &[u8], mut at: usize) -> Option<(usize, usize)> {
             Some(q) => c == q,
             None => {
                 c.is_ascii_whitespace()
-                    || matches!(c, b',' | b';' | b'}' | b')' | b'&' | b'"' | b'\'')
+                    || matches!(
+                        c,
+                        b',' | b';' | b'}' | b')' | b'(' | b'[' | b'&' | b'"' | b'\''
+                    )
             }
         };
         if stop {

@@ -317,6 +317,12 @@ fn hard_negatives_are_not_findings() {
         "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg==",
         "time 12:30:45 mac aa:bb:cc:dd:ee:ff",
         "token_count: 123456789012",
+        "Version: 12.8.14.5",
+        "const apiKey = process.env.API_KEY;",
+        "token = request.headers.get(\"Authorization\")",
+        "GITHUB_TOKEN=ghp_xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+        "SLACK_BOT_TOKEN=xoxb-your-token",
+        "Internationalization and Responsibilities",
     ] {
         let found = d.scan_text(text).unwrap();
         assert!(found.is_empty(), "{text:?}: {found:?}");

@@ -269,11 +269,53 @@ pub fn placeholder(value: &str) -> bool {
         || value.bytes().all(|b| b == value.as_bytes()[0])
 }
 
+/// True when one character makes up so much of `text` that it is a mask or filler
+/// (`ghp_xxxxxxxx…`, `sk_live_000000…`), not a credential.
+pub fn low_variety(text: &str) -> bool {
+    if text.len() < 16 {
+        return false;
+    }
+    let mut counts = [0usize; 256];
+    for b in text.bytes() {
+        counts[usize::from(b)] += 1;
+    }
+    let top = counts.iter().copied().max().unwrap_or(0);
+    top * 10 > text.len() * 4
+}
+
+/// True for references to where a secret lives rather than the secret:
+/// `process.env.API_KEY`, `os.environ["X"]`, `config.db.password`.
+pub fn reference(value: &str) -> bool {
+    let lower = value.to_ascii_lowercase();
+    if [
+        "process.env",
+        "os.environ",
+        "getenv",
+        "env.",
+        "secrets.",
+        "vault:",
+        "ssm:",
+        "arn:aws:",
+    ]
+    .iter()
+    .any(|p| lower.contains(p))
+    {
+        return true;
+    }
+    // A dotted path of identifiers.
+    value.contains('.')
+        && value.split('.').all(|part| {
+            !part.is_empty()
+                && part.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+                && !part.as_bytes()[0].is_ascii_digit()
+        })
+}
+
 /// True when `value` looks like a random secret: long enough, varied, not a placeholder,
 /// not a plain word, path, URL, digest or UUID.
 pub fn random_secret(value: &str) -> bool {
     let len = value.len();
-    if !(8..=512).contains(&len) || placeholder(value) {
+    if !(8..=512).contains(&len) || placeholder(value) || reference(value) || low_variety(value) {
         return false;
     }
     if value

@@ -51,9 +51,9 @@ pub(crate) trait Visit {
 }
 
 /// Strings up to this length take part in joining adjacent fields.
-const JOIN_PIECE: usize = 128;
+const JOIN_PIECE: usize = 1024;
 /// Joined text stops growing at this length.
-const JOIN_TOTAL: usize = 4096;
+const JOIN_TOTAL: usize = 8192;
 /// Numbers with at least this many digits are scanned (card numbers, SSNs, phones).
 const NUMBER_DIGITS: usize = 9;
 
