@@ -49,6 +49,9 @@ const NAME_ANCHORS: &[&str] = &[
     "client_key",
 ];
 
+/// Most pattern rules the scanner tracks (a fixed array per scan).
+const MAX_PATTERN_RULES: usize = 64;
+
 /// Longest span a pattern may cover after its anchor.
 const MAX_MATCH: usize = 40_000;
 
@@ -75,6 +78,14 @@ impl Engine {
     pub(crate) fn new() -> Result<Engine, BuildError> {
         let mut literals: Vec<&str> = Vec::new();
         let mut anchor_rules: Vec<Vec<usize>> = Vec::new();
+        if PATTERN_RULES.len() > MAX_PATTERN_RULES {
+            return Err(BuildError {
+                detector: "catalogue".into(),
+                reason: format!(
+                    "more than {MAX_PATTERN_RULES} pattern rules; raise MAX_PATTERN_RULES"
+                ),
+            });
+        }
         let mut regexes = Vec::with_capacity(PATTERN_RULES.len());
         for (index, rule) in PATTERN_RULES.iter().enumerate() {
             for anchor in rule.anchors {
@@ -103,8 +114,18 @@ impl Engine {
             detector: "anchors".into(),
             reason: e.to_string(),
         };
+        // An anchor that begins with a shorter anchor also starts the shorter one's rules:
+        // the search reports only the longest anchor at each position.
+        for (i, long) in literals.iter().enumerate() {
+            for (j, short) in literals.iter().enumerate() {
+                if i != j && long.len() > short.len() && long.starts_with(short) {
+                    let extra = anchor_rules[j].clone();
+                    anchor_rules[i].extend(extra);
+                }
+            }
+        }
         let anchors = AhoCorasickBuilder::new()
-            .match_kind(MatchKind::Standard)
+            .match_kind(MatchKind::LeftmostLongest)
             .build(&literals)
             .map_err(build)?;
         let names = AhoCorasickBuilder::new()
@@ -132,8 +153,15 @@ impl Engine {
     fn patterns(&self, text: &str, out: &mut Vec<Hit>) {
         let bytes = text.as_bytes();
         // Per rule, where its last match ended: hits inside it are the same match.
-        let mut covered = vec![0usize; PATTERN_RULES.len()];
-        for anchor in self.anchors.find_overlapping_iter(bytes) {
+        let mut covered = [0usize; MAX_PATTERN_RULES];
+        let mut pos = 0;
+        // Leftmost-longest search (fast, prefiltered), restarted one byte after each
+        // anchor so that anchors overlapping it are still seen.
+        while let Some(anchor) = self
+            .anchors
+            .find(aho_corasick::Input::new(bytes).range(pos..bytes.len()))
+        {
+            pos = anchor.start() + 1;
             for &index in &self.anchor_rules[anchor.pattern().as_usize()] {
                 if anchor.start() < covered[index] {
                     continue;

@@ -153,7 +153,7 @@ pub struct Rule {
     pub line: u64,
 }
 
-fn glob(pattern: &str) -> Result<globset::Glob, globset::Error> {
+pub(crate) fn glob(pattern: &str) -> Result<globset::Glob, globset::Error> {
     GlobBuilder::new(pattern)
         .literal_separator(false)
         .backslash_escape(true)
@@ -597,10 +597,10 @@ pub fn compile(
     if !errors.is_empty() {
         return Err(errors);
     }
-    Ok(Policy {
-        rules: rules.into_iter().map(Arc::new).collect(),
-        default_action: default_action.unwrap_or(fallback_default),
-    })
+    Ok(Policy::new(
+        rules.into_iter().map(Arc::new).collect(),
+        default_action.unwrap_or(fallback_default),
+    ))
 }
 
 /// Terminal rules that can never decide: an earlier terminal rule (strictly lower

@@ -99,9 +99,17 @@ impl Policy {
         let mut errors = Vec::new();
         let mut error_rule = None;
         let mut cel_context: Option<cel::Context> = None;
-        for rule in &self.rules {
+        let names: Vec<&str> = [call.target, call.exposed].into_iter().flatten().collect();
+        let tools_pass = self.tools.passing(&names);
+        let servers_pass = self
+            .servers
+            .passing(&call.server.into_iter().collect::<Vec<_>>());
+        for (i, rule) in self.rules.iter().enumerate() {
             let terminal = rule.action.is_terminal();
             if terminal && best.is_some_and(|b| rule.priority > b.priority) {
+                continue;
+            }
+            if !tools_pass.contains(i) || !servers_pass.contains(i) {
                 continue;
             }
             match rule_matches(rule, call, &mut cel_context) {

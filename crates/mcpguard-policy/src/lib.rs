@@ -10,6 +10,7 @@
 mod compile;
 mod error;
 mod eval;
+mod index;
 mod model;
 pub mod owasp;
 
@@ -28,15 +29,26 @@ pub use model::{Action, PolicyFile};
 pub struct Policy {
     rules: Vec<Arc<Rule>>,
     default_action: Action,
+    tools: index::NameIndex,
+    servers: index::NameIndex,
 }
 
 impl Policy {
+    /// A policy of `rules` (in evaluation order).
+    pub(crate) fn new(rules: Vec<Arc<Rule>>, default_action: Action) -> Policy {
+        let tools = index::NameIndex::build(rules.iter().map(|r| &r.tools));
+        let servers = index::NameIndex::build(rules.iter().map(|r| &r.servers));
+        Policy {
+            rules,
+            default_action,
+            tools,
+            servers,
+        }
+    }
+
     /// A policy with no rules.
     pub fn empty(default_action: Action) -> Policy {
-        Policy {
-            rules: Vec::new(),
-            default_action,
-        }
+        Policy::new(Vec::new(), default_action)
     }
 
     /// The rules, in evaluation order.

@@ -1,0 +1,135 @@
+//! Per-call latency of the guard's argument scan, as percentiles: scans realistic tool
+//! arguments of 1, 4 and 64 KB many times and prints p50/p99/p99.9 per size, plus policy
+//! evaluation at 10/100/1000 rules. Criterion gives means; the target is on p99.
+//!
+//! Run: `cargo run --release -p mcpguard-bench --bin scan-latency [ITERATIONS]`.
+
+use std::collections::BTreeSet;
+use std::time::Instant;
+
+use mcpguard_detect::{Detector, DigestKey, Limits};
+use mcpguard_policy::{Action, Call, SessionFacts};
+
+fn arguments(size: usize) -> String {
+    let words = [
+        "the",
+        "report",
+        "shows",
+        "revenue",
+        "for",
+        "quarter",
+        "3",
+        "was",
+        "12.5%",
+        "higher",
+        "see",
+        "/srv/data/q3.csv",
+        "and",
+        "ticket",
+        "OPS-4821",
+        "updated",
+        "2026-11-24",
+        "by",
+        "build",
+        "a3f9c2e",
+        "version",
+        "1.4.2",
+        "order",
+        "#88231",
+        "total",
+        "$4,120.00",
+    ];
+    let mut body = String::new();
+    let mut i = 0;
+    while body.len() < size.saturating_sub(120) {
+        body.push_str(words[i % words.len()]);
+        body.push(' ');
+        i += 7;
+    }
+    serde_json::json!({"path": "/srv/data/out.txt", "mode": "append", "content": body}).to_string()
+}
+
+fn percentiles(mut samples: Vec<u64>) -> (f64, f64, f64) {
+    samples.sort_unstable();
+    let at = |q: f64| {
+        samples[((samples.len() as f64 * q) as usize).min(samples.len() - 1)] as f64 / 1000.0
+    };
+    (at(0.50), at(0.99), at(0.999))
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let iterations: usize = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(20_000);
+    let detector = Detector::new(DigestKey::new([3; 32]), Limits::default())?;
+    println!("| argument size | scans | p50 µs | p99 µs | p99.9 µs | MB/s at p50 |");
+    println!("|---|---|---|---|---|---|");
+    for size in [1024, 4096, 65536] {
+        let json = arguments(size);
+        let n = if size > 10_000 {
+            iterations / 10
+        } else {
+            iterations
+        };
+        for _ in 0..n / 10 {
+            detector.scan_json(&json)?;
+        }
+        let mut samples = Vec::with_capacity(n);
+        for _ in 0..n {
+            let start = Instant::now();
+            let findings = detector.scan_json(&json)?;
+            samples.push(start.elapsed().as_nanos() as u64);
+            assert!(findings.is_empty());
+        }
+        let (p50, p99, p999) = percentiles(samples);
+        println!(
+            "| {} B | {n} | {p50:.1} | {p99:.1} | {p999:.1} | {:.0} |",
+            json.len(),
+            json.len() as f64 / p50
+        );
+    }
+    println!();
+    println!("| rules | evaluations | p50 µs | p99 µs |");
+    println!("|---|---|---|---|");
+    let labels: BTreeSet<String> = ["pii".to_string(), "pii.email".to_string()].into();
+    let args = serde_json::json!({"path": "/srv/data/x.txt"});
+    let session = SessionFacts::default();
+    for n in [10, 100, 1000] {
+        let mut yaml = String::from("default_action: deny\nrules:\n");
+        for i in 0..n - 1 {
+            yaml.push_str(&match i % 4 {
+                0 => format!("  - {{ id: r{i}, action: deny, priority: {i}, tool_patterns: [\"tool{i}_*\", \"other{i}\"] }}\n"),
+                1 => format!("  - {{ id: r{i}, action: deny, priority: {i}, tool_patterns: [\"http_{i}*\"], taint_labels: [secret, pii] }}\n"),
+                2 => format!("  - {{ id: r{i}, action: deny, priority: {i}, tool_patterns: [\"fs{i}_*\"], argument_patterns: [{{ key: \"*path*\", match: \"^/etc/\" }}] }}\n"),
+                _ => format!("  - {{ id: r{i}, action: sandbox, priority: {i}, servers: [\"srv{i}\"], tool_patterns: [\"re:^exec{i}\"] }}\n"),
+            });
+        }
+        yaml.push_str(&format!(
+            "  - {{ id: allow, action: allow, priority: {n}, tool_patterns: [\"read_*\"] }}\n"
+        ));
+        let policy = mcpguard_policy::compile(&[("bench.yaml".into(), yaml)], Action::Deny)
+            .map_err(|e| format!("{e:?}"))?;
+        let count = iterations * 5;
+        let mut samples = Vec::with_capacity(count);
+        for _ in 0..count {
+            let start = Instant::now();
+            let decision = policy.evaluate(&Call {
+                method: "tools/call",
+                target: Some("read_file"),
+                exposed: Some("fs__read_file"),
+                server: Some("fs"),
+                arguments: Some(&args),
+                labels: &labels,
+                identity: None,
+                roles: &[],
+                session: &session,
+            });
+            samples.push(start.elapsed().as_nanos() as u64);
+            assert_eq!(decision.action, Action::Allow);
+        }
+        let (p50, p99, _) = percentiles(samples);
+        println!("| {n} | {count} | {p50:.2} | {p99:.2} |");
+    }
+    Ok(())
+}
