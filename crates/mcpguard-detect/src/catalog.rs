@@ -100,10 +100,8 @@ pub static PATTERN_RULES: &[PatternRule] = &[
     rule(
         "aws_access_key",
         "secret.aws_access_key",
-        &[
-            "AKIA", "ASIA", "ABIA", "ACCA", "AROA", "AIDA", "ANPA", "AIPA",
-        ],
-        r"(?:AKIA|ASIA|ABIA|ACCA|AROA|AIDA|ANPA|AIPA)[A-Z2-7]{16}",
+        &["AKIA", "ASIA", "ABIA", "ACCA"],
+        r"(?:AKIA|ASIA|ABIA|ACCA)[A-Z2-7]{16}",
     ),
     PatternRule {
         back: 40,
@@ -122,10 +120,11 @@ pub static PATTERN_RULES: &[PatternRule] = &[
     ),
     PatternRule {
         bounded: false,
+        back: 12,
         ..rule(
             "azure_connection_string",
             "secret.azure_connection_string",
-            &["AccountKey=", "SharedAccessKey="],
+            &["Key="],
             r"(?:AccountKey=[A-Za-z0-9+/]{86}==|SharedAccessKey=[A-Za-z0-9+/]{42,43}=)",
         )
     },
@@ -153,7 +152,7 @@ pub static PATTERN_RULES: &[PatternRule] = &[
     rule(
         "gitlab_token",
         "secret.gitlab_token",
-        &["glpat-", "glptt-", "glrt-", "gldt-", "glsoat-"],
+        &["glp", "glrt-", "gldt-", "glsoat-"],
         r"gl(?:pat|ptt|rt|dt|soat)-[0-9A-Za-z_\-]{20,64}",
     ),
     PatternRule {
@@ -161,9 +160,7 @@ pub static PATTERN_RULES: &[PatternRule] = &[
         ..rule(
             "slack_token",
             "secret.slack_token",
-            &[
-                "xoxb-", "xoxp-", "xoxa-", "xoxr-", "xoxs-", "xoxe-", "xapp-",
-            ],
+            &["xox", "xapp-"],
             r"(?:xox[bpares]|xapp)-[0-9A-Za-z\-]{10,250}",
         )
     },
@@ -177,12 +174,15 @@ pub static PATTERN_RULES: &[PatternRule] = &[
             r"https://hooks\.slack\.com/(?:services|workflows|triggers)/[A-Za-z0-9+/_\-]{30,120}",
         )
     },
-    rule(
-        "stripe_key",
-        "secret.stripe_key",
-        &["sk_live_", "rk_live_", "sk_test_", "rk_test_"],
-        r"[sr]k_(?:live|test)_[0-9a-zA-Z]{24,99}",
-    ),
+    PatternRule {
+        back: 1,
+        ..rule(
+            "stripe_key",
+            "secret.stripe_key",
+            &["k_live_", "k_test_"],
+            r"[sr]k_(?:live|test)_[0-9a-zA-Z]{24,99}",
+        )
+    },
     rule(
         "twilio_api_key",
         "secret.twilio_api_key",
@@ -200,7 +200,7 @@ pub static PATTERN_RULES: &[PatternRule] = &[
         ..rule(
             "anthropic_api_key",
             "secret.anthropic_api_key",
-            &["sk-ant-"],
+            &["sk-"],
             r"sk-ant-(?:api|admin|oat)[0-9]{2}-[A-Za-z0-9_\-]{80,120}",
         )
     },
@@ -248,7 +248,7 @@ pub static PATTERN_RULES: &[PatternRule] = &[
         ..rule(
             "openssh_private_key",
             "secret.openssh_private_key",
-            &["-----BEGIN OPENSSH PRIVATE KEY-----"],
+            &["-----BEGIN "],
             r"-----BEGIN OPENSSH PRIVATE KEY-----(?:(?s:.){1,16384}?-----END OPENSSH PRIVATE KEY-----)?",
         )
     },
@@ -259,7 +259,7 @@ pub static PATTERN_RULES: &[PatternRule] = &[
         ..rule(
             "pgp_private_key",
             "secret.pgp_private_key",
-            &["-----BEGIN PGP PRIVATE KEY BLOCK-----"],
+            &["-----BEGIN "],
             r"-----BEGIN PGP PRIVATE KEY BLOCK-----(?:(?s:.){1,32768}?-----END PGP PRIVATE KEY BLOCK-----)?",
         )
     },
@@ -270,13 +270,7 @@ pub static PATTERN_RULES: &[PatternRule] = &[
         ..rule(
             "private_key",
             "secret.private_key",
-            &[
-                "-----BEGIN PRIVATE KEY-----",
-                "-----BEGIN RSA PRIVATE KEY-----",
-                "-----BEGIN EC PRIVATE KEY-----",
-                "-----BEGIN DSA PRIVATE KEY-----",
-                "-----BEGIN ENCRYPTED PRIVATE KEY-----",
-            ],
+            &["-----BEGIN "],
             r"-----BEGIN (?:RSA |EC |DSA |ENCRYPTED )?PRIVATE KEY-----(?:(?s:.){1,16384}?-----END (?:RSA |EC |DSA |ENCRYPTED )?PRIVATE KEY-----)?",
         )
     },
@@ -316,12 +310,15 @@ pub static PATTERN_RULES: &[PatternRule] = &[
         &["ya29."],
         r"ya29\.[A-Za-z0-9_\-]{30,512}",
     ),
-    rule(
-        "digitalocean_token",
-        "secret.digitalocean_token",
-        &["dop_v1_", "doo_v1_", "dor_v1_"],
-        r"do[por]_v1_[a-f0-9]{64}",
-    ),
+    PatternRule {
+        back: 3,
+        ..rule(
+            "digitalocean_token",
+            "secret.digitalocean_token",
+            &["_v1_"],
+            r"do[por]_v1_[a-f0-9]{64}",
+        )
+    },
     rule(
         "hashicorp_vault_token",
         "secret.hashicorp_vault_token",
@@ -343,7 +340,7 @@ pub static PATTERN_RULES: &[PatternRule] = &[
     rule(
         "shopify_token",
         "secret.shopify_token",
-        &["shpat_", "shpca_", "shppa_", "shpss_"],
+        &["shp"],
         r"shp(?:at|ca|pa|ss)_[a-fA-F0-9]{32}",
     ),
     rule(
@@ -419,13 +416,13 @@ pub static PATTERN_RULES: &[PatternRule] = &[
     rule(
         "sentry_token",
         "secret.sentry_token",
-        &["sntrys_", "sntryu_"],
+        &["sntry"],
         r"(?:sntrys_[A-Za-z0-9_=+/]{60,400}|sntryu_[a-f0-9]{64})",
     ),
     rule(
         "square_token",
         "secret.square_token",
-        &["sq0atp-", "sq0csp-", "EAAA"],
+        &["sq0", "EAAA"],
         r"(?:sq0(?:atp|csp)-[0-9A-Za-z_\-]{22,43}|EAAA[A-Za-z0-9_\-]{60})",
     ),
     rule(
@@ -437,7 +434,7 @@ pub static PATTERN_RULES: &[PatternRule] = &[
     rule(
         "doppler_token",
         "secret.doppler_token",
-        &["dp.pt.", "dp.st.", "dp.sa.", "dp.ct."],
+        &["dp."],
         r"dp\.(?:pt|st|sa|ct)\.[A-Za-z0-9]{40,44}",
     ),
     rule(

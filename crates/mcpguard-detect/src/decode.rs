@@ -28,7 +28,7 @@ pub fn views(text: &str) -> Vec<View> {
         });
     }
     let bytes = text.as_bytes();
-    if memchr::memchr(b'%', bytes).is_some()
+    if has_percent_escape(bytes)
         && let Some(decoded) = percent_decode(text)
     {
         out.push(View {
@@ -129,6 +129,14 @@ fn hex_value(b: u8) -> Option<u8> {
         b'A'..=b'F' => Some(b - b'A' + 10),
         _ => None,
     }
+}
+
+/// True when `%XX` (two hex digits) occurs.
+fn has_percent_escape(b: &[u8]) -> bool {
+    memchr::memchr_iter(b'%', b).any(|at| {
+        b.get(at + 1).is_some_and(u8::is_ascii_hexdigit)
+            && b.get(at + 2).is_some_and(u8::is_ascii_hexdigit)
+    })
 }
 
 /// `%41%4B` → `AK`; `None` when nothing was escaped.

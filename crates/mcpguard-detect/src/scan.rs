@@ -212,20 +212,55 @@ impl Engine {
     fn assignments(&self, text: &str, out: &mut Vec<Hit>) {
         let b = text.as_bytes();
         let ident = |c: u8| c.is_ascii_alphanumeric() || c == b'_' || c == b'-' || c == b'.';
-        let mut next_free = 0;
-        for m in self.names.find_iter(b) {
-            if m.start() < next_free {
-                continue;
+        // Candidate names end just before a separator (`=`, `:`, ` to `) or are flags
+        // (`--password value`). Finding separators first is far cheaper than looking
+        // for every name hint everywhere.
+        let mut ends: Vec<usize> = Vec::new();
+        for sep in memchr::memchr2_iter(b'=', b':', b) {
+            let mut e = sep;
+            while e > 0 && (b[e - 1] == b' ' || b[e - 1] == b'\t') {
+                e -= 1;
             }
-            let mut s = m.start();
-            while s > 0 && ident(b[s - 1]) {
-                s -= 1;
+            if e > 0 && matches!(b[e - 1], b'"' | b'\'' | b'`') {
+                e -= 1;
             }
-            let mut e = m.end();
+            ends.push(e);
+        }
+        for at in memchr::memmem::find_iter(b, b" to ") {
+            let mut e = at;
+            if e > 0 && matches!(b[e - 1], b'"' | b'\'' | b'`') {
+                e -= 1;
+            }
+            ends.push(e);
+        }
+        for at in memchr::memmem::find_iter(b, b"--") {
+            let mut e = at + 2;
             while e < b.len() && ident(b[e]) {
                 e += 1;
             }
+            ends.push(e);
+        }
+        for at in memchr::memmem::find_iter(b, b"secret_access_key") {
+            ends.push(at + "secret_access_key".len());
+        }
+        ends.sort_unstable();
+        ends.dedup();
+        let mut next_free = 0;
+        for e in ends {
+            if e < next_free || e == 0 {
+                continue;
+            }
+            let mut s = e;
+            while s > 0 && ident(b[s - 1]) {
+                s -= 1;
+            }
+            if s == e || e - s > 128 {
+                continue;
+            }
             let Some(name) = text.get(s..e) else { continue };
+            if !self.names.is_match(name) {
+                continue;
+            }
             let flag_style =
                 name.starts_with('-') || name.to_ascii_lowercase().ends_with("secret_access_key");
             let Some((value_start, value_end)) = assigned_value(b, e, flag_style) else {
