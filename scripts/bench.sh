@@ -5,6 +5,10 @@
 #
 #   bash scripts/bench.sh [SECONDS_PER_RUN] [REPEATS]     (defaults 5 and 3)
 #
+# With MCPGUARD_BENCH_POLICY=path/to/policy.yaml the gateway runs the guard (detection,
+# taint tracking and that policy) on every call, so its cost shows against the same
+# direct baseline.
+#
 # Each configuration runs REPEATS times, direct and gateway alternating so that passing
 # load on the machine hits both alike; the table shows medians.
 #
@@ -38,6 +42,9 @@ upstreams:
     url: $direct
     prefix: ""
 YAML
+if [ -n "${MCPGUARD_BENCH_POLICY:-}" ]; then
+  printf 'policy:\n  policy_paths: [%s]\n' "$(realpath "$MCPGUARD_BENCH_POLICY")" >>"$work/config.yaml"
+fi
 
 start_ns=$(date +%s%N)
 "$bin/mcpguard" serve --config "$work/config.yaml" >"$work/gw.out" 2>"$work/gw.log" &
@@ -73,6 +80,9 @@ rows = [json.loads(line) for line in open(path)]
 names = {"stateless": "2026-07-28", "handshake": "2025-11-25"}
 def med(era, clients, which, key):
     return statistics.median(r["run"][key] for r in rows if r["era"] == era and r["clients"] == clients and r["path"] == which)
+import os
+if os.environ.get("MCPGUARD_BENCH_POLICY"):
+    print(f"gateway with the guard on: policy {os.environ['MCPGUARD_BENCH_POLICY']}, detection and taint tracking on every call\n")
 print(f"medians of {repeats} runs of {seconds}s each (1s warm-up), direct and gateway alternating; loadgen, echo server and gateway share the machine\n")
 print("| era | clients | path | p50 µs | p99 µs | calls/s |")
 print("|---|---|---|---|---|---|")
