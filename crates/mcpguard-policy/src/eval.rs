@@ -16,6 +16,8 @@ pub struct SessionFacts {
     pub sensitive: bool,
     /// Calls made so far.
     pub calls: u64,
+    /// Calls in about the last minute (a runaway loop shows here).
+    pub recent_calls: u64,
     /// Tools called so far (most recent last, bounded).
     pub tools: Vec<String>,
 }

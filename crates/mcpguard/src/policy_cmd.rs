@@ -94,6 +94,9 @@ struct TestSession {
     /// Calls made so far (default: the number of outputs).
     #[serde(default)]
     calls: Option<u64>,
+    /// Calls in the last minute (default: as `calls`).
+    #[serde(default)]
+    recent_calls: Option<u64>,
     /// Earlier tool outputs, scanned into the taint ledger.
     #[serde(default)]
     outputs: Vec<Output>,
@@ -249,6 +252,11 @@ fn run_case(
         calls: case
             .session
             .calls
+            .unwrap_or(case.session.outputs.len() as u64),
+        recent_calls: case
+            .session
+            .recent_calls
+            .or(case.session.calls)
             .unwrap_or(case.session.outputs.len() as u64),
         tools: case
             .session

@@ -35,10 +35,56 @@ const MAX_TRACKED_SESSIONS: usize = 10_000;
 const MAX_TOOL_HISTORY: usize = 64;
 
 /// What one session has shown so far.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct TaintState {
     ledger: TaintLedger,
     facts: SessionFacts,
+    /// Last call seen, for idle expiry.
+    last_seen: std::time::Instant,
+    /// Start of the current one-minute window, and the calls in it and in the one before.
+    window_start: std::time::Instant,
+    window_calls: u64,
+    previous_window_calls: u64,
+}
+
+/// A stateless agent's taint state is forgotten after this long without a call (its
+/// "session" is over); handshake sessions keep theirs for as long as they live.
+const STATELESS_IDLE: std::time::Duration = std::time::Duration::from_secs(30 * 60);
+
+/// The rate window behind `session.recent_calls`.
+const RATE_WINDOW: std::time::Duration = std::time::Duration::from_secs(60);
+
+impl TaintState {
+    fn new(capacity: usize) -> TaintState {
+        let now = std::time::Instant::now();
+        TaintState {
+            ledger: TaintLedger::new(capacity),
+            facts: SessionFacts::default(),
+            last_seen: now,
+            window_start: now,
+            window_calls: 0,
+            previous_window_calls: 0,
+        }
+    }
+
+    /// Counts a call; returns the calls in the last minute (a sliding estimate over two
+    /// fixed windows).
+    fn count_call(&mut self, now: std::time::Instant) -> u64 {
+        let mut elapsed = now.saturating_duration_since(self.window_start);
+        if elapsed >= RATE_WINDOW {
+            // Move to the window `now` falls in; the one before it counts only if it is
+            // the window that just ended.
+            let windows = (elapsed.as_secs_f64() / RATE_WINDOW.as_secs_f64()).floor() as u32;
+            self.previous_window_calls = if windows == 1 { self.window_calls } else { 0 };
+            self.window_calls = 0;
+            self.window_start += RATE_WINDOW * windows;
+            elapsed = now.saturating_duration_since(self.window_start);
+        }
+        self.window_calls += 1;
+        self.last_seen = now;
+        let left = 1.0 - elapsed.as_secs_f64() / RATE_WINDOW.as_secs_f64();
+        self.window_calls + (self.previous_window_calls as f64 * left) as u64
+    }
 }
 
 /// The guard's verdict on one call, kept for `post_execution` and `log`.
@@ -122,22 +168,30 @@ impl Guard {
                 ctx.caller.client_info.as_deref().unwrap_or_default()
             ),
         };
+        let now = std::time::Instant::now();
         let mut states = self.states.lock();
         if states.len() >= MAX_TRACKED_SESSIONS && !states.contains_key(&key) {
-            // Drop states nobody else holds (their calls are over).
-            states.retain(|_, s| Arc::strong_count(s) > 1);
-            if states.len() >= MAX_TRACKED_SESSIONS {
-                states.clear();
+            // Forget the states idle longest (never one a call is using right now).
+            let mut idle: Vec<(std::time::Instant, String)> = states
+                .iter()
+                .filter(|(_, s)| Arc::strong_count(s) == 1)
+                .map(|(k, s)| (s.lock().last_seen, k.clone()))
+                .collect();
+            idle.sort();
+            for (_, k) in idle.into_iter().take(MAX_TRACKED_SESSIONS / 10) {
+                states.remove(&k);
             }
+        }
+        let stale = key.starts_with("stateless:")
+            && states.get(&key).is_some_and(|s| {
+                now.saturating_duration_since(s.lock().last_seen) > STATELESS_IDLE
+            });
+        if stale {
+            states.remove(&key);
         }
         states
             .entry(key)
-            .or_insert_with(|| {
-                Arc::new(Mutex::new(TaintState {
-                    ledger: TaintLedger::new(self.config.ledger_capacity),
-                    facts: SessionFacts::default(),
-                }))
-            })
+            .or_insert_with(|| Arc::new(Mutex::new(TaintState::new(self.config.ledger_capacity))))
             .clone()
     }
 
@@ -539,12 +593,14 @@ impl Plugin for Guard {
             labels.extend(flags.iter().cloned());
         }
         let facts = {
-            let st = state.lock();
+            let mut st = state.lock();
             if st.facts.untrusted {
                 labels.insert("untrusted".into());
             }
+            let recent_calls = st.count_call(std::time::Instant::now());
             SessionFacts {
                 sensitive: !st.ledger.is_empty(),
+                recent_calls,
                 ..st.facts.clone()
             }
         };
@@ -801,5 +857,27 @@ impl Plugin for Guard {
         } else {
             decision_line!(info);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use super::TaintState;
+
+    #[test]
+    fn recent_calls_is_a_sliding_minute() {
+        let mut st = TaintState::new(4);
+        let t0 = Instant::now();
+        for i in 0..100 {
+            st.count_call(t0 + Duration::from_millis(i));
+        }
+        assert_eq!(st.count_call(t0 + Duration::from_secs(1)), 101);
+        // Half-way through the next window, half of the last window still counts.
+        let estimate = st.count_call(t0 + Duration::from_secs(90));
+        assert!((50..=53).contains(&estimate), "{estimate}");
+        // After two idle minutes nothing from before counts.
+        assert_eq!(st.count_call(t0 + Duration::from_secs(400)), 1);
     }
 }
