@@ -575,8 +575,16 @@ impl Plugin for Guard {
                 Ok(f) => findings = f,
                 Err(e) => scan_error = Some(format!("the arguments could not be scanned: {e}")),
             }
-            let ledger = state.lock().ledger.clone();
-            match ledger.flows(&self.detector, json) {
+            // Held for the search only; calls of one session rarely overlap.
+            let checked = {
+                let st = state.lock();
+                if st.ledger.is_empty() {
+                    Ok(Vec::new())
+                } else {
+                    st.ledger.flows(&self.detector, json)
+                }
+            };
+            match checked {
                 Ok(f) => flows = f,
                 Err(e) => {
                     scan_error.get_or_insert(format!(
@@ -797,6 +805,17 @@ impl Plugin for Guard {
         let Some(v) = ctx.extensions.get::<Verdict>() else {
             return;
         };
+        let level_warn =
+            v.decision.action != Action::Allow || v.decision.has_modifier(Action::Warn);
+        // Build the line only when it will be written (allowed calls log at info).
+        let wanted = if level_warn {
+            tracing::enabled!(target: "mcpguard::decisions", tracing::Level::WARN)
+        } else {
+            tracing::enabled!(target: "mcpguard::decisions", tracing::Level::INFO)
+        };
+        if !wanted {
+            return;
+        }
         let describe = |f: &Finding| {
             format!(
                 "{}@{}{}#{}",
@@ -828,8 +847,6 @@ impl Plugin for Guard {
             .iter()
             .map(|r| format!("{}:{}", r.action.as_str(), r.id))
             .collect();
-        let level_warn =
-            v.decision.action != Action::Allow || v.decision.has_modifier(Action::Warn);
         macro_rules! decision_line {
             ($level:ident) => {
                 tracing::$level!(
