@@ -79,6 +79,15 @@ pub enum ScanError {
         /// The limit.
         limit: usize,
     },
+    /// A finding could not be masked in place (in a key, a number, or split across an
+    /// array).
+    #[error("a `{kind}` at `{location}` cannot be masked in place")]
+    Unredactable {
+        /// The finding's type.
+        kind: &'static str,
+        /// Where it is.
+        location: String,
+    },
     /// The input is not JSON.
     #[error("not valid JSON at line {line}, column {column}: {reason}")]
     Json {
@@ -271,8 +280,25 @@ impl<'d> Collector<'d> {
         encoding: Option<String>,
         plain: bool,
     ) {
-        let value = &text[hit.start..hit.end];
+        let Some(value) = text.get(hit.start..hit.end) else {
+            // Spans always fall on character boundaries; should one not, report the
+            // whole string rather than nothing.
+            let fingerprint = Fingerprint::of_value(&self.detector.key, hit.kind, text);
+            self.push(hit, location, encoding, false, fingerprint);
+            return;
+        };
         let fingerprint = Fingerprint::of_value(&self.detector.key, hit.kind, value);
+        self.push(hit, location, encoding, plain, fingerprint);
+    }
+
+    fn push(
+        &mut self,
+        hit: &Hit,
+        location: String,
+        encoding: Option<String>,
+        plain: bool,
+        fingerprint: Fingerprint,
+    ) {
         if !self.seen.insert((hit.kind, fingerprint.mac)) && !self.every_occurrence {
             return;
         }

@@ -184,18 +184,28 @@ impl Engine {
                     {
                         break;
                     }
-                    let Some(matched) = text.get(m.start()..m.end()) else {
+                    // Matching runs on bytes: a match may end inside a multi-byte
+                    // character; end it at the character boundary before.
+                    let mut end = m.end();
+                    while end > m.start() && !text.is_char_boundary(end) {
+                        end -= 1;
+                    }
+                    let Some(matched) = text.get(m.start()..end) else {
                         break;
                     };
-                    let pem = matched.starts_with("-----BEGIN");
-                    if (pem
-                        || !crate::validate::low_variety(matched)
-                            && (rule.validate.is_some() || !crate::validate::placeholder(matched)))
-                        && rule.validate.is_none_or(|check| check(matched))
-                    {
+                    // Rules with their own validator judge the value themselves; the rest
+                    // drop fillers and placeholders (`ghp_xxxx…`, `<your-key>`).
+                    let plausible = match rule.validate {
+                        Some(check) => check(matched),
+                        None => {
+                            !crate::validate::low_variety(matched)
+                                && !crate::validate::placeholder(matched)
+                        }
+                    };
+                    if plausible {
                         out.push(Hit {
                             start: m.start(),
-                            end: m.end(),
+                            end,
                             detector: rule.detector,
                             kind: rule.kind,
                             label: Label::Secret,
@@ -278,7 +288,9 @@ impl Engine {
 
     /// A string `value` under the name `name` (a JSON member, a header, a variable).
     pub(crate) fn named_value(&self, name: &str, value: &str, out: &mut Vec<Hit>) {
-        if let Some(hit) = keyed(name, value.trim(), 0) {
+        let trimmed = value.trim();
+        let start = value.len() - value.trim_start().len();
+        if let Some(hit) = keyed(name, trimmed, start) {
             out.push(hit);
         }
     }

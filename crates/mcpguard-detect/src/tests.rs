@@ -616,3 +616,26 @@ proptest::proptest! {
         let _ = SHARED.scan_text(&text);
     }
 }
+
+#[test]
+fn padded_and_multibyte_values_neither_panic_nor_hide() {
+    let d = detector();
+    let nbsp = "\u{a0}".repeat(8);
+    let found = d
+        .scan_json(&format!(r#"{{"type":"{nbsp}service_account"}}"#))
+        .unwrap();
+    assert_eq!(kinds(&found), ["secret.gcp_service_account"]);
+    let spaces = " ".repeat(20);
+    let json = format!(r#"{{"password":"{spaces}Xk9#mQ2$vL7!pR4z"}}"#);
+    let found = d.scan_json_occurrences(&json).unwrap();
+    let (a, b) = found[0].span.unwrap();
+    assert_eq!(
+        &serde_json::from_str::<serde_json::Value>(&json).unwrap()["password"]
+            .as_str()
+            .unwrap()[a..b],
+        "Xk9#mQ2$vL7!pR4z"
+    );
+    let url = format!("postgres://admin:Hunter2Real@{}", "é".repeat(200));
+    let found = d.scan_text(&url).unwrap();
+    assert!(kinds(&found).contains(&"secret.database_url"), "{found:?}");
+}

@@ -61,6 +61,12 @@ impl Policy {
         self.default_action
     }
 
+    /// True when some rule is limited to certain servers (so a call whose server is
+    /// unknown cannot be judged fully).
+    pub fn scopes_servers(&self) -> bool {
+        self.rules.iter().any(|r| !r.servers.is_empty())
+    }
+
     /// True when some rule needs the call's arguments parsed.
     pub fn reads_arguments(&self) -> bool {
         self.rules

@@ -23,6 +23,8 @@ pub const TOKEN_LIFETIME: Duration = Duration::from_secs(600);
 /// Signs and checks approval tokens.
 pub struct Approvals {
     key: [u8; 32],
+    /// Tokens already answered (each works once), with their expiry.
+    used: parking_lot::Mutex<std::collections::HashMap<String, u64>>,
 }
 
 /// The user's answer.
@@ -40,20 +42,20 @@ fn now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-/// What the token binds: method, target name and the exact arguments (without the
-/// approval members themselves).
-fn call_digest(request: &Message) -> [u8; 32] {
+/// What the token binds: the caller, the method and every parameter (name, arguments,
+/// URI, …) except `_meta` and the approval members themselves.
+fn call_digest(request: &Message, caller: &str) -> [u8; 32] {
     let params = request.params().unwrap_or("{}");
+    let bound = json::remove_member(
+        &json::remove_member(&json::remove_member(params, "_meta"), "requestState"),
+        "inputResponses",
+    );
     let mut hasher = Sha256::new();
+    hasher.update(caller.as_bytes());
+    hasher.update([0]);
     hasher.update(request.method().unwrap_or_default().as_bytes());
     hasher.update([0]);
-    hasher.update(
-        json::member_str(params, "name")
-            .unwrap_or_default()
-            .as_bytes(),
-    );
-    hasher.update([0]);
-    hasher.update(json::member(params, "arguments").unwrap_or("").as_bytes());
+    hasher.update(bound.as_bytes());
     hasher.finalize().into()
 }
 
@@ -62,27 +64,30 @@ impl Approvals {
     pub fn new() -> Approvals {
         Approvals {
             key: rand::random(),
+            used: parking_lot::Mutex::new(std::collections::HashMap::new()),
         }
     }
 
-    fn mac(&self, expiry: u64, digest: &[u8; 32]) -> Vec<u8> {
+    fn mac(&self, expiry: u64, nonce: &str, digest: &[u8; 32]) -> Vec<u8> {
         let mut mac = match <Hmac<Sha256> as Mac>::new_from_slice(&self.key) {
             Ok(mac) => mac,
             Err(_) => return Vec::new(),
         };
         mac.update(&expiry.to_be_bytes());
+        mac.update(nonce.as_bytes());
         mac.update(digest);
         mac.finalize().into_bytes().to_vec()
     }
 
-    fn token(&self, request: &Message) -> String {
+    fn token(&self, request: &Message, caller: &str) -> String {
         let expiry = now() + TOKEN_LIFETIME.as_secs();
+        let nonce = format!("{:016x}", rand::random::<u64>());
         let mac: String = self
-            .mac(expiry, &call_digest(request))
+            .mac(expiry, &nonce, &call_digest(request, caller))
             .iter()
             .map(|b| format!("{b:02x}"))
             .collect();
-        format!("{TOKEN_PREFIX}{expiry}.{mac}")
+        format!("{TOKEN_PREFIX}{expiry}.{nonce}.{mac}")
     }
 
     /// The elicitation parameters for a question about `request`.
@@ -102,19 +107,19 @@ impl Approvals {
     }
 
     /// The `input_required` answer that asks the stateless agent.
-    pub fn input_required(&self, request: &Message, message: &str) -> Message {
+    pub fn input_required(&self, request: &Message, caller: &str, message: &str) -> Message {
         let result = format!(
             r#"{{"resultType":"input_required","inputRequests":{{{}:{{"method":"elicitation/create","params":{}}}}},"requestState":{}}}"#,
             serde_json::Value::from(INPUT_KEY),
             Self::question(message),
-            serde_json::Value::from(self.token(request)),
+            serde_json::Value::from(self.token(request, caller)),
         );
         Message::response(request.id().unwrap_or("null"), &result)
     }
 
     /// When `request` is a stateless agent's retry answering the gateway's question: the
     /// request without the approval members, and the answer. `None` when it is not.
-    pub fn retry(&self, request: &Message) -> Option<(Message, Answer)> {
+    pub fn retry(&self, request: &Message, caller: &str) -> Option<(Message, Answer)> {
         let params = request.params()?;
         let state = json::member_str(params, "requestState")?;
         let rest = state.strip_prefix(TOKEN_PREFIX)?;
@@ -122,10 +127,11 @@ impl Approvals {
             &json::remove_member(params, "requestState"),
             "inputResponses",
         ));
-        let (expiry, mac) = rest.split_once('.')?;
+        let (expiry, rest) = rest.split_once('.')?;
+        let (nonce, mac) = rest.split_once('.')?;
         let expiry: u64 = expiry.parse().ok()?;
         let expected: String = self
-            .mac(expiry, &call_digest(&stripped))
+            .mac(expiry, nonce, &call_digest(&stripped, caller))
             .iter()
             .map(|b| format!("{b:02x}"))
             .collect();
@@ -138,6 +144,19 @@ impl Approvals {
                 stripped,
                 Answer::Refused("the approval expired; call again to be asked again".into()),
             ));
+        }
+        {
+            let mut used = self.used.lock();
+            let time = now();
+            used.retain(|_, until| *until >= time);
+            if used.insert(state.to_string(), expiry).is_some() {
+                return Some((
+                    stripped,
+                    Answer::Refused(
+                        "this approval was already used; call again to be asked again".into(),
+                    ),
+                ));
+            }
         }
         let answer = json::member(params, "inputResponses")
             .and_then(|r| json::member(r, INPUT_KEY))
@@ -197,14 +216,14 @@ mod tests {
     fn an_approved_retry_passes_and_is_stripped() {
         let approvals = Approvals::new();
         let request = call(r#"{"path":"/tmp/x"}"#);
-        let asked = approvals.input_required(&request, "ok?");
+        let asked = approvals.input_required(&request, "agent", "ok?");
         assert!(asked.result().unwrap().contains("input_required"));
         let retry = retry_of(
             &asked,
             &request,
             r#"{"action":"accept","content":{"approve":true}}"#,
         );
-        let (stripped, answer) = approvals.retry(&retry).unwrap();
+        let (stripped, answer) = approvals.retry(&retry, "agent").unwrap();
         assert_eq!(answer, Answer::Approved);
         assert_eq!(stripped.params(), request.params());
     }
@@ -213,10 +232,10 @@ mod tests {
     fn declines_changed_arguments_and_forgeries_are_refused() {
         let approvals = Approvals::new();
         let request = call(r#"{"path":"/tmp/x"}"#);
-        let asked = approvals.input_required(&request, "ok?");
+        let asked = approvals.input_required(&request, "agent", "ok?");
         let declined = retry_of(&asked, &request, r#"{"action":"decline"}"#);
         assert!(matches!(
-            approvals.retry(&declined).unwrap().1,
+            approvals.retry(&declined, "agent").unwrap().1,
             Answer::Refused(_)
         ));
         let other = call(r#"{"path":"/"}"#);
@@ -225,20 +244,36 @@ mod tests {
             &other,
             r#"{"action":"accept","content":{"approve":true}}"#,
         );
-        match approvals.retry(&swapped).unwrap().1 {
+        match approvals.retry(&swapped, "agent").unwrap().1 {
             Answer::Refused(why) => assert!(why.contains("does not belong"), "{why}"),
             other => panic!("{other:?}"),
         }
-        let forged = Approvals::new().input_required(&request, "ok?");
+        let forged = Approvals::new().input_required(&request, "agent", "ok?");
         let forged = retry_of(
             &forged,
             &request,
             r#"{"action":"accept","content":{"approve":true}}"#,
         );
         assert!(matches!(
-            approvals.retry(&forged).unwrap().1,
+            approvals.retry(&forged, "agent").unwrap().1,
             Answer::Refused(_)
         ));
-        assert!(approvals.retry(&request).is_none());
+        assert!(approvals.retry(&request, "agent").is_none());
+        // Another caller cannot use it; the same caller can use it once.
+        let asked = approvals.input_required(&request, "agent", "ok?");
+        let yes = retry_of(
+            &asked,
+            &request,
+            r#"{"action":"accept","content":{"approve":true}}"#,
+        );
+        assert!(matches!(
+            approvals.retry(&yes, "someone-else").unwrap().1,
+            Answer::Refused(_)
+        ));
+        assert_eq!(approvals.retry(&yes, "agent").unwrap().1, Answer::Approved);
+        match approvals.retry(&yes, "agent").unwrap().1 {
+            Answer::Refused(why) => assert!(why.contains("already used"), "{why}"),
+            other => panic!("{other:?}"),
+        }
     }
 }

@@ -25,6 +25,8 @@ use crate::config::{DenialStyle, TaintConfig};
 pub const GUARDED: &[&str] = &[
     method::TOOLS_CALL,
     method::PROMPTS_GET,
+    method::COMPLETION_COMPLETE,
+    method::RESOURCES_SUBSCRIBE,
     method::RESOURCES_READ,
 ];
 
@@ -160,12 +162,13 @@ impl Guard {
         let key = match ctx.caller.session_id() {
             Some(id) => format!("session:{id}"),
             None => format!(
-                "stateless:{}:{}",
+                // By address only: `clientInfo` is the agent's own claim, and changing it
+                // must not buy a clean ledger.
+                "stateless:{}",
                 ctx.caller
                     .remote
                     .map(|r| r.ip().to_string())
-                    .unwrap_or_default(),
-                ctx.caller.client_info.as_deref().unwrap_or_default()
+                    .unwrap_or_default()
             ),
         };
         let now = std::time::Instant::now();
@@ -198,10 +201,23 @@ impl Guard {
     /// The JSON a call is judged on: `arguments` of a tool call or prompt, the params of a
     /// resource read.
     fn judged_json(request: &Message) -> Option<String> {
-        match request.method() {
-            Some(method::RESOURCES_READ) => request.params().map(str::to_string),
-            _ => request.param("arguments").map(str::to_string),
+        // Everything the upstream will receive, except the protocol's own envelope in
+        // `_meta` (version, client info and capabilities, progress token): anything else
+        // there could carry data too.
+        let params = request.params()?;
+        let Some(meta) = mcpguard_protocol::json::member(params, "_meta") else {
+            return Some(params.to_string());
+        };
+        let mut meta = meta.to_string();
+        for key in [
+            "progressToken",
+            "io.modelcontextprotocol/protocolVersion",
+            "io.modelcontextprotocol/clientInfo",
+            "io.modelcontextprotocol/clientCapabilities",
+        ] {
+            meta = mcpguard_protocol::json::remove_member(&meta, key);
         }
+        Some(mcpguard_protocol::json::set_member(params, "_meta", &meta))
     }
 
     fn denial(
@@ -263,6 +279,20 @@ fn redactions<'f>(
         .collect()
 }
 
+/// Who an approval belongs to: the session, or for a stateless agent its address.
+fn caller_key(ctx: &CallContext) -> String {
+    match ctx.caller.session_id() {
+        Some(id) => format!("session:{id}"),
+        None => format!(
+            "stateless:{}",
+            ctx.caller
+                .remote
+                .map(|r| r.ip().to_string())
+                .unwrap_or_default()
+        ),
+    }
+}
+
 /// Where an approval stands.
 enum Approval {
     Approved,
@@ -315,7 +345,11 @@ impl Guard {
             decision.reason
         );
         if ctx.caller.era == mcpguard_protocol::mcp::Era::Stateless {
-            return Approval::Asking(self.approvals.input_required(&ctx.request, &message));
+            return Approval::Asking(self.approvals.input_required(
+                &ctx.request,
+                &caller_key(ctx),
+                &message,
+            ));
         }
         let question = Message::request(
             "0",
@@ -383,7 +417,17 @@ impl Guard {
         if pairs.is_empty() {
             return Ok(None);
         }
-        mcpguard_detect::redact_json(json, &pairs).map(Some)
+        let masked = mcpguard_detect::redact_json(json, &pairs)?;
+        // Whatever a mask could not reach (a key, a number, pieces split across an
+        // array) must not slip through: look again, and refuse if anything remains.
+        let left = self.detector.scan_json_occurrences(&masked)?;
+        if let Some((finding, _)) = redactions(modifiers, &left).first() {
+            return Err(mcpguard_detect::ScanError::Unredactable {
+                kind: finding.kind,
+                location: finding.location.clone(),
+            });
+        }
+        Ok(Some(masked))
     }
 
     /// Pins each listed tool's definition, flags poisoned or changed ones, and removes
@@ -558,13 +602,13 @@ impl Plugin for Guard {
         }
         // A stateless agent's retry answering the gateway's approval question: judge and
         // forward the call without the approval members.
-        let retry = self
-            .approvals
-            .retry(&ctx.request)
-            .map(|(stripped, answer)| {
-                ctx.request = stripped;
-                answer
-            });
+        let retry =
+            self.approvals
+                .retry(&ctx.request, &caller_key(ctx))
+                .map(|(stripped, answer)| {
+                    ctx.request = stripped;
+                    answer
+                });
         let json = Self::judged_json(&ctx.request);
         let state = self.state(ctx);
         let (mut findings, mut flows, mut scan_error) = (Vec::new(), Vec::new(), None);
@@ -623,6 +667,17 @@ impl Plugin for Guard {
         } else {
             None
         };
+        // Rules scoped to servers cannot judge a call whose upstream the gateway cannot
+        // tell (a resource URI no listing names is tried on every upstream): refuse it.
+        if scan_error.is_none()
+            && ctx.target.is_none()
+            && method != method::COMPLETION_COMPLETE
+            && policy.scopes_servers()
+        {
+            scan_error = Some(format!(
+                "the gateway cannot tell which upstream serves this `{method}`, and the policy has rules for particular servers"
+            ));
+        }
         let decision = match &scan_error {
             Some(e) => Decision {
                 action: Action::Deny,
@@ -881,7 +936,20 @@ impl Plugin for Guard {
 mod tests {
     use std::time::{Duration, Instant};
 
-    use super::TaintState;
+    use super::{Guard, TaintState};
+    use mcpguard_protocol::Message;
+
+    #[test]
+    fn every_param_but_the_protocol_envelope_is_judged() {
+        let request = Message::request(
+            "1",
+            "tools/call",
+            Some(r#"{"name":"t","arguments":{"a":1},"extra":"x","_meta":{"progressToken":"p","io.modelcontextprotocol/clientInfo":{"name":"c"},"smuggled":"AKIAQ3ZRT7WX2YUV4ABC"}}"#),
+        );
+        let judged = Guard::judged_json(&request).unwrap_or_default();
+        assert!(judged.contains("AKIAQ3ZRT7WX2YUV4ABC") && judged.contains("\"extra\""), "{judged}");
+        assert!(!judged.contains("progressToken") && !judged.contains("clientInfo"), "{judged}");
+    }
 
     #[test]
     fn recent_calls_is_a_sliding_minute() {
