@@ -944,11 +944,19 @@ mod tests {
         let request = Message::request(
             "1",
             "tools/call",
-            Some(r#"{"name":"t","arguments":{"a":1},"extra":"x","_meta":{"progressToken":"p","io.modelcontextprotocol/clientInfo":{"name":"c"},"smuggled":"AKIAQ3ZRT7WX2YUV4ABC"}}"#),
+            Some(
+                r#"{"name":"t","arguments":{"a":1},"extra":"x","_meta":{"progressToken":"p","io.modelcontextprotocol/clientInfo":{"name":"c"},"smuggled":"AKIAQ3ZRT7WX2YUV4ABC"}}"#,
+            ),
         );
         let judged = Guard::judged_json(&request).unwrap_or_default();
-        assert!(judged.contains("AKIAQ3ZRT7WX2YUV4ABC") && judged.contains("\"extra\""), "{judged}");
-        assert!(!judged.contains("progressToken") && !judged.contains("clientInfo"), "{judged}");
+        assert!(
+            judged.contains("AKIAQ3ZRT7WX2YUV4ABC") && judged.contains("\"extra\""),
+            "{judged}"
+        );
+        assert!(
+            !judged.contains("progressToken") && !judged.contains("clientInfo"),
+            "{judged}"
+        );
     }
 
     #[test]
