@@ -77,26 +77,42 @@ impl Policy {
     /// True when a call of `method` to `target` on `server` would be denied whatever
     /// its arguments, labels or caller: used to hide tools from `tools/list`.
     pub fn always_denies(&self, method: &str, target: &str, exposed: &str, server: &str) -> bool {
-        for rule in &self.rules {
-            if !rule.action.is_terminal() || !eval::method_matches(rule, method) {
-                continue;
+        // Walk the priority groups in order. In each, the terminal rules that could apply
+        // to this tool decide: an unconditional deny always wins; an unconditional or
+        // conditional non-deny may let calls through; conditional denies alone may not
+        // match, so the walk goes on to the next group.
+        let applicable = self.rules.iter().filter(|rule| {
+            rule.action.is_terminal()
+                && eval::method_matches(rule, method)
+                && (rule.tools.is_empty()
+                    || rule.tools.matches(target)
+                    || rule.tools.matches(exposed))
+                && (rule.servers.is_empty() || rule.servers.matches(server))
+        });
+        let mut groups: Vec<(i64, Vec<&Arc<Rule>>)> = Vec::new();
+        for rule in applicable {
+            match groups.last_mut() {
+                Some((priority, group)) if *priority == rule.priority => group.push(rule),
+                _ => groups.push((rule.priority, vec![rule])),
             }
-            let name_ok =
-                rule.tools.is_empty() || rule.tools.matches(target) || rule.tools.matches(exposed);
-            let server_ok = rule.servers.is_empty() || rule.servers.matches(server);
-            if !name_ok || !server_ok {
-                continue;
+        }
+        for (_, group) in groups {
+            let unconditional = |rule: &Arc<Rule>| {
+                rule.arguments.is_empty()
+                    && rule.labels.is_empty()
+                    && rule.identities.is_empty()
+                    && rule.roles.is_empty()
+                    && rule.condition.is_none()
+            };
+            if group
+                .iter()
+                .any(|r| unconditional(r) && r.action == Action::Deny)
+            {
+                return true;
             }
-            let unconditional = rule.arguments.is_empty()
-                && rule.labels.is_empty()
-                && rule.identities.is_empty()
-                && rule.roles.is_empty()
-                && rule.condition.is_none();
-            if unconditional {
-                return rule.action == Action::Deny;
+            if group.iter().any(|r| r.action != Action::Deny) {
+                return false;
             }
-            // A conditional rule may allow some calls: the tool stays visible.
-            return false;
         }
         self.default_action == Action::Deny
     }

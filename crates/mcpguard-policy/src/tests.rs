@@ -362,6 +362,12 @@ fn always_denies_hides_only_unconditional_denials() {
     assert!(!p.always_denies("tools/call", "http_post", "http_post", "x"));
     assert!(!p.always_denies("tools/call", "read", "read", "x"));
     assert!(policy("default_action: deny\n").always_denies("tools/call", "read", "read", "x"));
+    // A conditional deny that does not match falls through to what comes after it.
+    let p = policy(
+        "default_action: deny\nrules:\n  - { id: c, action: deny, priority: 1, methods: [\"*\"], taint_labels: [tool_poisoning] }\n  - { id: a, action: allow, priority: 5, tool_patterns: [\"read_*\"] }\n",
+    );
+    assert!(p.always_denies("tools/call", "launch", "launch", "x"));
+    assert!(!p.always_denies("tools/call", "read_file", "read_file", "x"));
 }
 
 #[test]
