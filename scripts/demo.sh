@@ -86,7 +86,7 @@ echo; echo "gateway: $url"; curl -s "http://127.0.0.1:$port/readyz" | "$py" -m j
 
 view() { "$py" "$root/scripts/demo_view.py"; }
 
-echo "=== Session 1: TypeScript SDK client (protocol 2025-11-25), three upstreams behind one endpoint"
+echo "=== Session 1: TypeScript SDK client (protocol 2025-11-25), four upstreams behind one endpoint (tools the policy never allows are hidden)"
 node "$peers/ts_client.mjs" --url "$url" --sample-text "Sure, here is a summary." --elicit-json '{"name":"Ann","check":true,"email":"ann@example.com","integer":7}' '[
   {"op":"list_tools"},
   {"op":"call_tool","name":"fs__read_text_file","arguments":{"path":"'"$demo"'/files/report.txt"}},
