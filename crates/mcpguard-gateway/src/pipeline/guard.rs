@@ -792,12 +792,12 @@ impl Plugin for Guard {
         if !self.config.enabled {
             return Flow::Continue;
         }
-        let Some(result) = ctx
-            .response
-            .as_ref()
-            .and_then(|r| r.result())
-            .map(str::to_string)
-        else {
+        // Error answers are scanned too: an upstream can leak through `message`/`data`.
+        let Some((result, is_error)) = ctx.response.as_ref().and_then(|r| {
+            r.result()
+                .map(|b| (b.to_string(), false))
+                .or_else(|| r.error().map(|b| (b.to_string(), true)))
+        }) else {
             return Flow::Continue;
         };
         match self.detector.scan_json(&result) {
@@ -828,6 +828,20 @@ impl Plugin for Guard {
                     v.result_findings = findings;
                 }
                 match (redacted, ctx.response.as_ref()) {
+                    (Ok(Some(masked)), Some(_)) if is_error => {
+                        let body: serde_json::Value =
+                            serde_json::from_str(&masked).unwrap_or_default();
+                        let mut error = RpcError::new(
+                            body.get("code")
+                                .and_then(|c| c.as_i64())
+                                .unwrap_or(codes::INTERNAL_ERROR),
+                            body.get("message")
+                                .and_then(|m| m.as_str())
+                                .unwrap_or("upstream error"),
+                        );
+                        error.data = body.get("data").cloned();
+                        Flow::Respond(Message::error_response(ctx.request.id(), &error))
+                    }
                     (Ok(Some(masked)), Some(response)) => {
                         Flow::Respond(response.with_result(&masked))
                     }
