@@ -10,49 +10,9 @@ use std::collections::BTreeSet;
 use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use mcpguard_bench::guard_inputs::{arguments, policy_of};
 use mcpguard_detect::{Detector, DigestKey, Limits};
 use mcpguard_policy::{Action, Call, SessionFacts};
-
-/// Realistic tool arguments of about `size` bytes: a path, options and a body of prose
-/// with numbers, paths and identifiers (no secrets).
-fn arguments(size: usize) -> String {
-    let words = [
-        "the",
-        "report",
-        "shows",
-        "revenue",
-        "for",
-        "quarter",
-        "3",
-        "was",
-        "12.5%",
-        "higher",
-        "see",
-        "/srv/data/q3.csv",
-        "and",
-        "ticket",
-        "OPS-4821",
-        "updated",
-        "2026-11-24",
-        "by",
-        "build",
-        "a3f9c2e",
-        "version",
-        "1.4.2",
-        "order",
-        "#88231",
-        "total",
-        "$4,120.00",
-    ];
-    let mut body = String::new();
-    let mut i = 0;
-    while body.len() < size.saturating_sub(120) {
-        body.push_str(words[i % words.len()]);
-        body.push(' ');
-        i += 7;
-    }
-    serde_json::json!({"path": "/srv/data/out.txt", "mode": "append", "content": body}).to_string()
-}
 
 fn with_secret(size: usize) -> String {
     let mut v: serde_json::Value = serde_json::from_str(&arguments(size)).unwrap();
@@ -90,40 +50,13 @@ fn detect(c: &mut Criterion) {
     group.finish();
 }
 
-/// A policy of `n` rules shaped like real ones (tool globs, label conditions, argument
-/// patterns), with the matching rule last.
-fn policy_of(n: usize) -> mcpguard_policy::Policy {
-    let mut yaml = String::from("default_action: deny\nrules:\n");
-    for i in 0..n - 1 {
-        let rule = match i % 4 {
-            0 => format!(
-                "  - {{ id: r{i}, action: deny, priority: {i}, tool_patterns: [\"tool{i}_*\", \"other{i}\"] }}\n"
-            ),
-            1 => format!(
-                "  - {{ id: r{i}, action: deny, priority: {i}, tool_patterns: [\"http_{i}*\"], taint_labels: [secret, pii] }}\n"
-            ),
-            2 => format!(
-                "  - {{ id: r{i}, action: deny, priority: {i}, tool_patterns: [\"fs{i}_*\"], argument_patterns: [{{ key: \"*path*\", match: \"^/etc/\" }}] }}\n"
-            ),
-            _ => format!(
-                "  - {{ id: r{i}, action: sandbox, priority: {i}, servers: [\"srv{i}\"], tool_patterns: [\"re:^exec{i}\"] }}\n"
-            ),
-        };
-        yaml.push_str(&rule);
-    }
-    yaml.push_str(&format!(
-        "  - {{ id: allow, action: allow, priority: {n}, tool_patterns: [\"read_*\"] }}\n"
-    ));
-    mcpguard_policy::compile(&[("bench.yaml".into(), yaml)], Action::Deny).unwrap()
-}
-
 fn policy(c: &mut Criterion) {
     let mut group = c.benchmark_group("policy_evaluate");
     let labels: BTreeSet<String> = ["pii".to_string(), "pii.email".to_string()].into();
     let args = serde_json::json!({"path": "/srv/data/x.txt"});
     let session = SessionFacts::default();
     for n in [10, 100, 1000] {
-        let policy = policy_of(n);
+        let policy = policy_of(n).unwrap();
         group.bench_with_input(BenchmarkId::from_parameter(n), &policy, |b, policy| {
             b.iter(|| {
                 let decision = policy.evaluate(black_box(&Call {

@@ -3,4 +3,5 @@
 //! `tools/call` over Streamable HTTP.
 
 pub mod echo;
+pub mod guard_inputs;
 pub mod load;

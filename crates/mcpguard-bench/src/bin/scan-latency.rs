@@ -7,47 +7,9 @@
 use std::collections::BTreeSet;
 use std::time::Instant;
 
+use mcpguard_bench::guard_inputs::{arguments, policy_of};
 use mcpguard_detect::{Detector, DigestKey, Limits};
 use mcpguard_policy::{Action, Call, SessionFacts};
-
-fn arguments(size: usize) -> String {
-    let words = [
-        "the",
-        "report",
-        "shows",
-        "revenue",
-        "for",
-        "quarter",
-        "3",
-        "was",
-        "12.5%",
-        "higher",
-        "see",
-        "/srv/data/q3.csv",
-        "and",
-        "ticket",
-        "OPS-4821",
-        "updated",
-        "2026-11-24",
-        "by",
-        "build",
-        "a3f9c2e",
-        "version",
-        "1.4.2",
-        "order",
-        "#88231",
-        "total",
-        "$4,120.00",
-    ];
-    let mut body = String::new();
-    let mut i = 0;
-    while body.len() < size.saturating_sub(120) {
-        body.push_str(words[i % words.len()]);
-        body.push(' ');
-        i += 7;
-    }
-    serde_json::json!({"path": "/srv/data/out.txt", "mode": "append", "content": body}).to_string()
-}
 
 fn percentiles(mut samples: Vec<u64>) -> (f64, f64, f64) {
     samples.sort_unstable();
@@ -96,20 +58,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = serde_json::json!({"path": "/srv/data/x.txt"});
     let session = SessionFacts::default();
     for n in [10, 100, 1000] {
-        let mut yaml = String::from("default_action: deny\nrules:\n");
-        for i in 0..n - 1 {
-            yaml.push_str(&match i % 4 {
-                0 => format!("  - {{ id: r{i}, action: deny, priority: {i}, tool_patterns: [\"tool{i}_*\", \"other{i}\"] }}\n"),
-                1 => format!("  - {{ id: r{i}, action: deny, priority: {i}, tool_patterns: [\"http_{i}*\"], taint_labels: [secret, pii] }}\n"),
-                2 => format!("  - {{ id: r{i}, action: deny, priority: {i}, tool_patterns: [\"fs{i}_*\"], argument_patterns: [{{ key: \"*path*\", match: \"^/etc/\" }}] }}\n"),
-                _ => format!("  - {{ id: r{i}, action: sandbox, priority: {i}, servers: [\"srv{i}\"], tool_patterns: [\"re:^exec{i}\"] }}\n"),
-            });
-        }
-        yaml.push_str(&format!(
-            "  - {{ id: allow, action: allow, priority: {n}, tool_patterns: [\"read_*\"] }}\n"
-        ));
-        let policy = mcpguard_policy::compile(&[("bench.yaml".into(), yaml)], Action::Deny)
-            .map_err(|e| format!("{e:?}"))?;
+        let policy = policy_of(n).map_err(|e| format!("{e:?}"))?;
         let count = iterations * 5;
         let mut samples = Vec::with_capacity(count);
         for _ in 0..count {

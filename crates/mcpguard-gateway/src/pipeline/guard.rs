@@ -156,21 +156,10 @@ impl Guard {
     }
 
     /// The taint state of the caller's session. Agents of the stateless revision have no
-    /// session: their state is keyed by address and client name, so taint still follows
-    /// a value from one call to the next (erring towards more taint, never less).
+    /// session: their state is keyed by address (see [`caller_key`]), so taint still
+    /// follows a value from one call to the next (erring towards more taint, never less).
     fn state(&self, ctx: &CallContext) -> Arc<Mutex<TaintState>> {
-        let key = match ctx.caller.session_id() {
-            Some(id) => format!("session:{id}"),
-            None => format!(
-                // By address only: `clientInfo` is the agent's own claim, and changing it
-                // must not buy a clean ledger.
-                "stateless:{}",
-                ctx.caller
-                    .remote
-                    .map(|r| r.ip().to_string())
-                    .unwrap_or_default()
-            ),
-        };
+        let key = caller_key(ctx);
         let now = std::time::Instant::now();
         let mut states = self.states.lock();
         if states.len() >= MAX_TRACKED_SESSIONS && !states.contains_key(&key) {
@@ -279,7 +268,9 @@ fn redactions<'f>(
         .collect()
 }
 
-/// Who an approval belongs to: the session, or for a stateless agent its address.
+/// Whose call this is: the session, or for a stateless agent its address — not its
+/// `clientInfo`, which is the agent's own claim and must not buy a clean ledger or
+/// another agent's approval.
 fn caller_key(ctx: &CallContext) -> String {
     match ctx.caller.session_id() {
         Some(id) => format!("session:{id}"),
