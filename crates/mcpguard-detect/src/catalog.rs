@@ -249,7 +249,7 @@ pub static PATTERN_RULES: &[PatternRule] = &[
             "openssh_private_key",
             "secret.openssh_private_key",
             &["-----BEGIN "],
-            r"-----BEGIN OPENSSH PRIVATE KEY-----(?:(?s:.){1,16384}?-----END OPENSSH PRIVATE KEY-----)?",
+            r"-----BEGIN OPENSSH PRIVATE KEY-----(?:(?s:.)+?-----END OPENSSH PRIVATE KEY-----)?",
         )
     },
     PatternRule {
@@ -260,7 +260,7 @@ pub static PATTERN_RULES: &[PatternRule] = &[
             "pgp_private_key",
             "secret.pgp_private_key",
             &["-----BEGIN "],
-            r"-----BEGIN PGP PRIVATE KEY BLOCK-----(?:(?s:.){1,32768}?-----END PGP PRIVATE KEY BLOCK-----)?",
+            r"-----BEGIN PGP PRIVATE KEY BLOCK-----(?:(?s:.)+?-----END PGP PRIVATE KEY BLOCK-----)?",
         )
     },
     PatternRule {
@@ -271,7 +271,7 @@ pub static PATTERN_RULES: &[PatternRule] = &[
             "private_key",
             "secret.private_key",
             &["-----BEGIN "],
-            r"-----BEGIN (?:RSA |EC |DSA |ENCRYPTED )?PRIVATE KEY-----(?:(?s:.){1,16384}?-----END (?:RSA |EC |DSA |ENCRYPTED )?PRIVATE KEY-----)?",
+            r"-----BEGIN (?:RSA |EC |DSA |ENCRYPTED )?PRIVATE KEY-----(?:(?s:.)+?-----END (?:RSA |EC |DSA |ENCRYPTED )?PRIVATE KEY-----)?",
         )
     },
     PatternRule {
