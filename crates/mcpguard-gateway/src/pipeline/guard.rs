@@ -373,12 +373,28 @@ impl Guard {
         ctx: &CallContext,
         findings: &[Finding],
     ) -> Vec<Arc<mcpguard_policy::Rule>> {
-        let labels = labels_of(findings, &[]);
+        let mut labels = labels_of(findings, &[]);
         let exposed = ctx
             .request
             .param_str("name")
             .or_else(|| ctx.request.param_str("uri"));
-        let facts = SessionFacts::default();
+        // The session as it stands after this call, and the call's own arguments and
+        // labels, so that result-time rules see what call-time rules saw.
+        let facts = {
+            let st = self.state(ctx);
+            let st = st.lock();
+            SessionFacts {
+                sensitive: !st.ledger.is_empty(),
+                ..st.facts.clone()
+            }
+        };
+        if let Some(v) = ctx.extensions.get::<Verdict>() {
+            labels.extend(v.labels.iter().cloned());
+        }
+        let arguments: Option<serde_json::Value> = ctx
+            .request
+            .param("arguments")
+            .and_then(|a| serde_json::from_str(a).ok());
         let decision = self.policy.load().evaluate(&Call {
             method: ctx.method(),
             target: ctx
@@ -388,7 +404,7 @@ impl Guard {
                 .or(exposed.as_deref()),
             exposed: exposed.as_deref(),
             server: ctx.target.as_ref().map(|t| t.server.as_str()),
-            arguments: None,
+            arguments: arguments.as_ref(),
             labels: &labels,
             identity: None,
             roles: &[],
