@@ -83,6 +83,19 @@ pub(crate) fn canonical(kind: &str, value: &str) -> Vec<u8> {
     }
 }
 
+/// The fingerprint of `value` with separators dropped, when that differs from its
+/// canonical form (types whose canonical form keeps separators).
+pub(crate) fn compact(key: &DigestKey, kind: &str, value: &str) -> Option<Fingerprint> {
+    if numeric_kind(kind) || !value.bytes().any(is_separator) {
+        return None;
+    }
+    let stripped: Vec<u8> = canonical(kind, value)
+        .into_iter()
+        .filter(|b| !is_separator(*b))
+        .collect();
+    Some(Fingerprint::of_canonical(key, &stripped))
+}
+
 impl Fingerprint {
     /// The fingerprint of a value found as type `kind`.
     pub fn of_value(key: &DigestKey, kind: &str, value: &str) -> Fingerprint {

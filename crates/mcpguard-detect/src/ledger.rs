@@ -83,8 +83,10 @@ impl TaintLedger {
     /// Records the findings of one output.
     pub fn record(&mut self, findings: &[Finding], source: Provenance) {
         let source = Arc::new(source);
-        for finding in findings {
-            let fp = finding.fingerprint;
+        let prints = findings
+            .iter()
+            .flat_map(|f| std::iter::once((f, f.fingerprint)).chain(f.compact.map(|c| (f, c))));
+        for (finding, fp) in prints {
             if (fp.len as usize) < MIN_TRACKED_LEN
                 || self.entries.iter().any(|e| e.fingerprint == fp)
             {

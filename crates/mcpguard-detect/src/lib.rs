@@ -125,6 +125,10 @@ pub struct Finding {
     /// The value's fingerprint, for the taint ledger.
     #[serde(skip)]
     pub fingerprint: Fingerprint,
+    /// The fingerprint of the value without separators (spaces, dashes, dots…), when it
+    /// has any: a copy with separators added or removed is still the same value.
+    #[serde(skip)]
+    pub compact: Option<Fingerprint>,
 }
 
 /// The compiled detectors with their digest key and limits. Build once, share.
@@ -288,7 +292,13 @@ impl<'d> Collector<'d> {
             return;
         };
         let fingerprint = Fingerprint::of_value(&self.detector.key, hit.kind, value);
+        let compact = fingerprint::compact(&self.detector.key, hit.kind, value);
         self.push(hit, location, encoding, plain, fingerprint);
+        if let Some(last) = self.findings.last_mut()
+            && last.fingerprint == fingerprint
+        {
+            last.compact = compact;
+        }
     }
 
     fn push(
@@ -316,6 +326,7 @@ impl<'d> Collector<'d> {
             digest: fingerprint.digest(),
             span: plain.then_some((hit.start, hit.end)),
             fingerprint,
+            compact: None,
         });
     }
 

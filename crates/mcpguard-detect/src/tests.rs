@@ -639,3 +639,26 @@ fn padded_and_multibyte_values_neither_panic_nor_hide() {
     let found = d.scan_text(&url).unwrap();
     assert!(kinds(&found).contains(&"secret.database_url"), "{found:?}");
 }
+
+#[test]
+fn taint_survives_added_or_removed_separators() {
+    let d = detector();
+    let token = format!(
+        "xoxb-{}-{}-{}",
+        "1234567890123", "9876543210987", "aB3dE5fG7hJ9kL2mN4pQaB3d"
+    );
+    let ledger = ledger_with(&d, &format!(r#"{{"out":"{token}"}}"#));
+    let spaced = token.replace('-', " - ");
+    let flows = ledger
+        .flows(&d, &format!(r#"{{"body":"{spaced}"}}"#))
+        .unwrap();
+    assert_eq!(flows.len(), 1, "{flows:?}");
+    let joined = token.replace('-', "");
+    assert_eq!(
+        ledger
+            .flows(&d, &format!(r#"{{"body":"{joined}"}}"#))
+            .unwrap()
+            .len(),
+        1
+    );
+}
