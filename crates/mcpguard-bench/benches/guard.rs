@@ -10,9 +10,9 @@ use std::collections::BTreeSet;
 use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use mcpguard_bench::guard_inputs::{arguments, policy_of};
+use mcpguard_bench::guard_inputs::{arguments, policy_of, read_file_call};
 use mcpguard_detect::{Detector, DigestKey, Limits};
-use mcpguard_policy::{Action, Call, SessionFacts};
+use mcpguard_policy::{Action, SessionFacts};
 
 fn with_secret(size: usize) -> String {
     let mut v: serde_json::Value = serde_json::from_str(&arguments(size)).unwrap();
@@ -59,17 +59,8 @@ fn policy(c: &mut Criterion) {
         let policy = policy_of(n).unwrap();
         group.bench_with_input(BenchmarkId::from_parameter(n), &policy, |b, policy| {
             b.iter(|| {
-                let decision = policy.evaluate(black_box(&Call {
-                    method: "tools/call",
-                    target: Some("read_file"),
-                    exposed: Some("fs__read_file"),
-                    server: Some("fs"),
-                    arguments: Some(&args),
-                    labels: &labels,
-                    identity: None,
-                    roles: &[],
-                    session: &session,
-                }));
+                let decision =
+                    policy.evaluate(black_box(&read_file_call(&args, &labels, &session)));
                 assert_eq!(decision.action, Action::Allow);
                 decision
             })

@@ -1,7 +1,9 @@
 //! Inputs for the guard benchmarks (criterion bench `guard` and the `scan-latency` bin):
 //! realistic tool arguments and policies of a chosen size.
 
-use mcpguard_policy::{Action, Policy, PolicyError};
+use std::collections::BTreeSet;
+
+use mcpguard_policy::{Action, Call, Policy, PolicyError, SessionFacts};
 
 /// Tool arguments of about `size` bytes: a path, options and a body of prose with
 /// numbers, dates, paths and identifiers — and no secrets.
@@ -69,4 +71,24 @@ pub fn policy_of(n: usize) -> Result<Policy, Vec<PolicyError>> {
         "  - {{ id: allow, action: allow, priority: {n}, tool_patterns: [\"read_*\"] }}\n"
     ));
     mcpguard_policy::compile(&[("bench.yaml".into(), yaml)], Action::Deny)
+}
+
+/// A `tools/call` of `fs__read_file` (upstream `fs`, tool `read_file`): the call that the
+/// policies of [`policy_of`] allow, after every other rule was looked at.
+pub fn read_file_call<'a>(
+    arguments: &'a serde_json::Value,
+    labels: &'a BTreeSet<String>,
+    session: &'a SessionFacts,
+) -> Call<'a> {
+    Call {
+        method: "tools/call",
+        target: Some("read_file"),
+        exposed: Some("fs__read_file"),
+        server: Some("fs"),
+        arguments: Some(arguments),
+        labels,
+        identity: None,
+        roles: &[],
+        session,
+    }
 }

@@ -7,9 +7,9 @@
 use std::collections::BTreeSet;
 use std::time::Instant;
 
-use mcpguard_bench::guard_inputs::{arguments, policy_of};
+use mcpguard_bench::guard_inputs::{arguments, policy_of, read_file_call};
 use mcpguard_detect::{Detector, DigestKey, Limits};
-use mcpguard_policy::{Action, Call, SessionFacts};
+use mcpguard_policy::{Action, SessionFacts};
 
 fn percentiles(mut samples: Vec<u64>) -> (f64, f64, f64) {
     samples.sort_unstable();
@@ -63,17 +63,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let mut samples = Vec::with_capacity(count);
         for _ in 0..count {
             let start = Instant::now();
-            let decision = policy.evaluate(&Call {
-                method: "tools/call",
-                target: Some("read_file"),
-                exposed: Some("fs__read_file"),
-                server: Some("fs"),
-                arguments: Some(&args),
-                labels: &labels,
-                identity: None,
-                roles: &[],
-                session: &session,
-            });
+            let decision = policy.evaluate(&read_file_call(&args, &labels, &session));
             samples.push(start.elapsed().as_nanos() as u64);
             assert_eq!(decision.action, Action::Allow);
         }

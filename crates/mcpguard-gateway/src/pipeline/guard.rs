@@ -268,6 +268,29 @@ fn redactions<'f>(
         .collect()
 }
 
+/// The policy's view of the call in `ctx`: its method, its target (the upstream-side
+/// name when the gateway resolved it, else `exposed`), server, arguments and labels.
+/// Nothing authenticates callers yet, so identity and roles are empty.
+fn call_of<'a>(
+    ctx: &'a CallContext,
+    exposed: Option<&'a str>,
+    arguments: Option<&'a serde_json::Value>,
+    labels: &'a BTreeSet<String>,
+    session: &'a SessionFacts,
+) -> Call<'a> {
+    Call {
+        method: ctx.method(),
+        target: ctx.target.as_ref().map(|t| t.name.as_str()).or(exposed),
+        exposed,
+        server: ctx.target.as_ref().map(|t| t.server.as_str()),
+        arguments,
+        labels,
+        identity: None,
+        roles: &[],
+        session,
+    }
+}
+
 /// Whose call this is: the session, or for a stateless agent its address — not its
 /// `clientInfo`, which is the agent's own claim and must not buy a clean ledger or
 /// another agent's approval.
@@ -395,22 +418,8 @@ impl Guard {
             .request
             .param("arguments")
             .and_then(|a| serde_json::from_str(a).ok());
-        let decision = self.policy.load().evaluate(&Call {
-            method: ctx.method(),
-            target: ctx
-                .target
-                .as_ref()
-                .map(|t| t.name.as_str())
-                .or(exposed.as_deref()),
-            exposed: exposed.as_deref(),
-            server: ctx.target.as_ref().map(|t| t.server.as_str()),
-            arguments: arguments.as_ref(),
-            labels: &labels,
-            identity: None,
-            roles: &[],
-            session: &facts,
-        });
-        decision.modifiers
+        let call = call_of(ctx, exposed.as_deref(), arguments.as_ref(), &labels, &facts);
+        self.policy.load().evaluate(&call).modifiers
     }
 
     /// `json` with the findings that `modifiers` redact masked; `None` when nothing is.
@@ -694,21 +703,13 @@ impl Plugin for Guard {
                 matched: Vec::new(),
                 errors: vec![e.clone()],
             },
-            None => policy.evaluate(&Call {
-                method,
-                target: ctx
-                    .target
-                    .as_ref()
-                    .map(|t| t.name.as_str())
-                    .or(exposed.as_deref()),
-                exposed: exposed.as_deref(),
-                server: ctx.target.as_ref().map(|t| t.server.as_str()),
-                arguments: arguments.as_ref(),
-                labels: &labels,
-                identity: None,
-                roles: &[],
-                session: &facts,
-            }),
+            None => policy.evaluate(&call_of(
+                ctx,
+                exposed.as_deref(),
+                arguments.as_ref(),
+                &labels,
+                &facts,
+            )),
         };
         {
             let mut st = state.lock();
