@@ -1,0 +1,351 @@
+//! The embedded store: one SQLite file in WAL mode. Append-only is enforced by triggers
+//! that abort any UPDATE or DELETE; the hash chain and signed checkpoints catch whoever
+//! drops the triggers first.
+
+use std::path::{Path, PathBuf};
+
+use rusqlite::{Connection, OpenFlags, OptionalExtension as _, params};
+
+use crate::AuditError;
+use crate::event::AuditEvent;
+use crate::record::{self, Head};
+use crate::store::{Appended, AuditStore, Filter, StoredCheckpoint, StoredRow};
+
+/// How hard a commit waits for the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Durability {
+    /// fsync the WAL at every commit: an acknowledged event survives a power cut.
+    #[default]
+    Full,
+    /// Commit to the operating system without fsync: an acknowledged event survives the
+    /// gateway being killed (`kill -9`), not a power cut.
+    Process,
+}
+
+const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS audit_meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS audit_events(
+    seq INTEGER PRIMARY KEY,
+    hash BLOB NOT NULL,
+    data TEXT NOT NULL,
+    time_us INTEGER NOT NULL,
+    session TEXT,
+    identity TEXT,
+    tool TEXT,
+    server TEXT,
+    outcome TEXT NOT NULL,
+    rule TEXT
+);
+CREATE INDEX IF NOT EXISTS audit_events_time ON audit_events(time_us);
+CREATE TABLE IF NOT EXISTS audit_checkpoints(
+    size INTEGER PRIMARY KEY,
+    note TEXT NOT NULL,
+    time_us INTEGER NOT NULL
+);
+CREATE TRIGGER IF NOT EXISTS audit_events_no_update BEFORE UPDATE ON audit_events
+BEGIN SELECT RAISE(ABORT, 'the audit log is append-only: UPDATE is refused'); END;
+CREATE TRIGGER IF NOT EXISTS audit_events_no_delete BEFORE DELETE ON audit_events
+BEGIN SELECT RAISE(ABORT, 'the audit log is append-only: DELETE is refused'); END;
+CREATE TRIGGER IF NOT EXISTS audit_checkpoints_no_update BEFORE UPDATE ON audit_checkpoints
+BEGIN SELECT RAISE(ABORT, 'checkpoints are append-only: UPDATE is refused'); END;
+CREATE TRIGGER IF NOT EXISTS audit_checkpoints_no_delete BEFORE DELETE ON audit_checkpoints
+BEGIN SELECT RAISE(ABORT, 'checkpoints are append-only: DELETE is refused'); END;
+INSERT OR IGNORE INTO audit_meta(key, value) VALUES ('schema', '1');
+"#;
+
+const INSERT: &str = "INSERT INTO audit_events(seq, hash, data, time_us, session, identity, tool, server, outcome, rule) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
+
+/// The SQLite store.
+pub struct SqliteStore {
+    conn: Connection,
+    path: PathBuf,
+    head: Option<Head>,
+}
+
+impl SqliteStore {
+    /// Opens (creating when missing) the log at `path` for writing.
+    pub fn open(path: &Path, durability: Durability) -> Result<SqliteStore, AuditError> {
+        let conn = Connection::open(path).map_err(|e| store_error(path, &e))?;
+        let sync = match durability {
+            Durability::Full => "FULL",
+            Durability::Process => "NORMAL",
+        };
+        let setup = format!(
+            "PRAGMA journal_mode=WAL; PRAGMA synchronous={sync}; PRAGMA busy_timeout=5000; {SCHEMA}"
+        );
+        conn.execute_batch(&setup)
+            .map_err(|e| store_error(path, &e))?;
+        let mut store = SqliteStore {
+            conn,
+            path: path.to_path_buf(),
+            head: None,
+        };
+        store.check_schema()?;
+        Ok(store)
+    }
+
+    /// Opens an existing log read-only (for verify, query and export; safe while a
+    /// gateway writes).
+    pub fn open_read_only(path: &Path) -> Result<SqliteStore, AuditError> {
+        if !path.exists() {
+            return Err(AuditError::Store {
+                location: path.display().to_string(),
+                detail: "no such file; check `audit.path` in the configuration or pass --db".into(),
+            });
+        }
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| store_error(path, &e))?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(|e| store_error(path, &e))?;
+        let mut store = SqliteStore {
+            conn,
+            path: path.to_path_buf(),
+            head: None,
+        };
+        store.check_schema()?;
+        Ok(store)
+    }
+
+    fn check_schema(&mut self) -> Result<(), AuditError> {
+        let version: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT value FROM audit_meta WHERE key = 'schema'",
+                [],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| self.error(&e))?;
+        match version.as_deref() {
+            Some("1") => Ok(()),
+            Some(v) => Err(AuditError::Store {
+                location: self.location(),
+                detail: format!("audit schema version `{v}` is not one this mcpguard reads (1)"),
+            }),
+            None => Err(AuditError::Store {
+                location: self.location(),
+                detail: "not an MCPGuard audit log (no schema version)".into(),
+            }),
+        }
+    }
+
+    fn error(&self, e: &rusqlite::Error) -> AuditError {
+        store_error(&self.path, e)
+    }
+}
+
+/// A store error with a hint for the common SQLite failures.
+fn store_error(path: &Path, e: &rusqlite::Error) -> AuditError {
+    use rusqlite::ErrorCode;
+    let hint = match e.sqlite_error_code() {
+        Some(ErrorCode::DiskFull) => "; the disk is full: free space or move `audit.path`",
+        Some(ErrorCode::DatabaseCorrupt) | Some(ErrorCode::NotADatabase) => {
+            "; the file is damaged or not a database: move it aside, keep it as evidence, and run `mcpguard audit-verify --db <copy>` on it"
+        }
+        Some(ErrorCode::ReadOnly)
+        | Some(ErrorCode::CannotOpen)
+        | Some(ErrorCode::PermissionDenied) => {
+            "; check that the directory exists and the gateway may write there"
+        }
+        Some(ErrorCode::DatabaseBusy) | Some(ErrorCode::DatabaseLocked) => {
+            "; another process holds the database (two gateways on one SQLite file? use PostgreSQL for replicas)"
+        }
+        _ => "",
+    };
+    AuditError::Store {
+        location: path.display().to_string(),
+        detail: format!("{e}{hint}"),
+    }
+}
+
+fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredRow> {
+    Ok(StoredRow {
+        seq: r.get::<_, i64>(0)? as u64,
+        hash: r.get(1)?,
+        data: r.get(2)?,
+    })
+}
+
+impl AuditStore for SqliteStore {
+    fn location(&self) -> String {
+        self.path.display().to_string()
+    }
+
+    fn head(&mut self) -> Result<Head, AuditError> {
+        let last: Option<(i64, Vec<u8>)> = self
+            .conn
+            .query_row(
+                "SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .map_err(|e| self.error(&e))?;
+        let head = match last {
+            None => Head::default(),
+            Some((seq, hash)) => Head {
+                size: seq as u64,
+                last: hash.try_into().map_err(|_| AuditError::Record {
+                    seq: seq as u64,
+                    detail: "the stored hash is not 32 bytes; run `mcpguard audit-verify`".into(),
+                })?,
+            },
+        };
+        self.head = Some(head);
+        Ok(head)
+    }
+
+    fn append(&mut self, events: &[AuditEvent]) -> Result<Vec<Appended>, AuditError> {
+        let mut head = match self.head {
+            Some(h) => h,
+            None => self.head()?,
+        };
+        let path = self.path.clone();
+        let result = (|| -> Result<Vec<Appended>, AuditError> {
+            let err = |e: rusqlite::Error| store_error(&path, &e);
+            let tx = self.conn.transaction().map_err(err)?;
+            let mut out = Vec::with_capacity(events.len());
+            {
+                let mut insert = tx.prepare_cached(INSERT).map_err(err)?;
+                for event in events {
+                    let seq = head.size + 1;
+                    let (data, hash) =
+                        record::encode(seq, &head.last, event).map_err(|e| AuditError::Record {
+                            seq,
+                            detail: e.to_string(),
+                        })?;
+                    insert
+                        .execute(params![
+                            seq as i64,
+                            &hash[..],
+                            data,
+                            event.time_unix_us,
+                            event.session,
+                            event.identity,
+                            event.tool,
+                            event.upstream,
+                            event.outcome.as_str(),
+                            event.rule(),
+                        ])
+                        .map_err(err)?;
+                    head = Head {
+                        size: seq,
+                        last: hash,
+                    };
+                    out.push(Appended { seq, hash });
+                }
+            }
+            tx.commit().map_err(err)?;
+            Ok(out)
+        })();
+        match &result {
+            Ok(_) => self.head = Some(head),
+            Err(_) => self.head = None,
+        }
+        result
+    }
+
+    fn scan(
+        &mut self,
+        from: u64,
+        each: &mut dyn FnMut(StoredRow) -> bool,
+    ) -> Result<(), AuditError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT seq, hash, data FROM audit_events WHERE seq >= ?1 ORDER BY seq")
+            .map_err(|e| store_error(&self.path, &e))?;
+        let mut rows = stmt
+            .query([from as i64])
+            .map_err(|e| store_error(&self.path, &e))?;
+        while let Some(r) = rows.next().map_err(|e| store_error(&self.path, &e))? {
+            if !each(row(r).map_err(|e| store_error(&self.path, &e))?) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn add_checkpoint(
+        &mut self,
+        size: u64,
+        note: &str,
+        time_unix_us: i64,
+    ) -> Result<(), AuditError> {
+        self.conn
+            .execute(
+                "INSERT OR IGNORE INTO audit_checkpoints(size, note, time_us) VALUES (?1, ?2, ?3)",
+                params![size as i64, note, time_unix_us],
+            )
+            .map_err(|e| self.error(&e))?;
+        Ok(())
+    }
+
+    fn checkpoints(&mut self) -> Result<Vec<StoredCheckpoint>, AuditError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT size, note, time_us FROM audit_checkpoints ORDER BY size")
+            .map_err(|e| store_error(&self.path, &e))?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok(StoredCheckpoint {
+                    size: r.get::<_, i64>(0)? as u64,
+                    note: r.get(1)?,
+                    time_unix_us: r.get(2)?,
+                })
+            })
+            .map_err(|e| store_error(&self.path, &e))?;
+        rows.collect::<Result<Vec<_>, _>>()
+            .map_err(|e| store_error(&self.path, &e))
+    }
+
+    fn candidates(
+        &mut self,
+        filter: &Filter,
+        each: &mut dyn FnMut(StoredRow) -> bool,
+    ) -> Result<(), AuditError> {
+        let mut sql = String::from("SELECT seq, hash, data FROM audit_events WHERE 1=1");
+        let mut args: Vec<rusqlite::types::Value> = Vec::new();
+        let mut add = |clause: &str, v: rusqlite::types::Value| {
+            args.push(v);
+            sql.push_str(&format!(" AND {clause} ?{}", args.len()));
+        };
+        if let Some(t) = filter.since_us {
+            add("time_us >=", t.into());
+        }
+        if let Some(t) = filter.until_us {
+            add("time_us <", t.into());
+        }
+        for (column, value) in [
+            ("identity", &filter.identity),
+            ("tool", &filter.tool),
+            ("server", &filter.server),
+            ("session", &filter.session),
+            ("rule", &filter.rule),
+        ] {
+            if let Some(v) = value {
+                add(&format!("{column} ="), v.clone().into());
+            }
+        }
+        sql.push_str(if filter.newest_first {
+            " ORDER BY seq DESC"
+        } else {
+            " ORDER BY seq"
+        });
+        let mut stmt = self
+            .conn
+            .prepare(&sql)
+            .map_err(|e| store_error(&self.path, &e))?;
+        let mut rows = stmt
+            .query(rusqlite::params_from_iter(args))
+            .map_err(|e| store_error(&self.path, &e))?;
+        while let Some(r) = rows.next().map_err(|e| store_error(&self.path, &e))? {
+            if !each(row(r).map_err(|e| store_error(&self.path, &e))?) {
+                break;
+            }
+        }
+        Ok(())
+    }
+}
