@@ -113,8 +113,8 @@ pub struct FlowRecord {
     pub source_server: String,
     /// The tool whose output held it.
     pub source_tool: String,
-    /// The session call number that produced it.
-    pub source_call: u64,
+    /// The call (within its session) that produced it.
+    pub source_call: String,
 }
 
 /// One call, as the audit log records it.

@@ -25,6 +25,61 @@ pub struct Config {
     pub policy: PolicyConfig,
     /// Secret/PII detection and taint tracking.
     pub taint: TaintConfig,
+    /// The tamper-evident audit log.
+    pub audit: AuditConfig,
+}
+
+/// The tamper-evident audit log.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuditConfig {
+    /// Record every call. Off: nothing is recorded (the gateway says so at start).
+    pub enabled: bool,
+    /// The SQLite file (relative paths are relative to the configuration file).
+    pub path: PathBuf,
+    /// `full`: an answered call's event survives a power cut (fsync per commit).
+    /// `process`: it survives the gateway being killed, not a power cut.
+    pub durability: AuditDurability,
+    /// Answer calls even when their event cannot be recorded (logged loudly). Off: such
+    /// calls are refused (fail closed).
+    pub fail_open: bool,
+    /// The Ed25519 private key (PKCS#8 PEM) that signs checkpoints; `mcpguard keygen`
+    /// makes one. Relative to the configuration file.
+    pub signing_key: Option<PathBuf>,
+    /// The log's name in signed checkpoints; make it unique per deployment.
+    pub origin: String,
+    /// Seconds between signed checkpoints (one is also written at shutdown).
+    pub checkpoint_interval_seconds: f64,
+    /// The most events one commit holds.
+    pub max_batch: usize,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        AuditConfig {
+            enabled: false,
+            path: PathBuf::from("audit.db"),
+            durability: AuditDurability::Full,
+            fail_open: false,
+            signing_key: None,
+            origin: "mcpguard/audit".into(),
+            checkpoint_interval_seconds: 10.0,
+            max_batch: 1024,
+        }
+    }
+}
+
+/// How hard an audit commit waits for the disk.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema, Default,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum AuditDurability {
+    /// fsync at every commit.
+    #[default]
+    Full,
+    /// Hand the commit to the operating system without fsync.
+    Process,
 }
 
 /// The policy engine.
@@ -314,6 +369,23 @@ impl Config {
     pub fn check(&self) -> Vec<ConfigProblem> {
         let mut problems = Vec::new();
         let mut push = |key: String, message: String| problems.push(ConfigProblem { key, message });
+        if self.audit.enabled && self.audit.signing_key.is_none() {
+            push(
+                "audit.signing_key".into(),
+                "the audit log needs a key to sign checkpoints: run `mcpguard keygen` and set `audit.signing_key` to the private key it wrote".into(),
+            );
+        }
+        if self.audit.checkpoint_interval_seconds.is_nan()
+            || self.audit.checkpoint_interval_seconds <= 0.0
+        {
+            push(
+                "audit.checkpoint_interval_seconds".into(),
+                "must be more than 0".into(),
+            );
+        }
+        if self.audit.max_batch == 0 {
+            push("audit.max_batch".into(), "must be at least 1".into());
+        }
         if self.federation.separator.is_empty() {
             push(
                 "federation.separator".into(),

@@ -70,9 +70,198 @@ pub enum Command {
     /// Findings show the type, detector, location, confidence and a keyed digest — never
     /// the value.
     Detect(DetectArgs),
+    /// Create an Ed25519 signing key for audit checkpoints (and execution envelopes):
+    /// a PKCS#8 PEM private key (mode 0600) and its public key. Never overwrites.
+    Keygen(KeygenArgs),
+    /// Check the audit log: recompute the hash chain and the Merkle tree, check every
+    /// checkpoint's signature and that the log matches them. Names the first bad record
+    /// and how it is wrong (edited, deleted, reordered, truncated). Exit 0 intact, 1 not.
+    #[command(name = "audit-verify")]
+    AuditVerify(AuditVerifyArgs),
+    /// Print a proof as JSON: that record SEQ is in the newest signed checkpoint, or with
+    /// --consistency-from N that the log of N records only grew since.
+    #[command(name = "audit-proof")]
+    AuditProof(AuditProofArgs),
+    /// Check a proof from `audit-proof` with only the public key (what an outside witness
+    /// runs). With --old-checkpoint, the consistency proof must start from that
+    /// checkpoint. Exit 0 valid, 1 not.
+    #[command(name = "audit-check-proof")]
+    AuditCheckProof(AuditCheckProofArgs),
+    /// Print the newest signed checkpoint (a witness keeps it to check later proofs).
+    #[command(name = "audit-checkpoint")]
+    AuditCheckpoint(AuditDbArgs),
+    /// Search the audit log: filters combine; newest first.
+    #[command(name = "audit-query")]
+    AuditQuery(AuditQueryArgs),
+    /// Export the audit log for a SIEM: jsonl (the stored records, re-verifiable), csv,
+    /// cef (ArcSight) or ocsf (API Activity 6003), oldest first.
+    #[command(name = "audit-export")]
+    AuditExport(AuditExportArgs),
     /// Print the man page (roff).
     #[command(hide = true)]
     Man,
+}
+
+/// `mcpguard keygen`.
+#[derive(Debug, Args)]
+pub struct KeygenArgs {
+    /// Where to write the key files.
+    #[arg(long, value_name = "DIR", default_value = ".mcpguard/keys")]
+    pub dir: PathBuf,
+    /// The file name stem: `<name>.key` (private) and `<name>.pub` (public).
+    #[arg(long, default_value = "signing")]
+    pub name: String,
+}
+
+/// Which audit log to read.
+#[derive(Debug, Args)]
+pub struct AuditDbArgs {
+    /// The SQLite audit log (default: `audit.path` of the configuration).
+    #[arg(long, value_name = "PATH")]
+    pub db: Option<PathBuf>,
+}
+
+/// Which key checks signatures.
+#[derive(Debug, Args)]
+pub struct AuditKeyArgs {
+    /// The public key PEM (or the private key) that signs checkpoints (default: the
+    /// configuration's `audit.signing_key`).
+    #[arg(long, value_name = "PATH")]
+    pub public_key: Option<PathBuf>,
+    /// The key name in the checkpoints' signature lines (default: `audit.origin`).
+    #[arg(long, value_name = "NAME")]
+    pub key_name: Option<String>,
+}
+
+/// `mcpguard audit-verify`.
+#[derive(Debug, Args)]
+pub struct AuditVerifyArgs {
+    #[command(flatten)]
+    pub db: AuditDbArgs,
+    #[command(flatten)]
+    pub key: AuditKeyArgs,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `mcpguard audit-proof`.
+#[derive(Debug, Args)]
+pub struct AuditProofArgs {
+    #[command(flatten)]
+    pub db: AuditDbArgs,
+    /// The record to prove included.
+    #[arg(value_name = "SEQ", required_unless_present = "consistency_from")]
+    pub seq: Option<u64>,
+    /// Prove instead that the log of this many records is a prefix of the newest
+    /// checkpoint's.
+    #[arg(long, value_name = "SIZE", conflicts_with = "seq")]
+    pub consistency_from: Option<u64>,
+}
+
+/// `mcpguard audit-check-proof`.
+#[derive(Debug, Args)]
+pub struct AuditCheckProofArgs {
+    /// The proof (JSON from `audit-proof`); `-` reads stdin.
+    #[arg(value_name = "FILE")]
+    pub proof: PathBuf,
+    /// A signed checkpoint kept earlier: the consistency proof must start from it.
+    #[arg(long, value_name = "FILE")]
+    pub old_checkpoint: Option<PathBuf>,
+    #[command(flatten)]
+    pub key: AuditKeyArgs,
+}
+
+/// Filters shared by `audit-query` and `audit-export`.
+#[derive(Debug, Args)]
+pub struct AuditFilterArgs {
+    /// From this time (RFC 3339, or a date meaning its midnight UTC).
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+    /// Before this time.
+    #[arg(long, value_name = "TIME")]
+    pub until: Option<String>,
+    /// The authenticated identity.
+    #[arg(long)]
+    pub identity: Option<String>,
+    /// The tool (or prompt, or resource URI) as the agent named it.
+    #[arg(long)]
+    pub tool: Option<String>,
+    /// The upstream.
+    #[arg(long)]
+    pub server: Option<String>,
+    /// The outcome (allowed, denied, approval_requested, sandboxed, rate_limited,
+    /// unauthenticated, upstream_failure, error, notified) or the policy action (allow,
+    /// deny, sandbox, require_approval).
+    #[arg(long)]
+    pub action: Option<String>,
+    /// The deciding rule id.
+    #[arg(long)]
+    pub rule: Option<String>,
+    /// An OWASP ASI id (ASI01..ASI10) of the deciding rule.
+    #[arg(long, value_name = "ID")]
+    pub asi: Option<String>,
+    /// A label the call carried (a finding type, `flow:<tool>`, `untrusted`...).
+    #[arg(long)]
+    pub label: Option<String>,
+    /// The session (its short id, as in the logs).
+    #[arg(long)]
+    pub session: Option<String>,
+}
+
+/// Output format of `audit-query`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum QueryFormat {
+    /// Aligned columns.
+    Table,
+    /// One stored record per line (JSON).
+    Json,
+}
+
+/// `mcpguard audit-query`.
+#[derive(Debug, Args)]
+pub struct AuditQueryArgs {
+    #[command(flatten)]
+    pub db: AuditDbArgs,
+    #[command(flatten)]
+    pub filter: AuditFilterArgs,
+    /// At most this many events (0: all).
+    #[arg(long, default_value_t = 50)]
+    pub limit: usize,
+    /// Oldest first.
+    #[arg(long)]
+    pub oldest_first: bool,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = QueryFormat::Table)]
+    pub format: QueryFormat,
+}
+
+/// Export formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ExportFormat {
+    /// The stored records, one per line, byte for byte.
+    Jsonl,
+    /// CSV with a header row.
+    Csv,
+    /// ArcSight Common Event Format.
+    Cef,
+    /// OCSF API Activity (class 6003), one JSON object per line.
+    Ocsf,
+}
+
+/// `mcpguard audit-export`.
+#[derive(Debug, Args)]
+pub struct AuditExportArgs {
+    #[command(flatten)]
+    pub db: AuditDbArgs,
+    #[command(flatten)]
+    pub filter: AuditFilterArgs,
+    /// The format.
+    #[arg(long, value_enum)]
+    pub format: ExportFormat,
+    /// Write here instead of stdout.
+    #[arg(long, short, value_name = "FILE")]
+    pub output: Option<PathBuf>,
 }
 
 /// `mcpguard init`.

@@ -190,6 +190,15 @@ pub fn load(explicit: Option<&Path>, overrides: Overrides) -> anyhow::Result<Loa
                 *policy = base.join(&*policy);
             }
         }
+        // So are the audit log and its key.
+        if config.audit.path.is_relative() {
+            config.audit.path = base.join(&config.audit.path);
+        }
+        if let Some(key) = config.audit.signing_key.as_mut()
+            && key.is_relative()
+        {
+            *key = base.join(&*key);
+        }
     }
     Ok(Loaded {
         config,

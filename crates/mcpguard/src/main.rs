@@ -1,5 +1,6 @@
 //! The `mcpguard` binary: CLI, configuration loading and wiring.
 
+mod audit_cmd;
 mod cli;
 mod config_load;
 mod detect_cmd;
@@ -51,6 +52,23 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::ValidatePolicy(args) => policy_cmd::validate(&args),
         Command::Policy(cli::PolicyCommand::Test(args)) => policy_cmd::test(&args),
         Command::Detect(args) => detect_cmd::run(&args),
+        Command::Keygen(args) => audit_cmd::keygen(&args),
+        Command::AuditVerify(args) => {
+            let config = quiet_config(cli.config.as_deref())?;
+            exit_unless(audit_cmd::verify(&config, &args)?)
+        }
+        Command::AuditProof(args) => audit_cmd::proof(&quiet_config(cli.config.as_deref())?, &args),
+        Command::AuditCheckProof(args) => {
+            let config = quiet_config(cli.config.as_deref())?;
+            exit_unless(audit_cmd::check_proof(&config, &args)?)
+        }
+        Command::AuditCheckpoint(args) => {
+            audit_cmd::checkpoint(&quiet_config(cli.config.as_deref())?, &args)
+        }
+        Command::AuditQuery(args) => audit_cmd::query(&quiet_config(cli.config.as_deref())?, &args),
+        Command::AuditExport(args) => {
+            audit_cmd::export(&quiet_config(cli.config.as_deref())?, &args)
+        }
         Command::Man => {
             clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout())?;
             Ok(())
@@ -92,6 +110,20 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             runtime(&loaded.config)?.block_on(stdio(loaded.config))
         }
     }
+}
+
+/// The configuration for an offline command (no logging set up).
+fn quiet_config(path: Option<&std::path::Path>) -> anyhow::Result<Config> {
+    Ok(config_load::load(path, Overrides::default())?.config)
+}
+
+/// Ends the process with status 1 when `ok` is false (after output was written).
+fn exit_unless(ok: bool) -> anyhow::Result<()> {
+    if !ok {
+        let _ = std::io::stdout().flush();
+        std::process::exit(1);
+    }
+    Ok(())
 }
 
 fn runtime(config: &Config) -> anyhow::Result<tokio::runtime::Runtime> {
@@ -158,8 +190,9 @@ fn serve(config: Config) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
+    let audit = audit_cmd::start(&config)?;
     let gateway = main.block_on(async {
-        let plugins = guard_setup::plugins(&config)?;
+        let plugins = plugins(&config, audit.as_ref())?;
         Gateway::start(config, plugins, Agents::Many).map_err(|e| anyhow::anyhow!(e))
     })?;
     tracing::info!(
@@ -206,8 +239,34 @@ fn serve(config: Config) -> anyhow::Result<()> {
             Err(_) => tracing::warn!("an http worker panicked"),
         }
     }
+    close_audit(audit.as_deref());
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The configured plugins: the audit log (when on), then the guard (when a policy is).
+fn plugins(
+    config: &Config,
+    audit: Option<&Arc<mcpguard_audit::AuditWriter>>,
+) -> anyhow::Result<Vec<Arc<dyn mcpguard_gateway::pipeline::Plugin>>> {
+    let mut plugins = guard_setup::plugins(config)?;
+    if let Some(writer) = audit {
+        plugins.push(Arc::new(mcpguard_gateway::pipeline::audit::AuditLog::new(
+            writer.clone(),
+            config.audit.fail_open,
+        )));
+    }
+    Ok(plugins)
+}
+
+/// Signs the final checkpoint and stops the audit writer.
+fn close_audit(audit: Option<&mcpguard_audit::AuditWriter>) {
+    if let Some(writer) = audit {
+        match writer.close_blocking() {
+            Ok(size) => tracing::info!(records = size, "audit log closed with a signed checkpoint"),
+            Err(e) => tracing::error!("the audit log could not write its final checkpoint: {e}"),
+        }
+    }
 }
 
 async fn stdio(config: Config) -> anyhow::Result<()> {
@@ -217,7 +276,8 @@ async fn stdio(config: Config) -> anyhow::Result<()> {
         );
     }
     let grace = Duration::from_secs_f64(config.proxy.shutdown_grace_seconds);
-    let plugins = guard_setup::plugins(&config)?;
+    let audit = audit_cmd::start(&config)?;
+    let plugins = plugins(&config, audit.as_ref())?;
     let gateway = Gateway::start(config, plugins, Agents::One).map_err(|e| anyhow::anyhow!(e))?;
     let served = {
         let gateway: Arc<Gateway> = gateway.clone();
@@ -235,6 +295,12 @@ async fn stdio(config: Config) -> anyhow::Result<()> {
         _ = wait_for_signal() => {}
     }
     gateway.shutdown(grace).await;
+    if let Some(writer) = &audit {
+        match writer.close().await {
+            Ok(size) => tracing::info!(records = size, "audit log closed with a signed checkpoint"),
+            Err(e) => tracing::error!("the audit log could not write its final checkpoint: {e}"),
+        }
+    }
     Ok(())
 }
 

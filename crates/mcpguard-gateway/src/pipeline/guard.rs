@@ -878,9 +878,9 @@ impl Plugin for Guard {
         }
     }
 
-    async fn log(&self, ctx: &CallContext) {
+    async fn log(&self, ctx: &CallContext) -> Result<(), super::LogFailure> {
         let Some(v) = ctx.extensions.get::<Verdict>() else {
-            return;
+            return Ok(());
         };
         let level_warn =
             v.decision.action != Action::Allow || v.decision.has_modifier(Action::Warn);
@@ -891,7 +891,7 @@ impl Plugin for Guard {
             tracing::enabled!(target: "mcpguard::decisions", tracing::Level::INFO)
         };
         if !wanted {
-            return;
+            return Ok(());
         }
         let describe = |f: &Finding| {
             format!(
@@ -951,6 +951,7 @@ impl Plugin for Guard {
         } else {
             decision_line!(info);
         }
+        Ok(())
     }
 }
 

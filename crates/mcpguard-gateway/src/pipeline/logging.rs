@@ -15,9 +15,9 @@ impl Plugin for CallLog {
         "call-log"
     }
 
-    async fn log(&self, ctx: &CallContext) {
+    async fn log(&self, ctx: &CallContext) -> Result<(), super::LogFailure> {
         if !tracing::enabled!(target: "mcpguard::calls", tracing::Level::INFO) {
-            return;
+            return Ok(());
         }
         let method = ctx.method();
         let target = mcp::call_target(&ctx.request);
@@ -39,5 +39,6 @@ impl Plugin for CallLog {
             micros,
             "call"
         );
+        Ok(())
     }
 }

@@ -8,6 +8,7 @@
 //! that `post_execution` then sees. `log` always runs, for denied calls too.
 
 pub mod approval;
+pub mod audit;
 pub mod forward;
 pub mod guard;
 pub mod logging;
@@ -129,8 +130,19 @@ pub trait Plugin: Send + Sync + 'static {
         Flow::Continue
     }
 
-    /// Recording the outcome. Cannot change it.
-    async fn log(&self, _ctx: &CallContext) {}
+    /// Recording the outcome. Cannot change it, except by failing: a plugin that must
+    /// record every call (the audit log) returns an error when it could not, and the
+    /// agent then gets that error instead of the answer (fail closed).
+    async fn log(&self, _ctx: &CallContext) -> Result<(), LogFailure> {
+        Ok(())
+    }
+}
+
+/// A log-phase plugin could not record a call that must be recorded.
+#[derive(Debug, Clone)]
+pub struct LogFailure {
+    /// What went wrong and what the operator can do; sent to the agent.
+    pub message: String,
 }
 
 /// The ordered plugins.
@@ -163,8 +175,19 @@ impl Pipeline {
             self.run_phase(Phase::Execution, &mut ctx).await;
             self.run_phase(Phase::PostExecution, &mut ctx).await;
         }
+        let mut failure = None;
         for plugin in &self.plugins {
-            plugin.log(&ctx).await;
+            if let Err(e) = plugin.log(&ctx).await {
+                failure.get_or_insert((plugin.name(), e));
+            }
+        }
+        if let Some((plugin, e)) = failure
+            && ctx.request.kind() == mcpguard_protocol::Kind::Request
+        {
+            let error =
+                mcpguard_protocol::RpcError::new(mcpguard_protocol::codes::DENIED, e.message);
+            ctx.response = Some(Message::error_response(ctx.request.id(), &error));
+            ctx.answered_in = Some((Phase::Log, plugin));
         }
         ctx
     }

@@ -75,11 +75,12 @@ impl Plugin for Probe {
         }
         self.flow(Phase::PostExecution, ctx)
     }
-    async fn log(&self, ctx: &CallContext) {
+    async fn log(&self, ctx: &CallContext) -> Result<(), super::LogFailure> {
         self.note("log");
         if let Some((phase, by)) = ctx.answered_in {
             self.trace.lock().push(format!("answered:{phase:?}:{by}"));
         }
+        Ok(())
     }
 }
 

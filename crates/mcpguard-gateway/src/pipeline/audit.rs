@@ -1,0 +1,238 @@
+//! The audit plugin: every call the pipeline sees becomes one audit event, durable before
+//! the agent gets its answer. When the store cannot write, calls are refused (fail
+//! closed) unless the operator opted out with `audit.fail_open`.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use mcpguard_audit::{AuditEvent, AuditWriter, DecisionRecord, FindingRecord, FlowRecord, Outcome};
+use mcpguard_detect::Finding;
+use mcpguard_protocol::{Kind, Message, RpcError, codes, json, mcp};
+use sha2::{Digest, Sha256};
+
+use super::guard::Verdict;
+use super::{CallContext, Flow, LogFailure, Phase, Plugin};
+
+/// Records calls in the audit log.
+pub struct AuditLog {
+    writer: Arc<AuditWriter>,
+    fail_open: bool,
+}
+
+impl AuditLog {
+    /// A plugin appending to `writer`; with `fail_open`, calls are answered even when
+    /// their event cannot be written.
+    pub fn new(writer: Arc<AuditWriter>, fail_open: bool) -> AuditLog {
+        AuditLog { writer, fail_open }
+    }
+}
+
+/// `sha256:<hex>` of the RFC 8785 canonical form of `json` (its exact bytes when it is
+/// not valid JSON, which the edge does not let through).
+pub fn canonical_digest(json: &str) -> String {
+    let canonical = serde_json::from_str::<serde_json::Value>(json)
+        .ok()
+        .and_then(|v| serde_json_canonicalizer::to_string(&v).ok());
+    let bytes = canonical.as_deref().unwrap_or(json).as_bytes();
+    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
+}
+
+fn finding(f: &Finding) -> FindingRecord {
+    FindingRecord {
+        kind: f.kind.to_string(),
+        detector: f.detector.to_string(),
+        location: f.location.clone(),
+        encoding: f.encoding.clone(),
+        digest: f.digest.clone(),
+    }
+}
+
+fn error_code(answer: &Message) -> Option<i64> {
+    answer
+        .error()
+        .and_then(|e| json::member(e, "code"))
+        .and_then(|c| c.trim().parse().ok())
+}
+
+/// The client's `name/version` from its `clientInfo`.
+fn client_of(ctx: &CallContext) -> Option<String> {
+    let info = ctx.caller.client_info.as_deref()?;
+    let name = json::member_str(info, "name")?;
+    Some(match json::member_str(info, "version") {
+        Some(v) => format!("{name}/{v}"),
+        None => name.into_owned(),
+    })
+}
+
+fn outcome(ctx: &CallContext, verdict: Option<&Verdict>) -> Outcome {
+    if ctx.request.kind() != Kind::Request {
+        return Outcome::Notified;
+    }
+    let Some(answer) = &ctx.response else {
+        return Outcome::Error;
+    };
+    let code = error_code(answer);
+    if let Some((phase, _)) = ctx.answered_in
+        && phase != Phase::Execution
+    {
+        if verdict.and_then(|v| v.approval.as_deref()) == Some("asked the user") {
+            return Outcome::ApprovalRequested;
+        }
+        if code == Some(codes::DENIED)
+            || answer
+                .result()
+                .is_some_and(|r| json::member(r, "isError").is_some())
+        {
+            return Outcome::Denied;
+        }
+    }
+    match code {
+        None => Outcome::Allowed,
+        Some(
+            codes::UPSTREAM_UNAVAILABLE
+            | codes::UPSTREAM_TIMEOUT
+            | codes::UPSTREAM_PROTOCOL_ERROR
+            | codes::CONNECTION_CLOSED
+            | codes::ERA_BRIDGE_UNSUPPORTED,
+        ) => Outcome::UpstreamFailure,
+        Some(codes::DENIED) => Outcome::Denied,
+        Some(_) => Outcome::Error,
+    }
+}
+
+/// The event for a call that went through the pipeline.
+pub fn event_of(ctx: &CallContext) -> AuditEvent {
+    let elapsed = ctx.started.elapsed();
+    let received = SystemTime::now()
+        .checked_sub(elapsed)
+        .unwrap_or_else(SystemTime::now)
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO);
+    let time_unix_us = received.as_micros() as i64;
+    let verdict = ctx.extensions.get::<Verdict>();
+    let method = ctx.method();
+    let arguments = if method == mcp::method::TOOLS_CALL {
+        ctx.request.param("arguments")
+    } else {
+        ctx.request.params()
+    };
+    let result = ctx
+        .response
+        .as_ref()
+        .and_then(|r| r.result().or_else(|| r.error()));
+    AuditEvent {
+        event_id: uuid::Uuid::now_v7().to_string(),
+        time: mcpguard_audit::event::format_time(time_unix_us),
+        time_unix_us,
+        session: ctx.caller.session_log_id().map(str::to_string),
+        identity: None,
+        roles: Vec::new(),
+        client: client_of(ctx),
+        client_address: ctx.caller.remote.map(|a| a.to_string()),
+        era: if ctx.caller.era == mcp::Era::Stateless {
+            "2026-07-28".into()
+        } else {
+            "handshake".into()
+        },
+        upstream: ctx
+            .upstream
+            .clone()
+            .or_else(|| ctx.target.as_ref().map(|t| t.server.clone())),
+        method: method.to_string(),
+        tool: mcp::call_target(&ctx.request).map(|t| t.to_string()),
+        request_id: ctx.request.id().map(str::to_string),
+        outcome: outcome(ctx, verdict),
+        decision: verdict.map(|v| DecisionRecord {
+            action: v.decision.action.as_str().to_string(),
+            rule: v.decision.rule.as_ref().map(|r| r.id.clone()),
+            owasp_asi: v.decision.owasp_asi().to_vec(),
+            owasp_mcp: v
+                .decision
+                .rule
+                .as_ref()
+                .map(|r| r.owasp_mcp.clone())
+                .unwrap_or_default(),
+            reason: v.decision.reason.clone(),
+            modifiers: v
+                .decision
+                .modifiers
+                .iter()
+                .map(|r| format!("{}:{}", r.action.as_str(), r.id))
+                .collect(),
+        }),
+        labels: verdict
+            .map(|v| v.labels.iter().cloned().collect())
+            .unwrap_or_default(),
+        findings: verdict
+            .map(|v| v.findings.iter().map(finding).collect())
+            .unwrap_or_default(),
+        flows: verdict
+            .map(|v| {
+                v.flows
+                    .iter()
+                    .map(|f| FlowRecord {
+                        kind: f.kind.to_string(),
+                        location: f.location.clone(),
+                        source_server: f.source.server.clone(),
+                        source_tool: f.source.tool.clone(),
+                        source_call: f.source.call.clone(),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
+        result_findings: verdict
+            .map(|v| v.result_findings.iter().map(finding).collect())
+            .unwrap_or_default(),
+        arguments_digest: arguments.map(canonical_digest),
+        result_digest: result.map(canonical_digest),
+        error_code: ctx.response.as_ref().and_then(error_code),
+        latency_us: elapsed.as_micros() as u64,
+        answered_by: ctx.answered_in.map(|(_, plugin)| plugin.to_string()),
+        envelope_id: None,
+    }
+}
+
+#[async_trait]
+impl Plugin for AuditLog {
+    fn name(&self) -> &'static str {
+        "audit"
+    }
+
+    /// First in every phase: a failing store refuses calls before they run.
+    fn priority(&self) -> i32 {
+        i32::MAX
+    }
+
+    async fn access(&self, ctx: &mut CallContext) -> Flow {
+        if self.fail_open || self.writer.healthy() || ctx.request.kind() != Kind::Request {
+            return Flow::Continue;
+        }
+        let why = self.writer.last_error().unwrap_or_default();
+        let error = RpcError::new(
+            codes::DENIED,
+            format!(
+                "the audit log cannot record calls ({why}), so calls are refused (fail closed); fix the audit store, or set `audit.fail_open: true` to answer unrecorded calls"
+            ),
+        );
+        Flow::Respond(Message::error_response(ctx.request.id(), &error))
+    }
+
+    async fn log(&self, ctx: &CallContext) -> Result<(), LogFailure> {
+        if matches!(ctx.request.kind(), Kind::Response | Kind::Error) {
+            return Ok(());
+        }
+        match self.writer.append(event_of(ctx)).await {
+            Ok(_) => Ok(()),
+            Err(e) if self.fail_open => {
+                tracing::error!(target: "mcpguard::audit", error = %e, method = ctx.method(), "a call was answered without being recorded (audit.fail_open)");
+                Ok(())
+            }
+            Err(e) => Err(LogFailure {
+                message: format!(
+                    "the audit log could not record this call ({e}), so its answer is withheld (fail closed)"
+                ),
+            }),
+        }
+    }
+}

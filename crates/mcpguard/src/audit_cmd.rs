@@ -1,0 +1,395 @@
+//! The audit log at start-up (`audit:` in the configuration) and the `keygen` and
+//! `audit-*` commands.
+
+use std::io::{Read as _, Write as _};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use mcpguard_audit::export::{Exporter, Format};
+use mcpguard_audit::record::Record;
+use mcpguard_audit::{
+    AuditStore, AuditWriter, Durability, Filter, NoteSigner, NoteVerifier, SqliteStore,
+    WriterConfig, keys, proof, verify,
+};
+use mcpguard_gateway::Config;
+use mcpguard_gateway::config::AuditDurability;
+
+use crate::cli::{
+    AuditCheckProofArgs, AuditDbArgs, AuditExportArgs, AuditFilterArgs, AuditKeyArgs,
+    AuditProofArgs, AuditQueryArgs, AuditVerifyArgs, ExportFormat, KeygenArgs, QueryFormat,
+};
+
+/// Opens the audit log and starts its writer, when `audit.enabled`.
+pub fn start(config: &Config) -> anyhow::Result<Option<Arc<AuditWriter>>> {
+    let audit = &config.audit;
+    if !audit.enabled {
+        tracing::warn!("the audit log is off (`audit.enabled: false`): calls are not recorded");
+        return Ok(None);
+    }
+    let Some(key_path) = &audit.signing_key else {
+        bail!("`audit.signing_key` is not set: run `mcpguard keygen` and point it at the key");
+    };
+    let key = keys::load_signing_key(key_path)?;
+    let signer = NoteSigner::new(&audit.origin, key)
+        .with_context(|| "`audit.origin` is the checkpoints' key name")?;
+    if let Some(dir) = audit.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create `{}` for `audit.path`", dir.display()))?;
+    }
+    let durability = match audit.durability {
+        AuditDurability::Full => Durability::Full,
+        AuditDurability::Process => Durability::Process,
+    };
+    let store = SqliteStore::open(&audit.path, durability)?;
+    let (writer, state) = AuditWriter::start(
+        Box::new(store),
+        signer,
+        WriterConfig {
+            max_batch: audit.max_batch,
+            checkpoint_interval: Duration::from_secs_f64(audit.checkpoint_interval_seconds),
+            origin: audit.origin.clone(),
+        },
+    )?;
+    tracing::info!(
+        path = %audit.path.display(),
+        records = state.size,
+        checkpoint = state.checkpoint.unwrap_or(0),
+        durability = ?audit.durability,
+        fail_open = audit.fail_open,
+        "audit log open"
+    );
+    Ok(Some(Arc::new(writer)))
+}
+
+/// `mcpguard keygen`.
+pub fn keygen(args: &KeygenArgs) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&args.dir)
+        .with_context(|| format!("cannot create `{}`", args.dir.display()))?;
+    let private = args.dir.join(format!("{}.key", args.name));
+    let public = args.dir.join(format!("{}.pub", args.name));
+    if private.exists() {
+        bail!(
+            "`{}` already exists; keygen never overwrites a key (move it aside first)",
+            private.display()
+        );
+    }
+    let key = keys::generate();
+    keys::write_key_pair(&key, &private, &public)?;
+    println!("wrote {} (private, mode 0600)", private.display());
+    println!("wrote {} (public)", public.display());
+    println!(
+        "next: set `audit.signing_key: {}` and `audit.enabled: true`",
+        private.display()
+    );
+    Ok(())
+}
+
+fn db_path(config: &Config, args: &AuditDbArgs) -> PathBuf {
+    args.db.clone().unwrap_or_else(|| config.audit.path.clone())
+}
+
+fn open(config: &Config, args: &AuditDbArgs) -> anyhow::Result<SqliteStore> {
+    Ok(SqliteStore::open_read_only(&db_path(config, args))?)
+}
+
+fn verifier(config: &Config, args: &AuditKeyArgs) -> anyhow::Result<NoteVerifier> {
+    let path = args
+        .public_key
+        .clone()
+        .or_else(|| config.audit.signing_key.clone())
+        .context("no key to check signatures with: pass --public-key or set `audit.signing_key`")?;
+    let key = keys::load_verifying_key(&path)?;
+    let name = args.key_name.as_deref().unwrap_or(&config.audit.origin);
+    Ok(NoteVerifier::new(name, key)?)
+}
+
+/// `mcpguard audit-verify`; Ok(false) when the log is not intact.
+pub fn verify(config: &Config, args: &AuditVerifyArgs) -> anyhow::Result<bool> {
+    let mut store = open(config, &args.db)?;
+    let verifier = verifier(config, &args.key)?;
+    let started = std::time::Instant::now();
+    let report = verify::verify(&mut store, &verifier, &mut |n| {
+        eprintln!("  ... {n} records checked");
+    })?;
+    let intact = report.problems.is_empty();
+    if args.json {
+        let problems: Vec<serde_json::Value> = report
+            .problems
+            .iter()
+            .map(
+                |p| serde_json::json!({"kind": p.kind(), "seq": p.seq(), "message": p.to_string()}),
+            )
+            .collect();
+        println!(
+            "{}",
+            serde_json::json!({
+                "intact": intact,
+                "records": report.events,
+                "root": hex(&report.root),
+                "checkpoints_verified": report.checkpoints_verified,
+                "newest_checkpoint": report.newest_checkpoint.as_ref().map(|c| c.size),
+                "problems": problems,
+                "verifier_key": verifier.encode(),
+            })
+        );
+    } else if intact {
+        println!(
+            "ok: {} records, chain intact, root {}",
+            report.events,
+            hex(&report.root)
+        );
+        match &report.newest_checkpoint {
+            Some(cp) => println!(
+                "    {} signed checkpoint(s) verified; the newest covers records 1..{}{}",
+                report.checkpoints_verified,
+                cp.size,
+                if cp.size < report.events {
+                    format!(
+                        " (records {}..{} await the next checkpoint)",
+                        cp.size + 1,
+                        report.events
+                    )
+                } else {
+                    String::new()
+                }
+            ),
+            None => println!("    no signed checkpoint yet: only the hash chain was checked"),
+        }
+        println!(
+            "    checked in {:.2?} with key {}",
+            started.elapsed(),
+            verifier.encode()
+        );
+    } else {
+        for p in &report.problems {
+            println!("error: {p}");
+        }
+        println!(
+            "the audit log at `{}` is NOT intact ({} record(s) read before the first problem)",
+            store.location(),
+            report.events
+        );
+    }
+    Ok(intact)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// `mcpguard audit-proof`.
+pub fn proof(config: &Config, args: &AuditProofArgs) -> anyhow::Result<()> {
+    let mut store = open(config, &args.db)?;
+    let p = match (args.seq, args.consistency_from) {
+        (_, Some(old)) => proof::consistency(&mut store, old)?,
+        (Some(seq), None) => proof::inclusion(&mut store, seq)?,
+        (None, None) => bail!("give a record number, or --consistency-from SIZE"),
+    };
+    println!("{}", serde_json::to_string_pretty(&p)?);
+    Ok(())
+}
+
+fn read_input(path: &Path) -> anyhow::Result<String> {
+    if path == Path::new("-") {
+        let mut text = String::new();
+        std::io::stdin().read_to_string(&mut text)?;
+        return Ok(text);
+    }
+    std::fs::read_to_string(path).with_context(|| format!("cannot read `{}`", path.display()))
+}
+
+/// `mcpguard audit-check-proof`; Ok(false) when the proof does not hold.
+pub fn check_proof(config: &Config, args: &AuditCheckProofArgs) -> anyhow::Result<bool> {
+    let text = read_input(&args.proof)?;
+    let p: proof::Proof = serde_json::from_str(&text).with_context(|| {
+        format!(
+            "`{}` is not a proof from `mcpguard audit-proof`",
+            args.proof.display()
+        )
+    })?;
+    let old = args.old_checkpoint.as_deref().map(read_input).transpose()?;
+    let verifier = verifier(config, &args.key)?;
+    match proof::check(&p, &verifier, old.as_deref()) {
+        Ok(cp) => {
+            match &p {
+                proof::Proof::Inclusion { seq, .. } => println!(
+                    "ok: record {seq} is in the log `{}` of {} records signed by {}",
+                    cp.origin,
+                    cp.size,
+                    verifier.name()
+                ),
+                proof::Proof::Consistency { old_size, .. } => println!(
+                    "ok: the log `{}` of {} records extends the one of {old_size} records{}",
+                    cp.origin,
+                    cp.size,
+                    if old.is_some() {
+                        " in the kept checkpoint"
+                    } else {
+                        ""
+                    }
+                ),
+            }
+            Ok(true)
+        }
+        Err(e) => {
+            println!("error: {e}");
+            Ok(false)
+        }
+    }
+}
+
+/// `mcpguard audit-checkpoint`.
+pub fn checkpoint(config: &Config, args: &AuditDbArgs) -> anyhow::Result<()> {
+    let mut store = open(config, args)?;
+    match store.checkpoints()?.pop() {
+        Some(cp) => {
+            print!("{}", cp.note);
+            Ok(())
+        }
+        None => bail!("the log has no signed checkpoint yet"),
+    }
+}
+
+fn filter_of(args: &AuditFilterArgs) -> anyhow::Result<Filter> {
+    let time = |flag: &str, value: &Option<String>| -> anyhow::Result<Option<i64>> {
+        value
+            .as_deref()
+            .map(|v| {
+                mcpguard_audit::event::parse_time(v).with_context(|| {
+                    format!("--{flag} `{v}` is not a time: use RFC 3339 (2026-11-24T10:00:00Z) or a date (2026-11-24)")
+                })
+            })
+            .transpose()
+    };
+    if let Some(a) = &args.action
+        && mcpguard_audit::Outcome::parse(a).is_none()
+        && !["allow", "deny", "sandbox", "require_approval"].contains(&a.as_str())
+    {
+        bail!("--action `{a}` is neither an outcome nor a policy action (see --help)");
+    }
+    Ok(Filter {
+        since_us: time("since", &args.since)?,
+        until_us: time("until", &args.until)?,
+        identity: args.identity.clone(),
+        tool: args.tool.clone(),
+        server: args.server.clone(),
+        action: args.action.clone(),
+        rule: args.rule.clone(),
+        owasp_asi: args.asi.clone(),
+        label: args.label.clone(),
+        session: args.session.clone(),
+        limit: None,
+        newest_first: false,
+    })
+}
+
+/// `mcpguard audit-query`.
+pub fn query(config: &Config, args: &AuditQueryArgs) -> anyhow::Result<()> {
+    let mut store = open(config, &args.db)?;
+    let mut filter = filter_of(&args.filter)?;
+    filter.newest_first = !args.oldest_first;
+    filter.limit = (args.limit > 0).then_some(args.limit);
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    match args.format {
+        QueryFormat::Json => {
+            mcpguard_audit::query(&mut store, &filter, &mut |data, _| {
+                writeln!(out, "{data}").is_ok()
+            })?;
+        }
+        QueryFormat::Table => {
+            let mut rows: Vec<[String; 8]> = Vec::new();
+            mcpguard_audit::query(&mut store, &filter, &mut |_, r: &Record| {
+                let e = &r.event;
+                rows.push([
+                    r.seq.to_string(),
+                    e.time.get(..19).unwrap_or(&e.time).replace('T', " "),
+                    e.method.clone(),
+                    e.tool.clone().unwrap_or_default(),
+                    e.outcome.as_str().to_string(),
+                    e.rule().unwrap_or("").to_string(),
+                    e.labels.join(","),
+                    e.decision
+                        .as_ref()
+                        .map(|d| d.reason.chars().take(60).collect())
+                        .unwrap_or_default(),
+                ]);
+                true
+            })?;
+            let header = [
+                "SEQ",
+                "TIME (UTC)",
+                "METHOD",
+                "TOOL",
+                "OUTCOME",
+                "RULE",
+                "LABELS",
+                "REASON",
+            ];
+            let mut widths = header.map(str::len);
+            for row in &rows {
+                for (w, cell) in widths.iter_mut().zip(row) {
+                    *w = (*w).max(cell.chars().count());
+                }
+            }
+            let line = |cells: &[String]| {
+                cells
+                    .iter()
+                    .zip(widths)
+                    .map(|(c, w)| format!("{c:<w$}"))
+                    .collect::<Vec<_>>()
+                    .join("  ")
+                    .trim_end()
+                    .to_string()
+            };
+            writeln!(out, "{}", line(&header.map(String::from)))?;
+            for row in &rows {
+                writeln!(out, "{}", line(row))?;
+            }
+            if rows.is_empty() {
+                eprintln!("no matching events");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `mcpguard audit-export`.
+pub fn export(config: &Config, args: &AuditExportArgs) -> anyhow::Result<()> {
+    let mut store = open(config, &args.db)?;
+    let filter = filter_of(&args.filter)?;
+    let format = match args.format {
+        ExportFormat::Jsonl => Format::Jsonl,
+        ExportFormat::Csv => Format::Csv,
+        ExportFormat::Cef => Format::Cef,
+        ExportFormat::Ocsf => Format::Ocsf,
+    };
+    let out: Box<dyn std::io::Write> = match &args.output {
+        Some(path) => Box::new(std::io::BufWriter::new(
+            std::fs::File::create(path)
+                .with_context(|| format!("cannot create `{}`", path.display()))?,
+        )),
+        None => Box::new(std::io::BufWriter::new(std::io::stdout().lock())),
+    };
+    let mut exporter = Exporter::new(format, out, env!("CARGO_PKG_VERSION"))?;
+    let mut failure = None;
+    let count = mcpguard_audit::query(&mut store, &filter, &mut |data, record| match exporter
+        .write(data, record)
+    {
+        Ok(()) => true,
+        Err(e) => {
+            failure = Some(e);
+            false
+        }
+    })?;
+    if let Some(e) = failure {
+        return Err(e).context("cannot write the export");
+    }
+    exporter.finish()?;
+    if let Some(path) = &args.output {
+        eprintln!("exported {count} events to {}", path.display());
+    }
+    Ok(())
+}
