@@ -9,6 +9,9 @@
 # taint tracking and that policy) on every call, so its cost shows against the same
 # direct baseline.
 #
+# With MCPGUARD_BENCH_AUDIT=full (or process) every call is also recorded in the audit log
+# with that durability before it is answered.
+#
 # Each configuration runs REPEATS times, direct and gateway alternating so that passing
 # load on the machine hits both alike; the table shows medians.
 #
@@ -44,6 +47,11 @@ upstreams:
 YAML
 if [ -n "${MCPGUARD_BENCH_POLICY:-}" ]; then
   printf 'policy:\n  policy_paths: [%s]\n' "$(realpath "$MCPGUARD_BENCH_POLICY")" >>"$work/config.yaml"
+fi
+
+if [ -n "${MCPGUARD_BENCH_AUDIT:-}" ]; then
+  "$bin/mcpguard" keygen --dir "$work/keys" >/dev/null
+  printf 'audit:\n  enabled: true\n  path: %s/audit.db\n  signing_key: %s/keys/signing.key\n  durability: %s\n' "$work" "$work" "$MCPGUARD_BENCH_AUDIT" >>"$work/config.yaml"
 fi
 
 start_ns=$(date +%s%N)
@@ -83,6 +91,8 @@ def med(era, clients, which, key):
 import os
 if os.environ.get("MCPGUARD_BENCH_POLICY"):
     print(f"gateway with the guard on: policy {os.environ['MCPGUARD_BENCH_POLICY']}, detection and taint tracking on every call\n")
+if os.environ.get("MCPGUARD_BENCH_AUDIT"):
+    print(f"gateway with the audit log on (SQLite, durability {os.environ['MCPGUARD_BENCH_AUDIT']}): every call recorded before it is answered\n")
 print(f"medians of {repeats} runs of {seconds}s each (1s warm-up), direct and gateway alternating; loadgen, echo server and gateway share the machine\n")
 print("| era | clients | path | p50 µs | p99 µs | calls/s |")
 print("|---|---|---|---|---|---|")

@@ -73,7 +73,14 @@ policy:
   policy_paths: [$root/policies/owasp_asi_2026_strict.yaml, $demo/demo-allow.yaml]
 taint:
   untrusted_tools: [fetch]
+audit:
+  enabled: true
+  path: $demo/audit.db
+  signing_key: $demo/keys/signing.key
+  origin: mcpguard-demo/audit
+  checkpoint_interval_seconds: 1
 YAML
+target/debug/mcpguard keygen --dir "$demo/keys" >/dev/null
 
 echo "==> starting: mcpguard serve --config $demo/config.yaml" >&2
 target/debug/mcpguard serve --config "$demo/config.yaml" >"$demo/stdout" 2>"$demo/gateway.log" &
@@ -133,6 +140,20 @@ echo; echo "=== The gateway's call log (one line per call; arguments and results
 grep ' call ' "$demo/gateway.log" | tail -n 8
 echo; echo "=== The guard's decisions (rule, OWASP id, labels, finding type@location#digest; never the value)"
 grep ' decision ' "$demo/gateway.log" | grep -v 'action="allow"\|action=allow' | tail -n 8
+
+echo; echo "=== The tamper-evident audit log: every call, newest first (mcpguard audit-query)"
+kill -TERM "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null || true   # a clean stop signs the final checkpoint
+mg() { target/debug/mcpguard "$@" --db "$demo/audit.db"; }
+echo "- denied calls:"; mg audit-query --limit 12 --action deny; echo; echo "- the newest 8 events of any kind:"
+mg audit-query --limit 8
+echo; echo "=== mcpguard audit-verify (hash chain, Merkle tree, signed checkpoints)"
+mg audit-verify --public-key "$demo/keys/signing.pub" --key-name mcpguard-demo/audit
+echo; echo "=== ...after someone edits a record with the sqlite3 tool"
+cp "$demo/audit.db" "$demo/tampered.db"
+sqlite3 "$demo/tampered.db" "DROP TRIGGER audit_events_no_update; UPDATE audit_events SET data = replace(data, '\"outcome\":\"denied\"', '\"outcome\":\"allowed\"') WHERE seq = (SELECT min(seq) FROM audit_events WHERE outcome = 'denied');"
+target/debug/mcpguard audit-verify --db "$demo/tampered.db" --public-key "$demo/keys/signing.pub" --key-name mcpguard-demo/audit || true
+echo; echo "=== For a SIEM: mcpguard audit-export --format cef (denied calls)"
+mg audit-export --format cef --action denied | head -n 2
 echo
-echo "Not yet in this build: a sandbox backend (sandboxed calls are refused, never run unconfined)"
-echo "and the signed, tamper-evident audit log arrive with the next issues; see README.md."
+echo "Not yet in this build: a sandbox backend (sandboxed calls are refused, never run unconfined),"
+echo "signed execution envelopes and replay, PostgreSQL and syslog audit sinks; see README.md."

@@ -21,6 +21,11 @@ if [ ! -x tests/peers/node_modules/.bin/mcp-server-everything ] \
   (cd tests/peers && npm ci --no-audit --no-fund --loglevel=error)
 fi
 
+if ! command -v sqlite3 >/dev/null 2>&1; then
+  say "installing the sqlite3 tool (the audit tamper tests edit the log with it)"
+  apt-get install -y -qq sqlite3 >/dev/null || { apt-get update -qq && apt-get install -y -qq sqlite3 >/dev/null; }
+fi
+
 if ! command -v cargo-nextest >/dev/null 2>&1 && ! cargo nextest --version >/dev/null 2>&1; then
   say "installing cargo-nextest"
   cargo install --locked cargo-nextest

@@ -1,7 +1,7 @@
 //! The audit event: one per call the gateway sees, schema version [`SCHEMA_VERSION`].
 //!
-//! Every field is always written (absent values are `null` or `[]`), so consumers can
-//! rely on the shape. Values are never recorded: findings carry a detector, a location
+//! Stored records leave out empty fields (an absent field means `null` or `[]`) to keep the
+//! log small; the exports (CSV, CEF, OCSF) always carry every column. Values are never recorded: findings carry a detector, a location
 //! and a keyed digest; arguments and results carry SHA-256 digests of their RFC 8785
 //! canonical form.
 
@@ -76,14 +76,18 @@ pub struct DecisionRecord {
     /// The terminal action (`allow`, `deny`, `sandbox`, `require_approval`).
     pub action: String,
     /// The deciding rule, or null for the default action.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rule: Option<String>,
     /// OWASP Agentic (ASI01..ASI10) ids of the deciding rule.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub owasp_asi: Vec<String>,
     /// OWASP MCP Top 10 ids of the deciding rule.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub owasp_mcp: Vec<String>,
     /// Why, in words.
     pub reason: String,
     /// Modifiers that applied (`audit:<rule>`, `warn:<rule>`, `redact:<rule>`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub modifiers: Vec<String>,
 }
 
@@ -97,6 +101,7 @@ pub struct FindingRecord {
     /// Where: a JSON pointer, with a character range when inside a string.
     pub location: String,
     /// Through which encoding it was read (`base64`, ...), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub encoding: Option<String>,
     /// A keyed digest of the value (the gateway's key; never the value).
     pub digest: String,
@@ -127,48 +132,66 @@ pub struct AuditEvent {
     /// The same instant, microseconds since the Unix epoch.
     pub time_unix_us: i64,
     /// The agent session (handshake era), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session: Option<String>,
     /// The authenticated identity, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub identity: Option<String>,
     /// The identity's roles.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub roles: Vec<String>,
     /// The agent's `clientInfo` name and version, if it said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client: Option<String>,
     /// The agent's network address, if it came over the network.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_address: Option<String>,
     /// The protocol era of the call (`handshake` or `2026-07-28`).
     pub era: String,
     /// The upstream that served (or would have served) the call.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub upstream: Option<String>,
     /// The JSON-RPC method.
     pub method: String,
     /// The tool or prompt name, or the resource URI, as the agent wrote it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tool: Option<String>,
     /// The JSON-RPC id as the agent sent it (JSON text), if a request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_id: Option<String>,
     /// What became of the call.
     pub outcome: Outcome,
     /// The policy's decision, when the call was judged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub decision: Option<DecisionRecord>,
     /// Labels the call carried (finding types, `flow:<tool>`, `untrusted`, ...).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub labels: Vec<String>,
     /// Sensitive values in the arguments.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub findings: Vec<FindingRecord>,
     /// Values that flowed in from earlier outputs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub flows: Vec<FlowRecord>,
     /// Sensitive values in the result.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub result_findings: Vec<FindingRecord>,
     /// `sha256:<hex>` of the RFC 8785 canonical arguments (or params).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub arguments_digest: Option<String>,
     /// `sha256:<hex>` of the RFC 8785 canonical result or error.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub result_digest: Option<String>,
     /// The JSON-RPC error code of the answer, if it was an error.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error_code: Option<i64>,
     /// Microseconds from receiving the call to recording it.
     pub latency_us: u64,
     /// The pipeline plugin that answered instead of the upstream, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub answered_by: Option<String>,
     /// The signed execution envelope of the call, when one was made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub envelope_id: Option<String>,
 }
 

@@ -60,6 +60,53 @@ pub struct SqliteStore {
     conn: Connection,
     path: PathBuf,
     head: Option<Head>,
+    checkpointer: Option<Checkpointer>,
+}
+
+/// Copies the WAL into the database from a connection of its own, so that commits never
+/// pay for it (SQLite's automatic checkpoint runs inside the commit that crosses the
+/// threshold, a latency spike on one unlucky call).
+struct Checkpointer {
+    stop: std::sync::mpsc::Sender<()>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Checkpointer {
+    fn start(path: &Path) -> Result<Checkpointer, AuditError> {
+        let conn = Connection::open(path).map_err(|e| store_error(path, &e))?;
+        conn.busy_timeout(std::time::Duration::from_millis(100))
+            .map_err(|e| store_error(path, &e))?;
+        let (stop, stopped) = std::sync::mpsc::channel::<()>();
+        let shown = path.display().to_string();
+        let thread = std::thread::Builder::new()
+            .name("mcpguard-audit-wal".into())
+            .spawn(move || {
+                let every = std::time::Duration::from_millis(250);
+                while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(every) {
+                    if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                        tracing::warn!(target: "mcpguard::audit", path = %shown, error = %e, "WAL checkpoint failed; will retry");
+                    }
+                }
+                let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+            })
+            .map_err(|e| AuditError::Store {
+                location: path.display().to_string(),
+                detail: format!("cannot start the WAL checkpoint thread: {e}"),
+            })?;
+        Ok(Checkpointer {
+            stop,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for Checkpointer {
+    fn drop(&mut self) {
+        let _ = self.stop.send(());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
 }
 
 impl SqliteStore {
@@ -71,7 +118,7 @@ impl SqliteStore {
             Durability::Process => "NORMAL",
         };
         let setup = format!(
-            "PRAGMA journal_mode=WAL; PRAGMA synchronous={sync}; PRAGMA busy_timeout=5000; {SCHEMA}"
+            "PRAGMA journal_mode=WAL; PRAGMA synchronous={sync}; PRAGMA busy_timeout=5000; PRAGMA wal_autocheckpoint=0; {SCHEMA}"
         );
         conn.execute_batch(&setup)
             .map_err(|e| store_error(path, &e))?;
@@ -79,8 +126,10 @@ impl SqliteStore {
             conn,
             path: path.to_path_buf(),
             head: None,
+            checkpointer: None,
         };
         store.check_schema()?;
+        store.checkpointer = Some(Checkpointer::start(path)?);
         Ok(store)
     }
 
@@ -104,6 +153,7 @@ impl SqliteStore {
             conn,
             path: path.to_path_buf(),
             head: None,
+            checkpointer: None,
         };
         store.check_schema()?;
         Ok(store)

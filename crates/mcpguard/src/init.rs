@@ -50,6 +50,18 @@ pub fn run(dir: &Path, force: bool) -> anyhow::Result<()> {
                 .with_context(|| format!("cannot write `{}`", path.display()))?;
         }
     }
+    let keys = root.join("keys");
+    let private = keys.join("signing.key");
+    if !private.exists() {
+        std::fs::create_dir_all(&keys)
+            .with_context(|| format!("cannot create `{}`", keys.display()))?;
+        let key = mcpguard_audit::keys::generate();
+        mcpguard_audit::keys::write_key_pair(&key, &private, &keys.join("signing.pub"))?;
+        println!(
+            "wrote {} (signing key, mode 0600) and signing.pub",
+            private.display()
+        );
+    }
     println!("wrote {}", config.display());
     println!("wrote {}/", policies.display());
     println!("next: edit the upstreams, then run `mcpguard serve`");
@@ -74,6 +86,8 @@ mod tests {
         run(dir.path(), false).unwrap();
         assert!(dir.path().join(".mcpguard/config.yaml").exists());
         assert!(dir.path().join(".mcpguard/policies/README.md").exists());
+        let key = dir.path().join(".mcpguard/keys/signing.key");
+        let signing = mcpguard_audit::keys::load_signing_key(&key).unwrap();
         let strict = dir
             .path()
             .join(".mcpguard/policies/owasp_asi_2026_strict.yaml");
@@ -83,5 +97,12 @@ mod tests {
         let err = run(dir.path(), false).unwrap_err();
         assert!(err.to_string().contains("--force"), "{err}");
         run(dir.path(), true).unwrap();
+        // --force never replaces the signing key (old checkpoints would stop verifying).
+        assert_eq!(
+            mcpguard_audit::keys::load_signing_key(&key)
+                .unwrap()
+                .to_bytes(),
+            signing.to_bytes()
+        );
     }
 }
