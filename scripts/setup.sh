@@ -21,9 +21,16 @@ if [ ! -x tests/peers/node_modules/.bin/mcp-server-everything ] \
   (cd tests/peers && npm ci --no-audit --no-fund --loglevel=error)
 fi
 
-if ! command -v sqlite3 >/dev/null 2>&1; then
-  say "installing the sqlite3 tool (the audit tamper tests edit the log with it)"
-  apt-get install -y -qq sqlite3 >/dev/null || { apt-get update -qq && apt-get install -y -qq sqlite3 >/dev/null; }
+# Debian tools the audit tests use: sqlite3 (tampering with the log) and rsyslog (a real
+# syslog collector for the live feed).
+missing=()
+command -v sqlite3 >/dev/null 2>&1 || missing+=(sqlite3)
+command -v rsyslogd >/dev/null 2>&1 || [ -x /usr/sbin/rsyslogd ] || missing+=(rsyslog)
+if [ ${#missing[@]} -gt 0 ]; then
+  say "installing ${missing[*]} (apt)"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y -qq "${missing[@]}" >/dev/null 2>&1 \
+    || { apt-get update -qq >/dev/null && apt-get install -y -qq "${missing[@]}" >/dev/null; }
 fi
 
 if ! command -v cargo-nextest >/dev/null 2>&1 && ! cargo nextest --version >/dev/null 2>&1; then

@@ -18,6 +18,7 @@ pub mod proof;
 pub mod record;
 pub mod sqlite;
 pub mod store;
+pub mod syslog;
 pub mod verify;
 pub mod writer;
 

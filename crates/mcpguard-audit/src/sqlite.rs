@@ -285,7 +285,7 @@ impl AuditStore for SqliteStore {
                         size: seq,
                         last: hash,
                     };
-                    out.push(Appended { seq, hash });
+                    out.push(Appended { seq, hash, data });
                 }
             }
             tx.commit().map_err(err)?;

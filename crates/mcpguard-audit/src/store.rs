@@ -29,12 +29,14 @@ pub struct StoredCheckpoint {
 }
 
 /// What an appended event became.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Appended {
     /// Its sequence number.
     pub seq: u64,
     /// Its leaf hash.
     pub hash: Hash,
+    /// The stored record's bytes.
+    pub data: String,
 }
 
 /// Which events to read. Empty fields match everything; all given fields must match.

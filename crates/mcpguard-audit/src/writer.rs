@@ -40,6 +40,15 @@ impl Default for WriterConfig {
     }
 }
 
+/// Gets every record once it is durable: a live copy for a SIEM. `offer` must not block
+/// the writer (queue and send elsewhere); the store stays the record of truth.
+pub trait Sink: Send {
+    /// Record `seq` with its stored bytes was committed.
+    fn offer(&mut self, seq: u64, data: &str);
+    /// The writer is stopping: send what is queued, then stop.
+    fn close(&mut self) {}
+}
+
 /// Why an append was not recorded (shared by every event of a failed commit).
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("{0}")]
@@ -81,9 +90,19 @@ impl AuditWriter {
     /// checks it against the newest checkpoint (a log that does not match it was edited
     /// or truncated, and the writer refuses to append to it), then starts the thread.
     pub fn start(
+        store: Box<dyn AuditStore>,
+        signer: NoteSigner,
+        config: WriterConfig,
+    ) -> Result<(AuditWriter, OpenState), AuditError> {
+        AuditWriter::start_with_sinks(store, signer, config, Vec::new())
+    }
+
+    /// [`AuditWriter::start`], also handing every committed record to `sinks`.
+    pub fn start_with_sinks(
         mut store: Box<dyn AuditStore>,
         signer: NoteSigner,
         config: WriterConfig,
+        sinks: Vec<Box<dyn Sink>>,
     ) -> Result<(AuditWriter, OpenState), AuditError> {
         let location = store.location();
         let (frontier, state) = open_log(store.as_mut(), &signer.verifier())?;
@@ -96,6 +115,7 @@ impl AuditWriter {
             frontier,
             checkpointed: state.checkpoint.unwrap_or(0),
             health: health.clone(),
+            sinks,
         };
         let thread = std::thread::Builder::new()
             .name("mcpguard-audit".into())
@@ -275,10 +295,18 @@ struct Worker {
     frontier: Frontier,
     checkpointed: u64,
     health: Arc<Health>,
+    sinks: Vec<Box<dyn Sink>>,
 }
 
 impl Worker {
     fn run(&mut self, rx: mpsc::Receiver<Msg>) {
+        self.serve(rx);
+        for sink in &mut self.sinks {
+            sink.close();
+        }
+    }
+
+    fn serve(&mut self, rx: mpsc::Receiver<Msg>) {
         let mut next_checkpoint = Instant::now() + self.config.checkpoint_interval;
         let mut held: Option<Msg> = None;
         loop {
@@ -345,6 +373,11 @@ impl Worker {
                     self.fail(&e.to_string());
                 }
                 self.health.failing.store(false, Ordering::Release);
+                for sink in &mut self.sinks {
+                    for a in &appended {
+                        sink.offer(a.seq, &a.data);
+                    }
+                }
                 for (reply, a) in replies.into_iter().zip(appended) {
                     let _ = reply.send(Ok(a.seq));
                 }

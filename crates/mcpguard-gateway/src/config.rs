@@ -52,6 +52,108 @@ pub struct AuditConfig {
     pub checkpoint_interval_seconds: f64,
     /// The most events one commit holds.
     pub max_batch: usize,
+    /// Live copies of every record to syslog collectors (RFC 5424 over UDP or TCP).
+    pub syslog: Vec<SyslogSinkConfig>,
+}
+
+/// One syslog collector that gets every audit record as it is committed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct SyslogSinkConfig {
+    /// `host:port` of the collector.
+    pub address: String,
+    /// `udp` or `tcp` (octet-counted framing, RFC 6587).
+    pub transport: SyslogTransport,
+    /// `cef` (ArcSight) or `json` (the stored record).
+    pub format: SyslogFormat,
+    /// The syslog facility: `local0`..`local7`, `user`, `daemon`, `auth`, `authpriv`.
+    pub facility: SyslogFacility,
+    /// APP-NAME in the syslog header.
+    pub app_name: String,
+    /// Records queued for a slow collector before new ones are dropped from the feed
+    /// (the audit log keeps them all; backfill with `audit-export`).
+    pub queue: usize,
+}
+
+impl Default for SyslogSinkConfig {
+    fn default() -> Self {
+        SyslogSinkConfig {
+            address: "127.0.0.1:514".into(),
+            transport: SyslogTransport::Tcp,
+            format: SyslogFormat::Cef,
+            facility: SyslogFacility::Local0,
+            app_name: "mcpguard".into(),
+            queue: 10_000,
+        }
+    }
+}
+
+/// How syslog messages travel.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema, Default,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum SyslogTransport {
+    /// One datagram per record.
+    Udp,
+    /// A TCP stream, reconnected with backoff.
+    #[default]
+    Tcp,
+}
+
+/// What a syslog message carries.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema, Default,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum SyslogFormat {
+    /// ArcSight Common Event Format.
+    #[default]
+    Cef,
+    /// The stored record as JSON.
+    Json,
+}
+
+/// Syslog facilities a gateway would use.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema, Default,
+)]
+#[serde(rename_all = "snake_case")]
+#[allow(missing_docs, reason = "the names are the syslog facilities")]
+pub enum SyslogFacility {
+    User,
+    Daemon,
+    Auth,
+    Authpriv,
+    #[default]
+    Local0,
+    Local1,
+    Local2,
+    Local3,
+    Local4,
+    Local5,
+    Local6,
+    Local7,
+}
+
+impl SyslogFacility {
+    /// The facility number of RFC 5424.
+    pub fn code(self) -> u8 {
+        match self {
+            SyslogFacility::User => 1,
+            SyslogFacility::Daemon => 3,
+            SyslogFacility::Auth => 4,
+            SyslogFacility::Authpriv => 10,
+            SyslogFacility::Local0 => 16,
+            SyslogFacility::Local1 => 17,
+            SyslogFacility::Local2 => 18,
+            SyslogFacility::Local3 => 19,
+            SyslogFacility::Local4 => 20,
+            SyslogFacility::Local5 => 21,
+            SyslogFacility::Local6 => 22,
+            SyslogFacility::Local7 => 23,
+        }
+    }
 }
 
 impl Default for AuditConfig {
@@ -65,6 +167,7 @@ impl Default for AuditConfig {
             origin: "mcpguard/audit".into(),
             checkpoint_interval_seconds: 10.0,
             max_batch: 1024,
+            syslog: Vec::new(),
         }
     }
 }

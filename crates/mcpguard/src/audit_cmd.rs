@@ -14,7 +14,7 @@ use mcpguard_audit::{
     WriterConfig, keys, proof, verify,
 };
 use mcpguard_gateway::Config;
-use mcpguard_gateway::config::AuditDurability;
+use mcpguard_gateway::config::{AuditDurability, SyslogFormat, SyslogTransport};
 
 use crate::cli::{
     AuditCheckProofArgs, AuditDbArgs, AuditExportArgs, AuditFilterArgs, AuditKeyArgs,
@@ -43,7 +43,32 @@ pub fn start(config: &Config) -> anyhow::Result<Option<Arc<AuditWriter>>> {
         AuditDurability::Process => Durability::Process,
     };
     let store = SqliteStore::open(&audit.path, durability)?;
-    let (writer, state) = AuditWriter::start(
+    let mut sinks: Vec<Box<dyn mcpguard_audit::writer::Sink>> = Vec::new();
+    let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "-".into());
+    for (i, sink) in audit.syslog.iter().enumerate() {
+        let config = mcpguard_audit::syslog::SyslogConfig {
+            address: sink.address.clone(),
+            transport: match sink.transport {
+                SyslogTransport::Udp => mcpguard_audit::syslog::Transport::Udp,
+                SyslogTransport::Tcp => mcpguard_audit::syslog::Transport::Tcp,
+            },
+            payload: match sink.format {
+                SyslogFormat::Cef => mcpguard_audit::syslog::Payload::Cef,
+                SyslogFormat::Json => mcpguard_audit::syslog::Payload::Json,
+            },
+            facility: sink.facility.code(),
+            app_name: sink.app_name.clone(),
+            hostname: hostname.clone(),
+            queue: sink.queue,
+        };
+        let started = mcpguard_audit::syslog::SyslogSink::start(config, env!("CARGO_PKG_VERSION"))
+            .with_context(|| format!("audit.syslog[{i}]"))?;
+        tracing::info!(address = %sink.address, transport = ?sink.transport, format = ?sink.format, "audit records also go to syslog");
+        sinks.push(Box::new(started));
+    }
+    let (writer, state) = AuditWriter::start_with_sinks(
         Box::new(store),
         signer,
         WriterConfig {
@@ -51,6 +76,7 @@ pub fn start(config: &Config) -> anyhow::Result<Option<Arc<AuditWriter>>> {
             checkpoint_interval: Duration::from_secs_f64(audit.checkpoint_interval_seconds),
             origin: audit.origin.clone(),
         },
+        sinks,
     )?;
     tracing::info!(
         path = %audit.path.display(),

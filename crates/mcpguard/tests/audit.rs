@@ -616,3 +616,120 @@ fn a_full_disk_fails_closed_and_a_corrupt_file_stops_the_start() {
         "{said}"
     );
 }
+
+/// A real rsyslogd (Debian's) listening on loopback UDP and TCP, writing what it parsed
+/// (input, PRI, APP-NAME, MSGID, STRUCTURED-DATA, MSG) one line per message.
+struct Rsyslog {
+    _proc: Proc,
+    udp: u16,
+    tcp: u16,
+    out: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Rsyslog {
+    fn start() -> Rsyslog {
+        let dir = tempfile::tempdir().unwrap();
+        let (udp, tcp) = (free_port(), free_port());
+        let out = dir.path().join("received.log");
+        let conf = dir.path().join("rsyslog.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                r#"global(workDirectory="{work}")
+module(load="imudp")
+module(load="imtcp")
+template(name="fields" type="string" string="%inputname%|%pri%|%app-name%|%msgid%|%structured-data%|%msg%\n")
+ruleset(name="audit") {{ action(type="omfile" file="{out}" template="fields") }}
+input(type="imudp" address="127.0.0.1" port="{udp}" ruleset="audit")
+input(type="imtcp" address="127.0.0.1" port="{tcp}" ruleset="audit")
+"#,
+                work = dir.path().display(),
+                out = out.display(),
+            ),
+        )
+        .unwrap();
+        let child = Command::new("rsyslogd")
+            .args(["-n", "-f"])
+            .arg(&conf)
+            .arg("-i")
+            .arg(dir.path().join("rsyslogd.pid"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("rsyslogd (apt-get install rsyslog)");
+        let proc = Proc {
+            child,
+            what: "rsyslogd".into(),
+        };
+        wait_port(tcp, Duration::from_secs(10));
+        Rsyslog {
+            _proc: proc,
+            udp,
+            tcp,
+            out,
+            _dir: dir,
+        }
+    }
+
+    fn lines(&self) -> Vec<String> {
+        std::fs::read_to_string(&self.out)
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+}
+
+#[test]
+fn every_record_reaches_a_real_rsyslog_over_udp_as_json_and_tcp_as_cef() {
+    let syslog = Rsyslog::start();
+    let keys = keys();
+    let db = keys.path().join("audit.db");
+    let sinks = format!(
+        "  syslog:\n    - {{address: \"127.0.0.1:{}\", transport: udp, format: json, facility: local3}}\n    - {{address: \"127.0.0.1:{}\", transport: tcp, format: cef}}\n",
+        syslog.udp, syslog.tcp
+    );
+    let mut gateway = audited_echo(keys.path(), &db, &sinks);
+    echo_calls(gateway.port, 3);
+    gateway.proc.terminate(Duration::from_secs(10));
+    let stored = records(&db);
+    let expected = stored.len() * 2;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while syslog.lines().len() < expected && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let lines = syslog.lines();
+    assert_eq!(lines.len(), expected, "{lines:#?}");
+    for record in &stored {
+        let seq = record["seq"].as_u64().unwrap();
+        let sd = format!("[mcpguard@32473 seq=\"{seq}\"]");
+        let outcome = record["event"]["outcome"].as_str().unwrap();
+        let udp = lines
+            .iter()
+            .find(|l| l.starts_with("imudp|") && l.contains(&sd))
+            .unwrap_or_else(|| panic!("seq {seq} over udp: {lines:#?}"));
+        let fields: Vec<&str> = udp.splitn(6, '|').collect();
+        // local3 (19) * 8 + severity: 4 denied, 6 otherwise.
+        let severity = if outcome == "denied" { 4 } else { 6 };
+        assert_eq!(fields[1], (19 * 8 + severity).to_string(), "{udp}");
+        assert_eq!(fields[2], "mcpguard");
+        assert_eq!(fields[3], outcome);
+        let body: Value =
+            serde_json::from_str(fields[5].trim_start()).unwrap_or_else(|e| panic!("{e}: {udp}"));
+        assert_eq!(&body, record, "the JSON payload is the stored record");
+        let tcp = lines
+            .iter()
+            .find(|l| l.starts_with("imtcp|") && l.contains(&sd))
+            .unwrap_or_else(|| panic!("seq {seq} over tcp: {lines:#?}"));
+        let fields: Vec<&str> = tcp.splitn(6, '|').collect();
+        assert_eq!(fields[1], (16 * 8 + severity).to_string(), "{tcp}");
+        assert!(
+            fields[5]
+                .trim_start()
+                .starts_with("CEF:0|MCPGuard|MCPGuard|"),
+            "{tcp}"
+        );
+        assert!(fields[5].contains(&format!("cn1={seq}")), "{tcp}");
+    }
+}
