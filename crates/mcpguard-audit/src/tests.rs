@@ -401,3 +401,108 @@ fn a_failing_store_fails_every_append_of_the_batch_and_recovers() {
         .is_empty()
     );
 }
+
+/// The PostgreSQL server of the test machine (`.ci/run` starts it when it is down).
+fn pg_url() -> String {
+    std::env::var("MCPGUARD_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+/// A fresh schema, dropped when the guard goes.
+struct PgSchema(String);
+
+impl PgSchema {
+    fn new() -> PgSchema {
+        PgSchema(format!("audit_test_{:016x}", rand::random::<u64>()))
+    }
+    fn open(&self) -> crate::PostgresStore {
+        crate::PostgresStore::open(&pg_url(), &self.0).unwrap()
+    }
+    fn sql(&self, statements: &str) -> Result<(), postgres::Error> {
+        let mut client = postgres::Client::connect(&pg_url(), postgres::NoTls).unwrap();
+        client.batch_execute(&format!("SET search_path TO {}; {statements}", self.0))
+    }
+}
+
+impl Drop for PgSchema {
+    fn drop(&mut self) {
+        if let Ok(mut client) = postgres::Client::connect(&pg_url(), postgres::NoTls) {
+            let _ = client.batch_execute(&format!("DROP SCHEMA IF EXISTS {} CASCADE", self.0));
+        }
+    }
+}
+
+#[test]
+fn postgres_passes_the_store_conformance_suite() {
+    let schema = PgSchema::new();
+    conformance(&|| Box::new(schema.open()));
+}
+
+#[test]
+fn postgres_refuses_edits_and_verify_names_a_forced_one() {
+    let schema = PgSchema::new();
+    fill(Box::new(schema.open()), 20);
+    for statement in [
+        "UPDATE audit_events SET data = 'x' WHERE seq = 2",
+        "DELETE FROM audit_events WHERE seq = 3",
+        "TRUNCATE audit_events",
+        "DELETE FROM audit_checkpoints",
+    ] {
+        let err = schema.sql(statement).unwrap_err();
+        let db = err
+            .as_db_error()
+            .map(|d| d.message().to_string())
+            .unwrap_or_default();
+        assert!(db.contains("append-only"), "{statement}: {err}");
+    }
+    schema
+        .sql("ALTER TABLE audit_events DISABLE TRIGGER USER; UPDATE audit_events SET data = replace(data, '\"reason\":\"test\"', '\"reason\":\"tset\"') WHERE seq = 9")
+        .unwrap();
+    let problems = verify(&mut schema.open(), &signer().verifier(), &mut |_| {})
+        .unwrap()
+        .problems;
+    assert_eq!(
+        (problems[0].kind(), problems[0].seq()),
+        ("edited", Some(9)),
+        "{problems:?}"
+    );
+}
+
+#[test]
+fn two_replicas_writing_at_once_make_one_chain_without_gaps_or_forks() {
+    let schema = PgSchema::new();
+    let start = || {
+        Arc::new(
+            AuditWriter::start(Box::new(schema.open()), signer(), config())
+                .unwrap()
+                .0,
+        )
+    };
+    let replicas = [start(), start()];
+    let threads: Vec<_> = (0..8u64)
+        .map(|t| {
+            let w = replicas[(t % 2) as usize].clone();
+            std::thread::spawn(move || {
+                (0..100)
+                    .map(|i| w.append_blocking(event(t * 1000 + i)).unwrap())
+                    .collect::<Vec<u64>>()
+            })
+        })
+        .collect();
+    let mut seqs: Vec<u64> = threads
+        .into_iter()
+        .flat_map(|t| t.join().unwrap())
+        .collect();
+    for r in &replicas {
+        r.close_blocking().unwrap();
+    }
+    seqs.sort_unstable();
+    assert_eq!(seqs, (1..=800).collect::<Vec<_>>(), "no gap, no duplicate");
+    let mut store = schema.open();
+    let report = verify(&mut store, &signer().verifier(), &mut |_| {}).unwrap();
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+    assert_eq!(report.events, 800);
+    // Both replicas signed the same tree: the final checkpoints agree on the root.
+    assert_eq!(report.newest_checkpoint.unwrap().size, 800);
+    assert!(report.checkpoints_verified >= 1);
+}

@@ -264,7 +264,9 @@ fn open_log(
             checkpoint.as_ref().map(|c| c.size).unwrap_or(0)
         )));
     }
-    if frontier.size() != head.size {
+    // Another replica may append while this one reads: more records than the head said
+    // is fine, fewer is not.
+    if frontier.size() < head.size {
         return Err(refuse(format!(
             "the log ends at record {} but its newest record is numbered {}",
             frontier.size(),
@@ -363,13 +365,19 @@ impl Worker {
     fn commit(&mut self, events: &[AuditEvent], replies: Vec<Reply>) {
         match self.store.append(events) {
             Ok(appended) => {
-                if appended.first().map(|a| a.seq) == Some(self.frontier.size() + 1) {
+                let first = appended.first().map_or(0, |a| a.seq);
+                // Other replicas (or a commit that reported failure but landed) may have
+                // appended since: take their records into the tree first.
+                if first > self.frontier.size() + 1
+                    && let Err(e) = self.catch_up(Some(first - 1))
+                {
+                    self.fail(&e.to_string());
+                }
+                if first == self.frontier.size() + 1 {
                     for a in &appended {
                         self.frontier.push(a.hash);
                     }
                 } else if let Err(e) = self.resync() {
-                    // The store moved under us (an earlier commit reported failure but
-                    // landed): the frontier is rebuilt from what is stored.
                     self.fail(&e.to_string());
                 }
                 self.health.failing.store(false, Ordering::Release);
@@ -405,7 +413,41 @@ impl Worker {
         Ok(())
     }
 
+    /// Pushes the stored records after the frontier (up to `upto`) into it.
+    fn catch_up(&mut self, upto: Option<u64>) -> Result<(), AuditError> {
+        let from = self.frontier.size() + 1;
+        let frontier = &mut self.frontier;
+        let mut broken = None;
+        self.store.scan(from, &mut |row| {
+            if upto.is_some_and(|u| row.seq > u) {
+                return false;
+            }
+            match <Hash>::try_from(row.hash.as_slice()) {
+                Ok(h) if row.seq == frontier.size() + 1 => {
+                    frontier.push(h);
+                    true
+                }
+                _ => {
+                    broken = Some(row.seq);
+                    false
+                }
+            }
+        })?;
+        match broken {
+            Some(seq) => Err(AuditError::Record {
+                seq,
+                detail: "missing or malformed while catching up; run `mcpguard audit-verify`"
+                    .into(),
+            }),
+            None => Ok(()),
+        }
+    }
+
     fn checkpoint(&mut self) -> Result<u64, AppendFailure> {
+        // A checkpoint covers everything stored, other replicas' records too.
+        if let Err(e) = self.catch_up(None) {
+            return Err(self.fail(&e.to_string()));
+        }
         let size = self.frontier.size();
         if size == 0 || size == self.checkpointed {
             return Ok(size);

@@ -35,8 +35,17 @@ pub struct Config {
 pub struct AuditConfig {
     /// Record every call. Off: nothing is recorded (the gateway says so at start).
     pub enabled: bool,
+    /// Where the log lives: `sqlite` (one gateway) or `postgres` (several replicas
+    /// sharing one log).
+    pub backend: AuditBackend,
     /// The SQLite file (relative paths are relative to the configuration file).
     pub path: PathBuf,
+    /// The PostgreSQL server (`postgres://user:password@host:port/db`), for
+    /// `backend: postgres`. Prefer the environment (`MCPGUARD_AUDIT__POSTGRES_URL`) for
+    /// the password.
+    pub postgres_url: Option<String>,
+    /// The PostgreSQL schema holding the log's tables (created when missing).
+    pub postgres_schema: String,
     /// `full`: an answered call's event survives a power cut (fsync per commit).
     /// `process`: it survives the gateway being killed, not a power cut.
     pub durability: AuditDurability,
@@ -160,7 +169,10 @@ impl Default for AuditConfig {
     fn default() -> Self {
         AuditConfig {
             enabled: false,
+            backend: AuditBackend::Sqlite,
             path: PathBuf::from("audit.db"),
+            postgres_url: None,
+            postgres_schema: "mcpguard_audit".into(),
             durability: AuditDurability::Full,
             fail_open: false,
             signing_key: None,
@@ -170,6 +182,19 @@ impl Default for AuditConfig {
             syslog: Vec::new(),
         }
     }
+}
+
+/// Where the audit log lives.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema, Default,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum AuditBackend {
+    /// An embedded SQLite file (WAL).
+    #[default]
+    Sqlite,
+    /// A PostgreSQL server shared by several replicas.
+    Postgres,
 }
 
 /// How hard an audit commit waits for the disk.
@@ -484,6 +509,15 @@ impl Config {
             push(
                 "audit.checkpoint_interval_seconds".into(),
                 "must be more than 0".into(),
+            );
+        }
+        if self.audit.enabled
+            && self.audit.backend == AuditBackend::Postgres
+            && self.audit.postgres_url.as_deref().is_none_or(str::is_empty)
+        {
+            push(
+                "audit.postgres_url".into(),
+                "`backend: postgres` needs `postgres_url` (or MCPGUARD_AUDIT__POSTGRES_URL)".into(),
             );
         }
         if self.audit.max_batch == 0 {

@@ -2,7 +2,7 @@
 //! `audit-*` commands.
 
 use std::io::{Read as _, Write as _};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,7 +14,7 @@ use mcpguard_audit::{
     WriterConfig, keys, proof, verify,
 };
 use mcpguard_gateway::Config;
-use mcpguard_gateway::config::{AuditDurability, SyslogFormat, SyslogTransport};
+use mcpguard_gateway::config::{AuditBackend, AuditDurability, SyslogFormat, SyslogTransport};
 
 use crate::cli::{
     AuditCheckProofArgs, AuditDbArgs, AuditExportArgs, AuditFilterArgs, AuditKeyArgs,
@@ -34,7 +34,11 @@ pub fn start(config: &Config) -> anyhow::Result<Option<Arc<AuditWriter>>> {
     let key = keys::load_signing_key(key_path)?;
     let signer = NoteSigner::new(&audit.origin, key)
         .with_context(|| "`audit.origin` is the checkpoints' key name")?;
-    if let Some(dir) = audit.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+    if let Some(dir) = audit
+        .path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty() && audit.backend == AuditBackend::Sqlite)
+    {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("cannot create `{}` for `audit.path`", dir.display()))?;
     }
@@ -42,7 +46,13 @@ pub fn start(config: &Config) -> anyhow::Result<Option<Arc<AuditWriter>>> {
         AuditDurability::Full => Durability::Full,
         AuditDurability::Process => Durability::Process,
     };
-    let store = SqliteStore::open(&audit.path, durability)?;
+    let store: Box<dyn AuditStore> = match audit.backend {
+        AuditBackend::Sqlite => Box::new(SqliteStore::open(&audit.path, durability)?),
+        AuditBackend::Postgres => Box::new(mcpguard_audit::PostgresStore::open(
+            audit.postgres_url.as_deref().unwrap_or_default(),
+            &audit.postgres_schema,
+        )?),
+    };
     let mut sinks: Vec<Box<dyn mcpguard_audit::writer::Sink>> = Vec::new();
     let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_string())
@@ -69,7 +79,7 @@ pub fn start(config: &Config) -> anyhow::Result<Option<Arc<AuditWriter>>> {
         sinks.push(Box::new(started));
     }
     let (writer, state) = AuditWriter::start_with_sinks(
-        Box::new(store),
+        store,
         signer,
         WriterConfig {
             max_batch: audit.max_batch,
@@ -79,7 +89,7 @@ pub fn start(config: &Config) -> anyhow::Result<Option<Arc<AuditWriter>>> {
         sinks,
     )?;
     tracing::info!(
-        path = %audit.path.display(),
+        store = %writer.location(),
         records = state.size,
         checkpoint = state.checkpoint.unwrap_or(0),
         durability = ?audit.durability,
@@ -112,12 +122,28 @@ pub fn keygen(args: &KeygenArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn db_path(config: &Config, args: &AuditDbArgs) -> PathBuf {
-    args.db.clone().unwrap_or_else(|| config.audit.path.clone())
-}
-
-fn open(config: &Config, args: &AuditDbArgs) -> anyhow::Result<SqliteStore> {
-    Ok(SqliteStore::open_read_only(&db_path(config, args))?)
+/// The log to read: `--db` (a SQLite path or a `postgres://` URL), else the
+/// configuration's.
+fn open(config: &Config, args: &AuditDbArgs) -> anyhow::Result<Box<dyn AuditStore>> {
+    let schema = args
+        .schema
+        .as_deref()
+        .unwrap_or(&config.audit.postgres_schema);
+    let url = match &args.db {
+        Some(db) => {
+            let text = db.to_string_lossy();
+            (text.starts_with("postgres://") || text.starts_with("postgresql://"))
+                .then(|| text.into_owned())
+        }
+        None => (config.audit.backend == AuditBackend::Postgres)
+            .then(|| config.audit.postgres_url.clone().unwrap_or_default()),
+    };
+    Ok(match url {
+        Some(url) => Box::new(mcpguard_audit::PostgresStore::open_existing(&url, schema)?),
+        None => Box::new(SqliteStore::open_read_only(
+            args.db.as_deref().unwrap_or(&config.audit.path),
+        )?),
+    })
 }
 
 fn verifier(config: &Config, args: &AuditKeyArgs) -> anyhow::Result<NoteVerifier> {
@@ -136,7 +162,7 @@ pub fn verify(config: &Config, args: &AuditVerifyArgs) -> anyhow::Result<bool> {
     let mut store = open(config, &args.db)?;
     let verifier = verifier(config, &args.key)?;
     let started = std::time::Instant::now();
-    let report = verify::verify(&mut store, &verifier, &mut |n| {
+    let report = verify::verify(store.as_mut(), &verifier, &mut |n| {
         eprintln!("  ... {n} records checked");
     })?;
     let intact = report.problems.is_empty();
@@ -209,8 +235,8 @@ fn hex(bytes: &[u8]) -> String {
 pub fn proof(config: &Config, args: &AuditProofArgs) -> anyhow::Result<()> {
     let mut store = open(config, &args.db)?;
     let p = match (args.seq, args.consistency_from) {
-        (_, Some(old)) => proof::consistency(&mut store, old)?,
-        (Some(seq), None) => proof::inclusion(&mut store, seq)?,
+        (_, Some(old)) => proof::consistency(store.as_mut(), old)?,
+        (Some(seq), None) => proof::inclusion(store.as_mut(), seq)?,
         (None, None) => bail!("give a record number, or --consistency-from SIZE"),
     };
     println!("{}", serde_json::to_string_pretty(&p)?);
@@ -321,13 +347,13 @@ pub fn query(config: &Config, args: &AuditQueryArgs) -> anyhow::Result<()> {
     let mut out = stdout.lock();
     match args.format {
         QueryFormat::Json => {
-            mcpguard_audit::query(&mut store, &filter, &mut |data, _| {
+            mcpguard_audit::query(store.as_mut(), &filter, &mut |data, _| {
                 writeln!(out, "{data}").is_ok()
             })?;
         }
         QueryFormat::Table => {
             let mut rows: Vec<[String; 8]> = Vec::new();
-            mcpguard_audit::query(&mut store, &filter, &mut |_, r: &Record| {
+            mcpguard_audit::query(store.as_mut(), &filter, &mut |_, r: &Record| {
                 let e = &r.event;
                 rows.push([
                     r.seq.to_string(),
@@ -401,7 +427,7 @@ pub fn export(config: &Config, args: &AuditExportArgs) -> anyhow::Result<()> {
     };
     let mut exporter = Exporter::new(format, out, env!("CARGO_PKG_VERSION"))?;
     let mut failure = None;
-    let count = mcpguard_audit::query(&mut store, &filter, &mut |data, record| match exporter
+    let count = mcpguard_audit::query(store.as_mut(), &filter, &mut |data, record| match exporter
         .write(data, record)
     {
         Ok(()) => true,

@@ -116,9 +116,13 @@ pub struct KeygenArgs {
 /// Which audit log to read.
 #[derive(Debug, Args)]
 pub struct AuditDbArgs {
-    /// The SQLite audit log (default: `audit.path` of the configuration).
-    #[arg(long, value_name = "PATH")]
+    /// The audit log: a SQLite file or a `postgres://` URL (default: the configuration's
+    /// `audit` section).
+    #[arg(long, value_name = "PATH|URL")]
     pub db: Option<PathBuf>,
+    /// The PostgreSQL schema (default: `audit.postgres_schema`).
+    #[arg(long, value_name = "NAME")]
+    pub schema: Option<String>,
 }
 
 /// Which key checks signatures.

@@ -649,7 +649,12 @@ input(type="imtcp" address="127.0.0.1" port="{tcp}" ruleset="audit")
             ),
         )
         .unwrap();
-        let child = Command::new("rsyslogd")
+        let program = if Path::new("/usr/sbin/rsyslogd").exists() {
+            "/usr/sbin/rsyslogd"
+        } else {
+            "rsyslogd"
+        };
+        let child = Command::new(program)
             .args(["-n", "-f"])
             .arg(&conf)
             .arg("-i")
@@ -732,4 +737,84 @@ fn every_record_reaches_a_real_rsyslog_over_udp_as_json_and_tcp_as_cef() {
         );
         assert!(fields[5].contains(&format!("cn1={seq}")), "{tcp}");
     }
+}
+
+#[test]
+fn two_gateways_share_one_postgres_log_as_one_chain() {
+    let keys = keys();
+    let url = std::env::var("MCPGUARD_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    let schema = format!("audit_e2e_{}_{nanos}", std::process::id());
+    struct SchemaCleanup(String, String);
+    impl Drop for SchemaCleanup {
+        fn drop(&mut self) {
+            let _ = Command::new("psql")
+                .args([
+                    self.0.as_str(),
+                    "-qc",
+                    &format!("DROP SCHEMA IF EXISTS {} CASCADE", self.1),
+                ])
+                .output();
+        }
+    }
+    let _cleanup = SchemaCleanup(url.clone(), schema.clone());
+    let extra =
+        format!("  backend: postgres\n  postgres_url: {url}\n  postgres_schema: {schema}\n");
+    let unused = keys.path().join("unused.db");
+    let mut a = audited_echo(keys.path(), &unused, &extra);
+    let mut b = audited_echo(keys.path(), &unused, &extra);
+    let (pa, pb) = (a.port, b.port);
+    let ta = std::thread::spawn(move || echo_calls(pa, 25));
+    let tb = std::thread::spawn(move || echo_calls(pb, 25));
+    ta.join().unwrap();
+    tb.join().unwrap();
+    a.proc.terminate(Duration::from_secs(10));
+    b.proc.terminate(Duration::from_secs(10));
+    assert!(!unused.exists(), "the SQLite file is not used");
+    let out = mcpguard(&[
+        "audit-verify",
+        "--db",
+        &url,
+        "--schema",
+        &schema,
+        "--public-key",
+        s(&keys.path().join("signing.pub")),
+        "--key-name",
+        "mcpguard.test/audit",
+        "--json",
+    ]);
+    let report: Value =
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("{}", text(&out)));
+    assert_eq!(report["intact"], true, "{report}");
+    // Each gateway: initialize, initialized, 25 calls.
+    assert_eq!(report["records"], 54, "{report}");
+    assert_eq!(report["newest_checkpoint"], 54, "{report}");
+    let out = mcpguard(&[
+        "audit-query",
+        "--db",
+        &url,
+        "--schema",
+        &schema,
+        "--format",
+        "json",
+        "--limit",
+        "0",
+    ]);
+    let sessions: std::collections::HashSet<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            serde_json::from_str::<Value>(l).ok()?["event"]["session"]
+                .as_str()
+                .map(str::to_string)
+        })
+        .collect();
+    assert_eq!(
+        sessions.len(),
+        2,
+        "both gateways' sessions are in the one log"
+    );
 }

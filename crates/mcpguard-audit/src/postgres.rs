@@ -1,0 +1,382 @@
+//! The shared store for several gateway replicas: PostgreSQL. One head row, locked with
+//! `SELECT … FOR UPDATE` inside each append transaction, serialises the replicas'
+//! commits, so the log stays one chain and one tree with no gaps or forks however many
+//! replicas write. Triggers refuse UPDATE, DELETE and TRUNCATE of events and
+//! checkpoints.
+
+use postgres::{Client, NoTls};
+
+use crate::AuditError;
+use crate::event::AuditEvent;
+use crate::record::{self, GENESIS, Head};
+use crate::store::{Appended, AuditStore, Filter, StoredCheckpoint, StoredRow};
+
+const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS audit_meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS audit_head(id INT PRIMARY KEY CHECK (id = 1), size BIGINT NOT NULL, last_hash BYTEA NOT NULL);
+CREATE TABLE IF NOT EXISTS audit_events(
+    seq BIGINT PRIMARY KEY,
+    hash BYTEA NOT NULL,
+    data TEXT NOT NULL,
+    time_us BIGINT NOT NULL,
+    session TEXT,
+    identity TEXT,
+    tool TEXT,
+    server TEXT,
+    outcome TEXT NOT NULL,
+    rule TEXT
+);
+CREATE INDEX IF NOT EXISTS audit_events_time ON audit_events(time_us);
+CREATE TABLE IF NOT EXISTS audit_checkpoints(size BIGINT PRIMARY KEY, note TEXT NOT NULL, time_us BIGINT NOT NULL);
+CREATE OR REPLACE FUNCTION audit_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN RAISE EXCEPTION 'the audit log is append-only: % is refused', TG_OP; END $$;
+CREATE OR REPLACE TRIGGER audit_events_append_only BEFORE UPDATE OR DELETE ON audit_events
+    FOR EACH ROW EXECUTE FUNCTION audit_append_only();
+CREATE OR REPLACE TRIGGER audit_events_no_truncate BEFORE TRUNCATE ON audit_events
+    FOR EACH STATEMENT EXECUTE FUNCTION audit_append_only();
+CREATE OR REPLACE TRIGGER audit_checkpoints_append_only BEFORE UPDATE OR DELETE ON audit_checkpoints
+    FOR EACH ROW EXECUTE FUNCTION audit_append_only();
+CREATE OR REPLACE TRIGGER audit_checkpoints_no_truncate BEFORE TRUNCATE ON audit_checkpoints
+    FOR EACH STATEMENT EXECUTE FUNCTION audit_append_only();
+INSERT INTO audit_meta(key, value) VALUES ('schema', '1') ON CONFLICT DO NOTHING;
+"#;
+
+/// The PostgreSQL store.
+pub struct PostgresStore {
+    client: Client,
+    location: String,
+}
+
+fn is_identifier(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        && !s.starts_with(|c: char| c.is_ascii_digit())
+}
+
+impl PostgresStore {
+    /// Connects to `url` (`postgres://user@host:port/db`), uses (and creates) `schema`,
+    /// and creates the tables when missing. Safe when several replicas start at once.
+    pub fn open(url: &str, schema: &str) -> Result<PostgresStore, AuditError> {
+        let location = format!("{} (schema {schema})", redact_url(url));
+        let fail = |detail: String| AuditError::Store {
+            location: location.clone(),
+            detail,
+        };
+        if !is_identifier(schema) {
+            return Err(fail(format!(
+                "schema `{schema}` must be lowercase letters, digits and `_`"
+            )));
+        }
+        let mut client = Client::connect(url, NoTls).map_err(|e| {
+            fail(format!(
+                "cannot connect ({e}); check `audit.postgres.url` and that the server is up"
+            ))
+        })?;
+        let mut tx = client.transaction().map_err(|e| fail(e.to_string()))?;
+        // One replica creates the schema at a time.
+        tx.batch_execute(&format!(
+            "SELECT pg_advisory_xact_lock(7320194501); CREATE SCHEMA IF NOT EXISTS {schema}; SET LOCAL search_path TO {schema}; {SCHEMA} INSERT INTO audit_head(id, size, last_hash) VALUES (1, 0, '\\x{}') ON CONFLICT DO NOTHING;",
+            hex::encode(GENESIS)
+        ))
+        .map_err(|e| fail(pg_detail(&e)))?;
+        tx.commit().map_err(|e| fail(pg_detail(&e)))?;
+        client
+            .batch_execute(&format!("SET search_path TO {schema}"))
+            .map_err(|e| fail(pg_detail(&e)))?;
+        let mut store = PostgresStore { client, location };
+        store.check_schema()?;
+        Ok(store)
+    }
+
+    /// Connects to an existing log without creating anything (for verify, query and
+    /// export).
+    pub fn open_existing(url: &str, schema: &str) -> Result<PostgresStore, AuditError> {
+        let location = format!("{} (schema {schema})", redact_url(url));
+        let fail = |detail: String| AuditError::Store {
+            location: location.clone(),
+            detail,
+        };
+        if !is_identifier(schema) {
+            return Err(fail(format!(
+                "schema `{schema}` must be lowercase letters, digits and `_`"
+            )));
+        }
+        let mut client =
+            Client::connect(url, NoTls).map_err(|e| fail(format!("cannot connect ({e})")))?;
+        let exists: bool = client
+            .query_one(
+                "SELECT to_regclass($1) IS NOT NULL",
+                &[&format!("{schema}.audit_meta")],
+            )
+            .map_err(|e| fail(pg_detail(&e)))?
+            .get(0);
+        if !exists {
+            return Err(fail(
+                "no audit log here (no `audit_meta` table); check the URL and --schema".into(),
+            ));
+        }
+        client
+            .batch_execute(&format!("SET search_path TO {schema}"))
+            .map_err(|e| fail(pg_detail(&e)))?;
+        let mut store = PostgresStore { client, location };
+        store.check_schema()?;
+        Ok(store)
+    }
+
+    fn check_schema(&mut self) -> Result<(), AuditError> {
+        let row = self
+            .client
+            .query_opt("SELECT value FROM audit_meta WHERE key = 'schema'", &[])
+            .map_err(|e| self.error(&e))?;
+        match row.map(|r| r.get::<_, String>(0)).as_deref() {
+            Some("1") => Ok(()),
+            other => Err(AuditError::Store {
+                location: self.location.clone(),
+                detail: format!(
+                    "audit schema version {other:?} is not one this mcpguard reads (1)"
+                ),
+            }),
+        }
+    }
+
+    fn error(&self, e: &postgres::Error) -> AuditError {
+        AuditError::Store {
+            location: self.location.clone(),
+            detail: pg_detail(e),
+        }
+    }
+}
+
+/// The server's message when there is one (it says what the constraint or trigger was).
+fn pg_detail(e: &postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{} ({})", db.message(), db.code().code()),
+        None => e.to_string(),
+    }
+}
+
+/// The URL without its password.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{}{user}@{}", &url[..scheme + 3], &url[at + 1..])
+        }
+        _ => url.to_string(),
+    }
+}
+
+fn row_of(r: &postgres::Row) -> StoredRow {
+    StoredRow {
+        seq: r.get::<_, i64>(0) as u64,
+        hash: r.get(1),
+        data: r.get(2),
+    }
+}
+
+impl AuditStore for PostgresStore {
+    fn location(&self) -> String {
+        self.location.clone()
+    }
+
+    fn head(&mut self) -> Result<Head, AuditError> {
+        let row = self
+            .client
+            .query_one("SELECT size, last_hash FROM audit_head WHERE id = 1", &[])
+            .map_err(|e| self.error(&e))?;
+        let size = row.get::<_, i64>(0) as u64;
+        let last: Vec<u8> = row.get(1);
+        Ok(Head {
+            size,
+            last: last.try_into().map_err(|_| AuditError::Record {
+                seq: size,
+                detail: "the head's hash is not 32 bytes; run `mcpguard audit-verify`".into(),
+            })?,
+        })
+    }
+
+    fn append(&mut self, events: &[AuditEvent]) -> Result<Vec<Appended>, AuditError> {
+        let location = self.location.clone();
+        let err = |e: postgres::Error| AuditError::Store {
+            location: location.clone(),
+            detail: pg_detail(&e),
+        };
+        let mut tx = self.client.transaction().map_err(err)?;
+        let head = tx
+            .query_one(
+                "SELECT size, last_hash FROM audit_head WHERE id = 1 FOR UPDATE",
+                &[],
+            )
+            .map_err(err)?;
+        let mut size = head.get::<_, i64>(0) as u64;
+        let last: Vec<u8> = head.get(1);
+        let mut last: [u8; 32] = last.try_into().map_err(|_| AuditError::Record {
+            seq: size,
+            detail: "the head's hash is not 32 bytes".into(),
+        })?;
+        let insert = tx
+            .prepare("INSERT INTO audit_events(seq, hash, data, time_us, session, identity, tool, server, outcome, rule) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)")
+            .map_err(err)?;
+        let mut out = Vec::with_capacity(events.len());
+        for event in events {
+            let seq = size + 1;
+            let (data, hash) =
+                record::encode(seq, &last, event).map_err(|e| AuditError::Record {
+                    seq,
+                    detail: e.to_string(),
+                })?;
+            tx.execute(
+                &insert,
+                &[
+                    &(seq as i64),
+                    &&hash[..],
+                    &data,
+                    &event.time_unix_us,
+                    &event.session,
+                    &event.identity,
+                    &event.tool,
+                    &event.upstream,
+                    &event.outcome.as_str(),
+                    &event.rule(),
+                ],
+            )
+            .map_err(err)?;
+            size = seq;
+            last = hash;
+            out.push(Appended { seq, hash, data });
+        }
+        tx.execute(
+            "UPDATE audit_head SET size = $1, last_hash = $2 WHERE id = 1",
+            &[&(size as i64), &&last[..]],
+        )
+        .map_err(err)?;
+        tx.commit().map_err(err)?;
+        Ok(out)
+    }
+
+    fn scan(
+        &mut self,
+        from: u64,
+        each: &mut dyn FnMut(StoredRow) -> bool,
+    ) -> Result<(), AuditError> {
+        // Pages of rows, so a huge log is not read into memory at once.
+        let mut next = from as i64;
+        loop {
+            let rows = self
+                .client
+                .query(
+                    "SELECT seq, hash, data FROM audit_events WHERE seq >= $1 ORDER BY seq LIMIT 10000",
+                    &[&next],
+                )
+                .map_err(|e| self.error(&e))?;
+            let Some(last) = rows.last() else {
+                return Ok(());
+            };
+            next = last.get::<_, i64>(0) + 1;
+            for r in &rows {
+                if !each(row_of(r)) {
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    fn add_checkpoint(
+        &mut self,
+        size: u64,
+        note: &str,
+        time_unix_us: i64,
+    ) -> Result<(), AuditError> {
+        self.client
+            .execute(
+                "INSERT INTO audit_checkpoints(size, note, time_us) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+                &[&(size as i64), &note, &time_unix_us],
+            )
+            .map_err(|e| self.error(&e))?;
+        Ok(())
+    }
+
+    fn checkpoints(&mut self) -> Result<Vec<StoredCheckpoint>, AuditError> {
+        let rows = self
+            .client
+            .query(
+                "SELECT size, note, time_us FROM audit_checkpoints ORDER BY size",
+                &[],
+            )
+            .map_err(|e| self.error(&e))?;
+        Ok(rows
+            .iter()
+            .map(|r| StoredCheckpoint {
+                size: r.get::<_, i64>(0) as u64,
+                note: r.get(1),
+                time_unix_us: r.get(2),
+            })
+            .collect())
+    }
+
+    fn candidates(
+        &mut self,
+        filter: &Filter,
+        each: &mut dyn FnMut(StoredRow) -> bool,
+    ) -> Result<(), AuditError> {
+        let mut sql = String::from("SELECT seq, hash, data FROM audit_events WHERE TRUE");
+        let mut args: Vec<Box<dyn postgres::types::ToSql + Sync>> = Vec::new();
+        if let Some(t) = filter.since_us {
+            args.push(Box::new(t));
+            sql.push_str(&format!(" AND time_us >= ${}", args.len()));
+        }
+        if let Some(t) = filter.until_us {
+            args.push(Box::new(t));
+            sql.push_str(&format!(" AND time_us < ${}", args.len()));
+        }
+        for (column, value) in [
+            ("identity", &filter.identity),
+            ("tool", &filter.tool),
+            ("server", &filter.server),
+            ("session", &filter.session),
+            ("rule", &filter.rule),
+        ] {
+            if let Some(v) = value {
+                args.push(Box::new(v.clone()));
+                sql.push_str(&format!(" AND {column} = ${}", args.len()));
+            }
+        }
+        sql.push_str(if filter.newest_first {
+            " ORDER BY seq DESC"
+        } else {
+            " ORDER BY seq"
+        });
+        let params: Vec<&(dyn postgres::types::ToSql + Sync)> =
+            args.iter().map(|a| a.as_ref()).collect();
+        let location = self.location.clone();
+        let err = |e: postgres::Error| AuditError::Store {
+            location: location.clone(),
+            detail: pg_detail(&e),
+        };
+        let mut rows = self.client.query_raw(&sql, params).map_err(err)?;
+        use postgres::fallible_iterator::FallibleIterator as _;
+        while let Some(r) = rows.next().map_err(err)? {
+            if !each(row_of(&r)) {
+                break;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_url;
+
+    #[test]
+    fn passwords_never_reach_messages() {
+        assert_eq!(
+            redact_url("postgres://audit:s3cret@db:5432/mcp"),
+            "postgres://audit@db:5432/mcp"
+        );
+        assert_eq!(redact_url("postgres://db/mcp"), "postgres://db/mcp");
+    }
+}
