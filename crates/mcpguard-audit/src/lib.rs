@@ -28,7 +28,7 @@ pub use error::AuditError;
 pub use event::{AuditEvent, DecisionRecord, FindingRecord, FlowRecord, Outcome};
 pub use postgres::PostgresStore;
 pub use sqlite::{Durability, SqliteStore};
-pub use store::{AuditStore, Filter};
+pub use store::{AuditStore, Entry, Filter, Payloads, Trace};
 pub use writer::{AppendFailure, AuditWriter, WriterConfig};
 
 /// Reads the events in `store` that pass `filter`, in the filter's order, calling `each`

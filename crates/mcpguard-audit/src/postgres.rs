@@ -7,9 +7,8 @@
 use postgres::{Client, NoTls};
 
 use crate::AuditError;
-use crate::event::AuditEvent;
 use crate::record::{self, GENESIS, Head};
-use crate::store::{Appended, AuditStore, Filter, StoredCheckpoint, StoredRow};
+use crate::store::{Appended, AuditStore, Entry, Filter, StoredCheckpoint, StoredRow, Trace};
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS audit_meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -37,6 +36,21 @@ CREATE OR REPLACE TRIGGER audit_events_no_truncate BEFORE TRUNCATE ON audit_even
 CREATE OR REPLACE TRIGGER audit_checkpoints_append_only BEFORE UPDATE OR DELETE ON audit_checkpoints
     FOR EACH ROW EXECUTE FUNCTION audit_append_only();
 CREATE OR REPLACE TRIGGER audit_checkpoints_no_truncate BEFORE TRUNCATE ON audit_checkpoints
+    FOR EACH STATEMENT EXECUTE FUNCTION audit_append_only();
+CREATE TABLE IF NOT EXISTS audit_traces(
+    id TEXT PRIMARY KEY,
+    seq BIGINT NOT NULL,
+    time_us BIGINT NOT NULL,
+    tool TEXT,
+    server TEXT,
+    bundle TEXT NOT NULL,
+    payloads TEXT NOT NULL,
+    request BYTEA,
+    result BYTEA
+);
+CREATE OR REPLACE TRIGGER audit_traces_append_only BEFORE UPDATE OR DELETE ON audit_traces
+    FOR EACH ROW EXECUTE FUNCTION audit_append_only();
+CREATE OR REPLACE TRIGGER audit_traces_no_truncate BEFORE TRUNCATE ON audit_traces
     FOR EACH STATEMENT EXECUTE FUNCTION audit_append_only();
 INSERT INTO audit_meta(key, value) VALUES ('schema', '1') ON CONFLICT DO NOTHING;
 "#;
@@ -169,6 +183,21 @@ pub fn redact_url(url: &str) -> String {
     }
 }
 
+const TRACE_COLUMNS: &str = "id, seq, time_us, tool, server, bundle, payloads, request, result";
+
+fn trace_of(r: &postgres::Row) -> Trace {
+    let mode: String = r.get(6);
+    Trace {
+        id: r.get(0),
+        seq: r.get::<_, i64>(1) as u64,
+        time_unix_us: r.get(2),
+        tool: r.get(3),
+        upstream: r.get(4),
+        bundle: r.get(5),
+        payloads: crate::sqlite::payloads_of(&mode, r.get(7), r.get(8)),
+    }
+}
+
 fn row_of(r: &postgres::Row) -> StoredRow {
     StoredRow {
         seq: r.get::<_, i64>(0) as u64,
@@ -198,7 +227,7 @@ impl AuditStore for PostgresStore {
         })
     }
 
-    fn append(&mut self, events: &[AuditEvent]) -> Result<Vec<Appended>, AuditError> {
+    fn append(&mut self, entries: &[Entry]) -> Result<Vec<Appended>, AuditError> {
         let location = self.location.clone();
         let err = |e: postgres::Error| AuditError::Store {
             location: location.clone(),
@@ -220,8 +249,12 @@ impl AuditStore for PostgresStore {
         let insert = tx
             .prepare("INSERT INTO audit_events(seq, hash, data, time_us, session, identity, tool, server, outcome, rule) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)")
             .map_err(err)?;
-        let mut out = Vec::with_capacity(events.len());
-        for event in events {
+        let insert_trace = tx
+            .prepare("INSERT INTO audit_traces(id, seq, time_us, tool, server, bundle, payloads, request, result) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)")
+            .map_err(err)?;
+        let mut out = Vec::with_capacity(entries.len());
+        for entry in entries {
+            let event = &entry.event;
             let seq = size + 1;
             let (data, hash) =
                 record::encode(seq, &last, event).map_err(|e| AuditError::Record {
@@ -244,6 +277,24 @@ impl AuditStore for PostgresStore {
                 ],
             )
             .map_err(err)?;
+            if let Some(t) = &entry.trace {
+                let (request, result) = crate::sqlite::trace_payloads(&t.payloads);
+                tx.execute(
+                    &insert_trace,
+                    &[
+                        &t.id,
+                        &(seq as i64),
+                        &t.time_unix_us,
+                        &t.tool,
+                        &t.upstream,
+                        &t.bundle,
+                        &t.payloads.mode(),
+                        &request,
+                        &result,
+                    ],
+                )
+                .map_err(err)?;
+            }
             size = seq;
             last = hash;
             out.push(Appended { seq, hash, data });
@@ -282,6 +333,28 @@ impl AuditStore for PostgresStore {
                 }
             }
         }
+    }
+
+    fn trace(&mut self, id: &str) -> Result<Option<Trace>, AuditError> {
+        let row = self
+            .client
+            .query_opt(
+                &format!("SELECT {TRACE_COLUMNS} FROM audit_traces WHERE id = $1"),
+                &[&id],
+            )
+            .map_err(|e| self.error(&e))?;
+        Ok(row.as_ref().map(trace_of))
+    }
+
+    fn traces(&mut self, tool: Option<&str>, limit: usize) -> Result<Vec<Trace>, AuditError> {
+        let rows = self
+            .client
+            .query(
+                &format!("SELECT {TRACE_COLUMNS} FROM audit_traces WHERE $1::TEXT IS NULL OR tool = $1 ORDER BY seq DESC LIMIT $2"),
+                &[&tool, &(limit as i64)],
+            )
+            .map_err(|e| self.error(&e))?;
+        Ok(rows.iter().map(trace_of).collect())
     }
 
     fn add_checkpoint(

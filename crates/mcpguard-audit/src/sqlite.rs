@@ -7,9 +7,10 @@ use std::path::{Path, PathBuf};
 use rusqlite::{Connection, OpenFlags, OptionalExtension as _, params};
 
 use crate::AuditError;
-use crate::event::AuditEvent;
 use crate::record::{self, Head};
-use crate::store::{Appended, AuditStore, Filter, StoredCheckpoint, StoredRow};
+use crate::store::{
+    Appended, AuditStore, Entry, Filter, Payloads, StoredCheckpoint, StoredRow, Trace,
+};
 
 /// How hard a commit waits for the disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -50,8 +51,25 @@ CREATE TRIGGER IF NOT EXISTS audit_checkpoints_no_update BEFORE UPDATE ON audit_
 BEGIN SELECT RAISE(ABORT, 'checkpoints are append-only: UPDATE is refused'); END;
 CREATE TRIGGER IF NOT EXISTS audit_checkpoints_no_delete BEFORE DELETE ON audit_checkpoints
 BEGIN SELECT RAISE(ABORT, 'checkpoints are append-only: DELETE is refused'); END;
+CREATE TABLE IF NOT EXISTS audit_traces(
+    id TEXT PRIMARY KEY,
+    seq INTEGER NOT NULL,
+    time_us INTEGER NOT NULL,
+    tool TEXT,
+    server TEXT,
+    bundle TEXT NOT NULL,
+    payloads TEXT NOT NULL,
+    request BLOB,
+    result BLOB
+);
+CREATE TRIGGER IF NOT EXISTS audit_traces_no_update BEFORE UPDATE ON audit_traces
+BEGIN SELECT RAISE(ABORT, 'traces are append-only: UPDATE is refused'); END;
+CREATE TRIGGER IF NOT EXISTS audit_traces_no_delete BEFORE DELETE ON audit_traces
+BEGIN SELECT RAISE(ABORT, 'traces are append-only: DELETE is refused'); END;
 INSERT OR IGNORE INTO audit_meta(key, value) VALUES ('schema', '1');
 "#;
+
+const INSERT_TRACE: &str = "INSERT INTO audit_traces(id, seq, time_us, tool, server, bundle, payloads, request, result) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)";
 
 const INSERT: &str = "INSERT INTO audit_events(seq, hash, data, time_us, session, identity, tool, server, outcome, rule) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)";
 
@@ -211,6 +229,44 @@ fn store_error(path: &Path, e: &rusqlite::Error) -> AuditError {
     }
 }
 
+/// The request and result blobs of a trace's payloads.
+pub(crate) fn trace_payloads(p: &Payloads) -> (Option<&[u8]>, Option<&[u8]>) {
+    match p {
+        Payloads::Dropped => (None, None),
+        Payloads::Plain { request, result } | Payloads::Sealed { request, result } => {
+            (Some(request), Some(result))
+        }
+    }
+}
+
+/// Payloads from a stored mode and blobs.
+pub(crate) fn payloads_of(
+    mode: &str,
+    request: Option<Vec<u8>>,
+    result: Option<Vec<u8>>,
+) -> Payloads {
+    match (mode, request, result) {
+        ("plain", Some(request), Some(result)) => Payloads::Plain { request, result },
+        ("sealed", Some(request), Some(result)) => Payloads::Sealed { request, result },
+        _ => Payloads::Dropped,
+    }
+}
+
+fn trace_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Trace> {
+    let mode: String = r.get(6)?;
+    Ok(Trace {
+        id: r.get(0)?,
+        seq: r.get::<_, i64>(1)? as u64,
+        time_unix_us: r.get(2)?,
+        tool: r.get(3)?,
+        upstream: r.get(4)?,
+        bundle: r.get(5)?,
+        payloads: payloads_of(&mode, r.get(7)?, r.get(8)?),
+    })
+}
+
+const TRACE_COLUMNS: &str = "id, seq, time_us, tool, server, bundle, payloads, request, result";
+
 fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredRow> {
     Ok(StoredRow {
         seq: r.get::<_, i64>(0)? as u64,
@@ -248,7 +304,7 @@ impl AuditStore for SqliteStore {
         Ok(head)
     }
 
-    fn append(&mut self, events: &[AuditEvent]) -> Result<Vec<Appended>, AuditError> {
+    fn append(&mut self, entries: &[Entry]) -> Result<Vec<Appended>, AuditError> {
         let mut head = match self.head {
             Some(h) => h,
             None => self.head()?,
@@ -257,10 +313,12 @@ impl AuditStore for SqliteStore {
         let result = (|| -> Result<Vec<Appended>, AuditError> {
             let err = |e: rusqlite::Error| store_error(&path, &e);
             let tx = self.conn.transaction().map_err(err)?;
-            let mut out = Vec::with_capacity(events.len());
+            let mut out = Vec::with_capacity(entries.len());
             {
                 let mut insert = tx.prepare_cached(INSERT).map_err(err)?;
-                for event in events {
+                let mut insert_trace = tx.prepare_cached(INSERT_TRACE).map_err(err)?;
+                for entry in entries {
+                    let event = &entry.event;
                     let seq = head.size + 1;
                     let (data, hash) =
                         record::encode(seq, &head.last, event).map_err(|e| AuditError::Record {
@@ -281,6 +339,22 @@ impl AuditStore for SqliteStore {
                             event.rule(),
                         ])
                         .map_err(err)?;
+                    if let Some(t) = &entry.trace {
+                        let (request, result) = trace_payloads(&t.payloads);
+                        insert_trace
+                            .execute(params![
+                                t.id,
+                                seq as i64,
+                                t.time_unix_us,
+                                t.tool,
+                                t.upstream,
+                                t.bundle,
+                                t.payloads.mode(),
+                                request,
+                                result,
+                            ])
+                            .map_err(err)?;
+                    }
                     head = Head {
                         size: seq,
                         last: hash,
@@ -316,6 +390,31 @@ impl AuditStore for SqliteStore {
             }
         }
         Ok(())
+    }
+
+    fn trace(&mut self, id: &str) -> Result<Option<Trace>, AuditError> {
+        self.conn
+            .query_row(
+                &format!("SELECT {TRACE_COLUMNS} FROM audit_traces WHERE id = ?1"),
+                [id],
+                trace_row,
+            )
+            .optional()
+            .map_err(|e| self.error(&e))
+    }
+
+    fn traces(&mut self, tool: Option<&str>, limit: usize) -> Result<Vec<Trace>, AuditError> {
+        let mut stmt = self
+            .conn
+            .prepare(&format!(
+                "SELECT {TRACE_COLUMNS} FROM audit_traces WHERE ?1 IS NULL OR tool = ?1 ORDER BY seq DESC LIMIT ?2"
+            ))
+            .map_err(|e| store_error(&self.path, &e))?;
+        let rows = stmt
+            .query_map(params![tool, limit as i64], trace_row)
+            .map_err(|e| store_error(&self.path, &e))?;
+        rows.collect::<Result<Vec<_>, _>>()
+            .map_err(|e| store_error(&self.path, &e))
     }
 
     fn add_checkpoint(

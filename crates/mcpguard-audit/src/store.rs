@@ -28,6 +28,66 @@ pub struct StoredCheckpoint {
     pub time_unix_us: i64,
 }
 
+/// The payloads a trace keeps for replay.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Payloads {
+    /// None kept (`envelopes.payloads: drop`): the trace cannot be replayed.
+    Dropped,
+    /// Kept as they are (JSON text).
+    Plain {
+        /// The canonical request.
+        request: Vec<u8>,
+        /// The canonical result.
+        result: Vec<u8>,
+    },
+    /// Kept encrypted (sealed with the payload key; opaque to the store).
+    Sealed {
+        /// The sealed request.
+        request: Vec<u8>,
+        /// The sealed result.
+        result: Vec<u8>,
+    },
+}
+
+impl Payloads {
+    /// `dropped`, `plain` or `sealed`.
+    pub fn mode(&self) -> &'static str {
+        match self {
+            Payloads::Dropped => "dropped",
+            Payloads::Plain { .. } => "plain",
+            Payloads::Sealed { .. } => "sealed",
+        }
+    }
+}
+
+/// An execution trace: the signed envelope (a Sigstore bundle) and what replay needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Trace {
+    /// The envelope id (also the event's `envelope_id`).
+    pub id: String,
+    /// The audit record it belongs to (set by the store).
+    pub seq: u64,
+    /// When the call started.
+    pub time_unix_us: i64,
+    /// The tool as the agent named it.
+    pub tool: Option<String>,
+    /// The upstream.
+    pub upstream: Option<String>,
+    /// The Sigstore bundle (JSON).
+    pub bundle: String,
+    /// Request and result, if kept.
+    pub payloads: Payloads,
+}
+
+/// One event to append, with its trace when the call was executed.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    /// The event.
+    pub event: AuditEvent,
+    /// Its execution trace.
+    pub trace: Option<Trace>,
+}
+
 /// What an appended event became.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Appended {
@@ -110,8 +170,15 @@ pub trait AuditStore: Send {
     /// The current head (re-read from the store).
     fn head(&mut self) -> Result<Head, AuditError>;
 
-    /// Appends `events` in order, chained after the head; durable on return.
-    fn append(&mut self, events: &[AuditEvent]) -> Result<Vec<Appended>, AuditError>;
+    /// Appends `entries` in order (events chained after the head, traces beside them);
+    /// durable on return.
+    fn append(&mut self, entries: &[Entry]) -> Result<Vec<Appended>, AuditError>;
+
+    /// The trace with envelope id `id`.
+    fn trace(&mut self, id: &str) -> Result<Option<Trace>, AuditError>;
+
+    /// Traces newest first (optionally of one tool), at most `limit`.
+    fn traces(&mut self, tool: Option<&str>, limit: usize) -> Result<Vec<Trace>, AuditError>;
 
     /// Calls `each` with the rows from `from` (inclusive) on, in sequence order, until it
     /// returns false.

@@ -193,6 +193,80 @@ fn conformance(open: &dyn Fn() -> Box<dyn AuditStore>) {
     expected.reverse();
     expected.truncate(3);
     assert_eq!(newest, expected);
+
+    // Traces are stored beside their event, in the same transaction.
+    let trace = |id: &str, payloads| crate::Trace {
+        id: id.into(),
+        seq: 0,
+        time_unix_us: 5,
+        tool: Some("read_file".into()),
+        upstream: Some("fs".into()),
+        bundle: "{}".into(),
+        payloads,
+    };
+    let appended = store
+        .append(&[
+            crate::Entry {
+                event: event(1000),
+                trace: Some(trace(
+                    "env-a",
+                    crate::Payloads::Plain {
+                        request: b"{}".to_vec(),
+                        result: b"[]".to_vec(),
+                    },
+                )),
+            },
+            crate::Entry {
+                event: event(1001),
+                trace: None,
+            },
+            crate::Entry {
+                event: event(1002),
+                trace: Some(trace("env-b", crate::Payloads::Dropped)),
+            },
+        ])
+        .unwrap();
+    assert_eq!(
+        appended.iter().map(|a| a.seq).collect::<Vec<_>>(),
+        vec![346, 347, 348]
+    );
+    let a = store.trace("env-a").unwrap().unwrap();
+    assert_eq!(a.seq, 346);
+    assert_eq!(
+        a.payloads,
+        crate::Payloads::Plain {
+            request: b"{}".to_vec(),
+            result: b"[]".to_vec()
+        }
+    );
+    assert_eq!(
+        store.trace("env-b").unwrap().unwrap().payloads,
+        crate::Payloads::Dropped
+    );
+    assert!(store.trace("nope").unwrap().is_none());
+    let listed: Vec<String> = store
+        .traces(Some("read_file"), 10)
+        .unwrap()
+        .into_iter()
+        .map(|t| t.id)
+        .collect();
+    assert_eq!(listed, vec!["env-b", "env-a"]);
+    assert!(store.traces(Some("other"), 10).unwrap().is_empty());
+    // A trace id is used once: a second append with it fails as a whole.
+    let before = store.head().unwrap();
+    assert!(
+        store
+            .append(&[crate::Entry {
+                event: event(1003),
+                trace: Some(trace("env-a", crate::Payloads::Dropped))
+            }])
+            .is_err()
+    );
+    assert_eq!(
+        store.head().unwrap(),
+        before,
+        "nothing of the failed batch was kept"
+    );
 }
 
 #[test]

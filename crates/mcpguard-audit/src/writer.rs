@@ -17,7 +17,7 @@ use crate::AuditError;
 use crate::checkpoint::{Checkpoint, NoteSigner, NoteVerifier};
 use crate::event::AuditEvent;
 use crate::merkle::{Frontier, Hash};
-use crate::store::AuditStore;
+use crate::store::{AuditStore, Entry};
 
 /// How the writer batches and checkpoints.
 #[derive(Debug, Clone)]
@@ -57,7 +57,7 @@ pub struct AppendFailure(Arc<str>);
 type Reply = oneshot::Sender<Result<u64, AppendFailure>>;
 
 enum Msg {
-    Append(Box<AuditEvent>, Reply),
+    Append(Box<Entry>, Reply),
     Checkpoint(Reply),
     Close(Reply),
 }
@@ -137,15 +137,20 @@ impl AuditWriter {
 
     /// Appends `event`; resolves with its sequence number once it is durable.
     pub async fn append(&self, event: AuditEvent) -> Result<u64, AppendFailure> {
+        self.append_entry(Entry { event, trace: None }).await
+    }
+
+    /// Appends an event with its execution trace, in one transaction.
+    pub async fn append_entry(&self, entry: Entry) -> Result<u64, AppendFailure> {
         let (reply, rx) = oneshot::channel();
-        self.send(Msg::Append(Box::new(event), reply))?;
+        self.send(Msg::Append(Box::new(entry), reply))?;
         rx.await.unwrap_or_else(|_| Err(closed()))
     }
 
     /// [`AuditWriter::append`] for threads outside an async runtime.
     pub fn append_blocking(&self, event: AuditEvent) -> Result<u64, AppendFailure> {
         let (reply, rx) = oneshot::channel();
-        self.send(Msg::Append(Box::new(event), reply))?;
+        self.send(Msg::Append(Box::new(Entry { event, trace: None }), reply))?;
         rx.blocking_recv().unwrap_or_else(|_| Err(closed()))
     }
 
@@ -362,7 +367,7 @@ impl Worker {
         }
     }
 
-    fn commit(&mut self, events: &[AuditEvent], replies: Vec<Reply>) {
+    fn commit(&mut self, events: &[Entry], replies: Vec<Reply>) {
         match self.store.append(events) {
             Ok(appended) => {
                 let first = appended.first().map_or(0, |a| a.seq);
