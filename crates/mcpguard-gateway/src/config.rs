@@ -27,6 +27,53 @@ pub struct Config {
     pub taint: TaintConfig,
     /// The tamper-evident audit log.
     pub audit: AuditConfig,
+    /// Signed execution envelopes of executed tool calls (stored with the audit log).
+    pub envelopes: EnvelopeConfig,
+}
+
+/// Signed, replayable execution envelopes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct EnvelopeConfig {
+    /// Sign an envelope (an in-toto statement in a DSSE envelope, as a Sigstore bundle)
+    /// for every executed `tools/call`. Needs the audit log, which stores them.
+    pub enabled: bool,
+    /// The Ed25519 or ECDSA P-256 private key (PKCS#8 PEM) that signs envelopes
+    /// (default: `audit.signing_key`). Relative to the configuration file.
+    pub signing_key: Option<PathBuf>,
+    /// What is kept for replay: `drop` (nothing: replay is impossible), `encrypt`
+    /// (ChaCha20-Poly1305 with `payload_key`), or `plain` (as is; results may hold
+    /// secrets).
+    pub payloads: PayloadMode,
+    /// The payload key file (32 bytes, base64), for `payloads: encrypt`; `mcpguard
+    /// keygen --payload-key` makes one. Relative to the configuration file.
+    pub payload_key: Option<PathBuf>,
+}
+
+impl Default for EnvelopeConfig {
+    fn default() -> Self {
+        EnvelopeConfig {
+            enabled: true,
+            signing_key: None,
+            payloads: PayloadMode::Drop,
+            payload_key: None,
+        }
+    }
+}
+
+/// What execution traces keep of a call.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema, Default,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum PayloadMode {
+    /// Only digests: the envelope proves what ran, but it cannot be replayed.
+    #[default]
+    Drop,
+    /// Request and result encrypted at rest.
+    Encrypt,
+    /// Request and result as they are.
+    Plain,
 }
 
 /// The tamper-evident audit log.
@@ -518,6 +565,16 @@ impl Config {
             push(
                 "audit.postgres_url".into(),
                 "`backend: postgres` needs `postgres_url` (or MCPGUARD_AUDIT__POSTGRES_URL)".into(),
+            );
+        }
+        if self.audit.enabled
+            && self.envelopes.enabled
+            && self.envelopes.payloads == PayloadMode::Encrypt
+            && self.envelopes.payload_key.is_none()
+        {
+            push(
+                "envelopes.payload_key".into(),
+                "`payloads: encrypt` needs a key: run `mcpguard keygen --payload-key` and set `envelopes.payload_key`".into(),
             );
         }
         if self.audit.max_batch == 0 {

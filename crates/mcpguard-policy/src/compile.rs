@@ -597,10 +597,28 @@ pub fn compile(
     if !errors.is_empty() {
         return Err(errors);
     }
-    Ok(Policy::new(
+    let mut policy = Policy::new(
         rules.into_iter().map(Arc::new).collect(),
         default_action.unwrap_or(fallback_default),
-    ))
+    );
+    policy.digest = Some(files_digest(files));
+    Ok(policy)
+}
+
+/// `sha256:<hex>` of the files: each name and text, length-prefixed so that no two
+/// different sets hash alike.
+fn files_digest(files: &[(String, String)]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for (name, text) in files {
+        for part in [name.as_bytes(), text.as_bytes()] {
+            h.update((part.len() as u64).to_be_bytes());
+            h.update(part);
+        }
+    }
+    let digest = h.finalize();
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    format!("sha256:{hex}")
 }
 
 /// Terminal rules that can never decide: an earlier terminal rule (strictly lower

@@ -31,6 +31,7 @@ pub struct Policy {
     default_action: Action,
     tools: index::NameIndex,
     servers: index::NameIndex,
+    digest: Option<String>,
 }
 
 impl Policy {
@@ -43,7 +44,14 @@ impl Policy {
             default_action,
             tools,
             servers,
+            digest: None,
         }
+    }
+
+    /// `sha256:<hex>` over the policy files it was compiled from (names and texts, in
+    /// order), for execution envelopes; `None` for a policy built in code.
+    pub fn digest(&self) -> Option<&str> {
+        self.digest.as_deref()
     }
 
     /// A policy with no rules.

@@ -18,7 +18,8 @@ use mcpguard_gateway::config::{AuditBackend, AuditDurability, SyslogFormat, Sysl
 
 use crate::cli::{
     AuditCheckProofArgs, AuditDbArgs, AuditExportArgs, AuditFilterArgs, AuditKeyArgs,
-    AuditProofArgs, AuditQueryArgs, AuditVerifyArgs, ExportFormat, KeygenArgs, QueryFormat,
+    AuditProofArgs, AuditQueryArgs, AuditVerifyArgs, ExportFormat, KeyAlgorithm, KeygenArgs,
+    QueryFormat,
 };
 
 /// Opens the audit log and starts its writer, when `audit.enabled`.
@@ -99,32 +100,129 @@ pub fn start(config: &Config) -> anyhow::Result<Option<Arc<AuditWriter>>> {
     Ok(Some(Arc::new(writer)))
 }
 
+/// The envelope maker of `envelopes:` (when on).
+pub fn envelope_maker(
+    config: &Config,
+) -> anyhow::Result<Option<mcpguard_gateway::pipeline::envelope::EnvelopeMaker>> {
+    use mcpguard_gateway::config::PayloadMode;
+    use mcpguard_gateway::pipeline::envelope::{EnvelopeMaker, Keep};
+    let envelopes = &config.envelopes;
+    if !envelopes.enabled {
+        return Ok(None);
+    }
+    let path = envelopes
+        .signing_key
+        .as_ref()
+        .or(config.audit.signing_key.as_ref())
+        .context(
+            "`envelopes` needs a signing key: set `envelopes.signing_key` or `audit.signing_key`",
+        )?;
+    let pem = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the envelope key `{}`", path.display()))?;
+    let key = mcpguard_envelope::SigningKey::from_pem(&pem)
+        .with_context(|| format!("`{}`", path.display()))?;
+    let keep = match envelopes.payloads {
+        PayloadMode::Drop => Keep::Nothing,
+        PayloadMode::Plain => Keep::Plain,
+        PayloadMode::Encrypt => {
+            let path = envelopes
+                .payload_key
+                .as_ref()
+                .context("`payloads: encrypt` needs `envelopes.payload_key`")?;
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read the payload key `{}`", path.display()))?;
+            Keep::Sealed(
+                mcpguard_envelope::seal::PayloadKey::from_file_text(&text)
+                    .with_context(|| format!("`{}`", path.display()))?,
+            )
+        }
+    };
+    tracing::info!(
+        algorithm = key.algorithm().as_str(),
+        key_id = %key.public().key_id(),
+        payloads = ?envelopes.payloads,
+        "executed tool calls get signed execution envelopes"
+    );
+    Ok(Some(EnvelopeMaker::new(key, keep)))
+}
+
+/// Writes `text` to a new file readable by its owner only; never overwrites.
+pub fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| {
+            format!(
+                "cannot create `{}` (keys are never overwritten: move the old one aside first)",
+                path.display()
+            )
+        })?;
+    file.write_all(text.as_bytes())?;
+    file.sync_all()?;
+    Ok(())
+}
+
+/// A new payload key file's text: 32 random bytes, base64.
+pub fn payload_key_text() -> String {
+    use base64::Engine as _;
+    let (bytes, _) = mcpguard_envelope::seal::PayloadKey::generate();
+    format!(
+        "{}\n",
+        base64::engine::general_purpose::STANDARD.encode(bytes)
+    )
+}
+
 /// `mcpguard keygen`.
 pub fn keygen(args: &KeygenArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&args.dir)
         .with_context(|| format!("cannot create `{}`", args.dir.display()))?;
     let private = args.dir.join(format!("{}.key", args.name));
     let public = args.dir.join(format!("{}.pub", args.name));
-    if private.exists() {
-        bail!(
-            "`{}` already exists; keygen never overwrites a key (move it aside first)",
+    let algorithm = match args.algorithm {
+        KeyAlgorithm::Ed25519 => mcpguard_envelope::Algorithm::Ed25519,
+        KeyAlgorithm::EcdsaP256 => mcpguard_envelope::Algorithm::EcdsaP256,
+    };
+    let key = mcpguard_envelope::SigningKey::generate(algorithm);
+    write_private(&private, &key.to_pem()?)?;
+    std::fs::write(&public, key.public().to_pem()?)
+        .with_context(|| format!("cannot write `{}`", public.display()))?;
+    println!(
+        "wrote {} ({} private key, mode 0600)",
+        private.display(),
+        algorithm.as_str()
+    );
+    println!(
+        "wrote {} (public key; give it to auditors)",
+        public.display()
+    );
+    if args.payload_key {
+        let path = args.dir.join("payload.key");
+        write_private(&path, &payload_key_text())?;
+        println!(
+            "wrote {} (payload encryption key, mode 0600)",
+            path.display()
+        );
+    }
+    if algorithm == mcpguard_envelope::Algorithm::Ed25519 {
+        println!(
+            "next: set `audit.signing_key: {}` and `audit.enabled: true`",
+            private.display()
+        );
+    } else {
+        println!(
+            "next: set `envelopes.signing_key: {}` (audit checkpoints need an ed25519 key)",
             private.display()
         );
     }
-    let key = keys::generate();
-    keys::write_key_pair(&key, &private, &public)?;
-    println!("wrote {} (private, mode 0600)", private.display());
-    println!("wrote {} (public)", public.display());
-    println!(
-        "next: set `audit.signing_key: {}` and `audit.enabled: true`",
-        private.display()
-    );
     Ok(())
 }
 
 /// The log to read: `--db` (a SQLite path or a `postgres://` URL), else the
 /// configuration's.
-fn open(config: &Config, args: &AuditDbArgs) -> anyhow::Result<Box<dyn AuditStore>> {
+pub fn open(config: &Config, args: &AuditDbArgs) -> anyhow::Result<Box<dyn AuditStore>> {
     let schema = args
         .schema
         .as_deref()

@@ -97,9 +97,61 @@ pub enum Command {
     /// cef (ArcSight) or ocsf (API Activity 6003), oldest first.
     #[command(name = "audit-export")]
     AuditExport(AuditExportArgs),
+    /// List execution traces (signed envelopes of executed tool calls), newest first.
+    #[command(name = "trace-list")]
+    TraceList(TraceListArgs),
+    /// Print a trace's Sigstore bundle (JSON), for any Sigstore verifier.
+    #[command(name = "trace-export")]
+    TraceExport(TraceArgs),
+    /// Check a trace (by envelope id) or a bundle file: the DSSE signature, the in-toto
+    /// statement, the kept payloads against its digests, and its audit record. Exit 0
+    /// valid, 1 not.
+    #[command(name = "trace-verify")]
+    TraceVerify(TraceVerifyArgs),
+    /// Run a traced call again, through the gateway (its policy and audit), against the
+    /// same upstream, and report drift: identical result digest, or a structural diff.
+    /// Exit 0 identical, 1 drift, 2 cannot replay.
+    Replay(TraceArgs),
     /// Print the man page (roff).
     #[command(hide = true)]
     Man,
+}
+
+/// `mcpguard trace-list`.
+#[derive(Debug, Args)]
+pub struct TraceListArgs {
+    #[command(flatten)]
+    pub db: AuditDbArgs,
+    /// Only traces of this tool (as the agent named it).
+    #[arg(long)]
+    pub tool: Option<String>,
+    /// At most this many.
+    #[arg(long, default_value_t = 20)]
+    pub limit: usize,
+}
+
+/// A trace by envelope id.
+#[derive(Debug, Args)]
+pub struct TraceArgs {
+    #[command(flatten)]
+    pub db: AuditDbArgs,
+    /// The envelope id (see `trace-list`).
+    #[arg(value_name = "ID")]
+    pub id: String,
+}
+
+/// `mcpguard trace-verify`.
+#[derive(Debug, Args)]
+pub struct TraceVerifyArgs {
+    #[command(flatten)]
+    pub db: AuditDbArgs,
+    /// An envelope id, or a bundle file from `trace-export`.
+    #[arg(value_name = "ID|FILE")]
+    pub target: String,
+    /// The public key PEM that signs envelopes (default: the configuration's
+    /// `envelopes.signing_key` or `audit.signing_key`).
+    #[arg(long, value_name = "PATH")]
+    pub public_key: Option<PathBuf>,
 }
 
 /// `mcpguard keygen`.
@@ -111,6 +163,22 @@ pub struct KeygenArgs {
     /// The file name stem: `<name>.key` (private) and `<name>.pub` (public).
     #[arg(long, default_value = "signing")]
     pub name: String,
+    /// The algorithm. Audit checkpoints need `ed25519`; envelopes take either (set a
+    /// P-256 key as `envelopes.signing_key`).
+    #[arg(long, value_enum, default_value_t = KeyAlgorithm::Ed25519)]
+    pub algorithm: KeyAlgorithm,
+    /// Also write `payload.key`: 32 random bytes for `envelopes.payloads: encrypt`.
+    #[arg(long)]
+    pub payload_key: bool,
+}
+
+/// Signature algorithms of `keygen`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum KeyAlgorithm {
+    /// Ed25519.
+    Ed25519,
+    /// ECDSA over P-256 with SHA-256.
+    EcdsaP256,
 }
 
 /// Which audit log to read.

@@ -194,10 +194,17 @@ pub fn load(explicit: Option<&Path>, overrides: Overrides) -> anyhow::Result<Loa
         if config.audit.path.is_relative() {
             config.audit.path = base.join(&config.audit.path);
         }
-        if let Some(key) = config.audit.signing_key.as_mut()
-            && key.is_relative()
+        for key in [
+            config.audit.signing_key.as_mut(),
+            config.envelopes.signing_key.as_mut(),
+            config.envelopes.payload_key.as_mut(),
+        ]
+        .into_iter()
+        .flatten()
         {
-            *key = base.join(&*key);
+            if key.is_relative() {
+                *key = base.join(&*key);
+            }
         }
     }
     Ok(Loaded {

@@ -7,6 +7,7 @@ mod detect_cmd;
 mod guard_setup;
 mod init;
 mod policy_cmd;
+mod trace_cmd;
 
 use std::io::Write;
 use std::sync::Arc;
@@ -68,6 +69,20 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::AuditQuery(args) => audit_cmd::query(&quiet_config(cli.config.as_deref())?, &args),
         Command::AuditExport(args) => {
             audit_cmd::export(&quiet_config(cli.config.as_deref())?, &args)
+        }
+        Command::TraceList(args) => trace_cmd::list(&quiet_config(cli.config.as_deref())?, &args),
+        Command::TraceExport(args) => {
+            trace_cmd::export(&quiet_config(cli.config.as_deref())?, &args)
+        }
+        Command::TraceVerify(args) => {
+            let config = quiet_config(cli.config.as_deref())?;
+            exit_unless(trace_cmd::verify(&config, &args)?)
+        }
+        Command::Replay(args) => {
+            let config = quiet_config(cli.config.as_deref())?;
+            let code = trace_cmd::replay(&config, cli.config.as_deref(), &args)?;
+            let _ = std::io::stdout().flush();
+            std::process::exit(code)
         }
         Command::Man => {
             clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout())?;
@@ -251,10 +266,14 @@ fn plugins(
 ) -> anyhow::Result<Vec<Arc<dyn mcpguard_gateway::pipeline::Plugin>>> {
     let mut plugins = guard_setup::plugins(config)?;
     if let Some(writer) = audit {
-        plugins.push(Arc::new(mcpguard_gateway::pipeline::audit::AuditLog::new(
+        let mut plugin = mcpguard_gateway::pipeline::audit::AuditLog::new(
             writer.clone(),
             config.audit.fail_open,
-        )));
+        );
+        if let Some(maker) = audit_cmd::envelope_maker(config)? {
+            plugin = plugin.with_envelopes(maker);
+        }
+        plugins.push(Arc::new(plugin));
     }
     Ok(plugins)
 }

@@ -818,3 +818,178 @@ fn two_gateways_share_one_postgres_log_as_one_chain() {
         "both gateways' sessions are in the one log"
     );
 }
+
+fn sigstore_verify(bundle: &Path, key: &Path) -> Output {
+    Command::new(node())
+        .arg(peers().join("sigstore_verify.mjs"))
+        .arg(bundle)
+        .arg(key)
+        .current_dir(peers())
+        .output()
+        .expect("node")
+}
+
+#[test]
+fn envelopes_pass_the_sigstore_verifier_and_replay_reports_drift() {
+    let keys = keys();
+    let k = keys.path();
+    let out = mcpguard(&[
+        "keygen",
+        "--dir",
+        s(k),
+        "--name",
+        "p256",
+        "--algorithm",
+        "ecdsa-p256",
+        "--payload-key",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    let db = k.join("audit.db");
+    let files = tempfile::tempdir().unwrap();
+    let dir = files.path().canonicalize().unwrap();
+    std::fs::write(dir.join("notes.txt"), "the first version\n").unwrap();
+    let run = |envelope_key: &str| -> (Gateway, String) {
+        let config = format!(
+            "upstreams:\n  fs:\n    command: {fs}\n    args: [{d}]\npolicy:\n  policy_paths: [{policy}]\n{audit}envelopes:\n  signing_key: {key}\n  payloads: encrypt\n  payload_key: {pk}\n",
+            fs = yaml_str(&node_bin("mcp-server-filesystem").display().to_string()),
+            d = yaml_str(s(&dir)),
+            policy = yaml_str(
+                &repo()
+                    .join("policies/owasp_asi_2026_strict.yaml")
+                    .display()
+                    .to_string()
+            ),
+            audit = audit_yaml(k, &db, ""),
+            key = yaml_str(s(&k.join(envelope_key))),
+            pk = yaml_str(s(&k.join("payload.key"))),
+        );
+        let mut gateway = Gateway::start(&config);
+        let script = json!([{"op": "call_tool", "name": "fs__read_text_file", "arguments": {"path": s(&dir.join("notes.txt"))}}]);
+        py_client(&gateway.url(), "legacy", &script, &[]).ok("call_tool", 0);
+        gateway.proc.terminate(Duration::from_secs(10));
+        let list = mcpguard(&["trace-list", "--db", s(&db), "--limit", "1"]);
+        let listed = text(&list);
+        assert!(
+            listed.contains("fs__read_text_file") && listed.contains("sealed"),
+            "{listed}"
+        );
+        let id = listed
+            .lines()
+            .nth(1)
+            .unwrap()
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .to_string();
+        (gateway, id)
+    };
+
+    for (key, public) in [("signing.key", "signing.pub"), ("p256.key", "p256.pub")] {
+        let (gateway, id) = run(key);
+        let config = gateway.dir.path().join("config.yaml");
+        // The official Sigstore verifier accepts the bundle with the public key...
+        let export = mcpguard(&["trace-export", "--db", s(&db), &id]);
+        assert!(export.status.success(), "{}", text(&export));
+        let bundle_path = k.join(format!("{id}.json"));
+        std::fs::write(&bundle_path, &export.stdout).unwrap();
+        let bundle: Value = serde_json::from_slice(&export.stdout).unwrap();
+        assert_eq!(
+            bundle["mediaType"],
+            "application/vnd.dev.sigstore.bundle.v0.3+json"
+        );
+        let out = sigstore_verify(&bundle_path, &k.join(public));
+        assert_eq!(text(&out).trim(), "verified", "{key}");
+        // ...and rejects it with another key, or with the statement changed.
+        let other = if public == "signing.pub" {
+            "p256.pub"
+        } else {
+            "signing.pub"
+        };
+        let out = sigstore_verify(&bundle_path, &k.join(other));
+        assert!(text(&out).starts_with("rejected"), "{}", text(&out));
+        use base64::Engine as _;
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let mut statement: Value = serde_json::from_slice(
+            &b64.decode(bundle["dsseEnvelope"]["payload"].as_str().unwrap())
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(statement["_type"], "https://in-toto.io/Statement/v1");
+        assert_eq!(
+            statement["predicate"]["upstream"]["server_name"], "secure-filesystem-server",
+            "{statement}"
+        );
+        assert!(
+            statement["predicate"]["policy"]["digest"]
+                .as_str()
+                .unwrap()
+                .starts_with("sha256:")
+        );
+        assert_eq!(statement["predicate"]["policy"]["rule"], "ALLOW-001");
+        statement["predicate"]["tool"] = json!("fs__write_file");
+        let mut tampered = bundle.clone();
+        tampered["dsseEnvelope"]["payload"] = json!(b64.encode(statement.to_string()));
+        let tampered_path = k.join("tampered.json");
+        std::fs::write(&tampered_path, tampered.to_string()).unwrap();
+        let out = sigstore_verify(&tampered_path, &k.join(public));
+        assert!(text(&out).starts_with("rejected"), "{}", text(&out));
+        let out = mcpguard(&[
+            "trace-verify",
+            s(&tampered_path),
+            "--public-key",
+            s(&k.join(public)),
+        ]);
+        assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+
+        // trace-verify checks the signature, the sealed payloads and the audit link.
+        let out = mcpguard(&["--config", s(&config), "trace-verify", &id]);
+        let said = text(&out);
+        assert!(out.status.success(), "{said}");
+        assert!(
+            said.contains("match the signed digests") && said.contains("linked to audit record"),
+            "{said}"
+        );
+    }
+
+    // Replay through the gateway: identical while the file is unchanged, drift after.
+    let (gateway, id) = run("signing.key");
+    let config = gateway.dir.path().join("config.yaml");
+    let out = mcpguard(&["--config", s(&config), "replay", &id]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(text(&out).contains("identical"), "{}", text(&out));
+    std::fs::write(dir.join("notes.txt"), "the second version\n").unwrap();
+    let out = mcpguard(&["--config", s(&config), "replay", &id]);
+    let said = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains("drift") && said.contains("~ /content/0/text"),
+        "{said}"
+    );
+    assert!(said.contains("second version"), "{said}");
+    // The replays were audited like any call, and the log is still intact.
+    let out = verify(&db, k);
+    assert!(out.status.success(), "{}", text(&out));
+
+    // A trace without payloads cannot be replayed, and says so.
+    let config_text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("payloads: encrypt", "payloads: drop");
+    let dropped = Gateway::start(&config_text);
+    let script = json!([{"op": "call_tool", "name": "fs__read_text_file", "arguments": {"path": s(&dir.join("notes.txt"))}}]);
+    py_client(&dropped.url(), "legacy", &script, &[]).ok("call_tool", 0);
+    drop(dropped);
+    let list = mcpguard(&["trace-list", "--db", s(&db), "--limit", "1"]);
+    let listed = text(&list);
+    assert!(listed.contains("dropped"), "{listed}");
+    let id = listed
+        .lines()
+        .nth(1)
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
+    let out = mcpguard(&["--config", s(&config), "replay", &id]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("cannot replay"), "{}", text(&out));
+}

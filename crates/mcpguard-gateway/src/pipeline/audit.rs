@@ -18,13 +18,24 @@ use super::{CallContext, Flow, LogFailure, Phase, Plugin};
 pub struct AuditLog {
     writer: Arc<AuditWriter>,
     fail_open: bool,
+    envelopes: Option<super::envelope::EnvelopeMaker>,
 }
 
 impl AuditLog {
     /// A plugin appending to `writer`; with `fail_open`, calls are answered even when
     /// their event cannot be written.
     pub fn new(writer: Arc<AuditWriter>, fail_open: bool) -> AuditLog {
-        AuditLog { writer, fail_open }
+        AuditLog {
+            writer,
+            fail_open,
+            envelopes: None,
+        }
+    }
+
+    /// Also signs an execution envelope for every executed `tools/call`.
+    pub fn with_envelopes(mut self, maker: super::envelope::EnvelopeMaker) -> AuditLog {
+        self.envelopes = Some(maker);
+        self
     }
 }
 
@@ -222,7 +233,23 @@ impl Plugin for AuditLog {
         if matches!(ctx.request.kind(), Kind::Response | Kind::Error) {
             return Ok(());
         }
-        match self.writer.append(event_of(ctx)).await {
+        let mut event = event_of(ctx);
+        let trace = match self.envelopes.as_ref().and_then(|m| m.make(ctx, &event)) {
+            Some(Ok(trace)) => {
+                event.envelope_id = Some(trace.id.clone());
+                Some(trace)
+            }
+            Some(Err(e)) => {
+                tracing::error!(target: "mcpguard::audit", error = %e, "no execution envelope for this call");
+                None
+            }
+            None => None,
+        };
+        match self
+            .writer
+            .append_entry(mcpguard_audit::Entry { event, trace })
+            .await
+        {
             Ok(_) => Ok(()),
             Err(e) if self.fail_open => {
                 tracing::error!(target: "mcpguard::audit", error = %e, method = ctx.method(), "a call was answered without being recorded (audit.fail_open)");

@@ -106,6 +106,8 @@ pub struct Verdict {
     pub scan_error: Option<String>,
     /// What the user said to an approval question, when one was asked.
     pub approval: Option<String>,
+    /// `sha256:<hex>` of the policy files that decided.
+    pub policy_digest: Option<String>,
 }
 
 /// The guard plugin. Cheap to share; the policy can be swapped while running.
@@ -767,6 +769,7 @@ impl Plugin for Guard {
             result_findings: Vec::new(),
             scan_error,
             approval,
+            policy_digest: policy.digest().map(str::to_string),
         });
         match answer {
             Some(answer) => Flow::Respond(answer),

@@ -9,6 +9,7 @@
 
 pub mod approval;
 pub mod audit;
+pub mod envelope;
 pub mod forward;
 pub mod guard;
 pub mod logging;
