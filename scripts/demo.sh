@@ -79,8 +79,11 @@ audit:
   signing_key: $demo/keys/signing.key
   origin: mcpguard-demo/audit
   checkpoint_interval_seconds: 1
+envelopes:
+  payloads: encrypt
+  payload_key: $demo/keys/payload.key
 YAML
-target/debug/mcpguard keygen --dir "$demo/keys" >/dev/null
+target/debug/mcpguard keygen --dir "$demo/keys" --payload-key >/dev/null
 
 echo "==> starting: mcpguard serve --config $demo/config.yaml" >&2
 target/debug/mcpguard serve --config "$demo/config.yaml" >"$demo/stdout" 2>"$demo/gateway.log" &
@@ -154,6 +157,20 @@ sqlite3 "$demo/tampered.db" "DROP TRIGGER audit_events_no_update; UPDATE audit_e
 target/debug/mcpguard audit-verify --db "$demo/tampered.db" --public-key "$demo/keys/signing.pub" --key-name mcpguard-demo/audit || true
 echo; echo "=== For a SIEM: mcpguard audit-export --format cef (denied calls)"
 mg audit-export --format cef --action denied | head -n 2
+
+echo; echo "=== Signed execution envelopes of executed calls (mcpguard trace-list)"
+mg trace-list --limit 5
+trace=$(mg trace-list --tool fs__read_text_file --limit 20 | awk 'END {print $1}')   # the oldest: session 1 read report.txt
+echo; echo "=== mcpguard trace-verify $trace"
+target/debug/mcpguard --config "$demo/config.yaml" trace-verify "$trace"
+echo; echo "=== the same bundle checked by the official Sigstore verifier (@sigstore/verify, npm)"
+mg trace-export "$trace" > "$demo/bundle.json"
+(cd "$peers" && node sigstore_verify.mjs "$demo/bundle.json" "$demo/keys/signing.pub")
+echo; echo "=== mcpguard replay $trace (re-run through the gateway, compare with the signed result)"
+target/debug/mcpguard --config "$demo/config.yaml" replay "$trace" || true
+echo "    ...after the file changes:"
+echo "quarterly numbers: 43" > "$demo/files/report.txt"
+target/debug/mcpguard --config "$demo/config.yaml" replay "$trace" || true
 echo
 echo "Not yet in this build: a sandbox backend (sandboxed calls are refused, never run unconfined),"
-echo "signed execution envelopes and replay, PostgreSQL and syslog audit sinks; see README.md."
+echo "authentication and rate limits; see README.md."

@@ -62,6 +62,14 @@ pub fn run(dir: &Path, force: bool) -> anyhow::Result<()> {
             private.display()
         );
     }
+    let payload_key = keys.join("payload.key");
+    if !payload_key.exists() {
+        crate::audit_cmd::write_private(&payload_key, &crate::audit_cmd::payload_key_text())?;
+        println!(
+            "wrote {} (payload encryption key, mode 0600)",
+            payload_key.display()
+        );
+    }
     println!("wrote {}", config.display());
     println!("wrote {}/", policies.display());
     println!("next: edit the upstreams, then run `mcpguard serve`");
@@ -88,6 +96,8 @@ mod tests {
         assert!(dir.path().join(".mcpguard/policies/README.md").exists());
         let key = dir.path().join(".mcpguard/keys/signing.key");
         let signing = mcpguard_audit::keys::load_signing_key(&key).unwrap();
+        let payload = std::fs::read_to_string(dir.path().join(".mcpguard/keys/payload.key")).unwrap();
+        mcpguard_envelope::seal::PayloadKey::from_file_text(&payload).unwrap();
         let strict = dir
             .path()
             .join(".mcpguard/policies/owasp_asi_2026_strict.yaml");
