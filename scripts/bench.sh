@@ -54,6 +54,11 @@ if [ -n "${MCPGUARD_BENCH_AUDIT:-}" ]; then
   printf 'audit:\n  enabled: true\n  path: %s/audit.db\n  signing_key: %s/keys/signing.key\n  durability: %s\n' "$work" "$work" "$MCPGUARD_BENCH_AUDIT" >>"$work/config.yaml"
 fi
 
+# Extra YAML for the gateway's configuration (e.g. to turn a part off while measuring).
+if [ -n "${MCPGUARD_BENCH_EXTRA:-}" ]; then
+  printf '%s\n' "$MCPGUARD_BENCH_EXTRA" >>"$work/config.yaml"
+fi
+
 start_ns=$(date +%s%N)
 "$bin/mcpguard" serve --config "$work/config.yaml" >"$work/gw.out" 2>"$work/gw.log" &
 gw=$!

@@ -199,6 +199,10 @@ impl Gateway {
             (Some(session), Some(id)) => Some((session.clone(), session.track(id))),
             _ => None,
         };
+        // Kept to record the call if the agent cancels it before the pipeline finishes.
+        let cancelled_call = cancel
+            .as_ref()
+            .map(|_| (caller.clone(), message.clone(), relay.clone()));
         let mut ctx = CallContext::new(caller, message, relay);
         if self.locate_targets {
             if crate::pipeline::guard::GUARDED.contains(&ctx.method()) {
@@ -211,10 +215,18 @@ impl Gateway {
             Some((_, token)) => {
                 tokio::select! {
                     ctx = run => ctx.response,
-                    _ = token.cancelled() => Some(Message::error_response(
-                        request_id.as_deref(),
-                        &RpcError::new(REQUEST_CANCELLED, "the request was cancelled"),
-                    )),
+                    _ = token.cancelled() => {
+                        let answer = Message::error_response(
+                            request_id.as_deref(),
+                            &RpcError::new(REQUEST_CANCELLED, "the request was cancelled"),
+                        );
+                        if let Some((caller, message, relay)) = cancelled_call {
+                            let mut ctx = CallContext::new(caller, message, relay);
+                            ctx.response = Some(answer.clone());
+                            self.pipeline.log_only(&ctx).await;
+                        }
+                        Some(answer)
+                    }
                 }
             }
             None => run.await.response,

@@ -96,7 +96,8 @@ mod tests {
         assert!(dir.path().join(".mcpguard/policies/README.md").exists());
         let key = dir.path().join(".mcpguard/keys/signing.key");
         let signing = mcpguard_audit::keys::load_signing_key(&key).unwrap();
-        let payload = std::fs::read_to_string(dir.path().join(".mcpguard/keys/payload.key")).unwrap();
+        let payload =
+            std::fs::read_to_string(dir.path().join(".mcpguard/keys/payload.key")).unwrap();
         mcpguard_envelope::seal::PayloadKey::from_file_text(&payload).unwrap();
         let strict = dir
             .path()

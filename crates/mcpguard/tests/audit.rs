@@ -993,3 +993,42 @@ fn envelopes_pass_the_sigstore_verifier_and_replay_reports_drift() {
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(text(&out).contains("cannot replay"), "{}", text(&out));
 }
+
+#[test]
+fn a_call_the_agent_cancels_is_recorded_with_the_error_it_got() {
+    let keys = keys();
+    let db = keys.path().join("audit.db");
+    let mut gateway = audited_echo(keys.path(), &db, "");
+    let port = gateway.port;
+    let session = open_session(port);
+    let caller_session = session.clone();
+    let call = std::thread::spawn(move || {
+        session_call(port, &caller_session, 41, "slow", r#"{"seconds":10}"#)
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let (status, _, _) = mcp_post(
+        port,
+        &[
+            ("mcp-session-id", &session),
+            ("mcp-protocol-version", "2025-11-25"),
+        ],
+        r#"{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":41}}"#,
+    );
+    assert_eq!(status, 202);
+    assert_eq!(call.join().unwrap()["error"]["code"], -32800);
+    gateway.proc.terminate(Duration::from_secs(10));
+    let events = records(&db);
+    let cancelled = events
+        .iter()
+        .find(|r| r["event"]["request_id"] == "41")
+        .unwrap_or_else(|| panic!("the cancelled call is not recorded: {events:#?}"));
+    assert_eq!(cancelled["event"]["error_code"], -32800, "{cancelled}");
+    assert_eq!(cancelled["event"]["tool"], "slow");
+    assert!(
+        events
+            .iter()
+            .any(|r| r["event"]["method"] == "notifications/cancelled"),
+        "the cancellation itself is recorded too"
+    );
+    assert!(verify(&db, keys.path()).status.success());
+}

@@ -229,4 +229,45 @@ fn main() {
         "signing a checkpoint (Ed25519): {:.1} µs",
         started.elapsed().as_secs_f64() * 1000.0
     );
+    envelopes();
+}
+
+/// One execution envelope as the log phase makes it: canonicalise a request and a 4 KB
+/// result, digest both, build the statement, sign it (DSSE) and package the bundle.
+fn envelopes() {
+    use mcpguard_envelope::canonical::{canonicalize, sha256_hex};
+    use mcpguard_envelope::{Algorithm, Bundle, ExecutionPredicate, SigningKey, Statement};
+    let text = "quarterly numbers: 42, revenue up. ".repeat(110);
+    let result = format!(r#"{{"content":[{{"type":"text","text":"{text}"}}],"isError":false}}"#);
+    let request = r#"{"method":"tools/call","params":{"name":"fs__read_text_file","arguments":{"path":"/srv/reports/q3.txt"}}}"#;
+    println!(
+        "\n| envelope key | result bytes | envelopes | µs per envelope (canonicalise + digest + sign + bundle) |"
+    );
+    println!("|---|---|---|---|");
+    for algorithm in [Algorithm::Ed25519, Algorithm::EcdsaP256] {
+        let key = SigningKey::generate(algorithm);
+        let n = 2000;
+        let started = Instant::now();
+        for i in 0..n {
+            let req = canonicalize(request).unwrap_or_default();
+            let res = canonicalize(&result).unwrap_or_default();
+            let statement = Statement::new(
+                &sha256_hex(req.as_bytes()),
+                &sha256_hex(res.as_bytes()),
+                ExecutionPredicate {
+                    envelope_id: format!("env-{i}"),
+                    tool: "fs__read_text_file".into(),
+                    ..ExecutionPredicate::default()
+                },
+            );
+            let bundle = Bundle::sign(&statement, &key).and_then(|b| b.to_json());
+            std::hint::black_box(bundle.ok());
+        }
+        println!(
+            "| {} | {} | {n} | {:.1} |",
+            algorithm.as_str(),
+            result.len(),
+            started.elapsed().as_secs_f64() * 1e6 / n as f64
+        );
+    }
 }

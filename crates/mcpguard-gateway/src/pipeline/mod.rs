@@ -193,6 +193,20 @@ impl Pipeline {
         ctx
     }
 
+    /// Runs only the log phase, for a call that ended outside the pipeline (the agent
+    /// cancelled it): it is recorded with the answer the agent got.
+    pub async fn log_only(&self, ctx: &CallContext) {
+        for plugin in &self.plugins {
+            if let Err(e) = plugin.log(ctx).await {
+                tracing::error!(
+                    plugin = plugin.name(),
+                    "a cancelled call could not be recorded: {}",
+                    e.message
+                );
+            }
+        }
+    }
+
     /// Runs one phase; true when a plugin answered.
     async fn run_phase(&self, phase: Phase, ctx: &mut CallContext) -> bool {
         for plugin in &self.plugins {
