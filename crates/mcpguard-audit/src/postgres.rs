@@ -211,6 +211,10 @@ impl AuditStore for PostgresStore {
         self.location.clone()
     }
 
+    fn commits_inline(&self) -> bool {
+        false
+    }
+
     fn head(&mut self) -> Result<Head, AuditError> {
         let row = self
             .client

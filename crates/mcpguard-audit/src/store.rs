@@ -167,6 +167,13 @@ pub trait AuditStore: Send {
     /// Where the store lives, for messages.
     fn location(&self) -> String;
 
+    /// Whether a commit may run on a caller's thread (inside an async runtime). A store
+    /// whose client runs its own runtime (the synchronous PostgreSQL client) says no, and
+    /// its commits run on the writer's thread.
+    fn commits_inline(&self) -> bool {
+        true
+    }
+
     /// The current head (re-read from the store).
     fn head(&mut self) -> Result<Head, AuditError>;
 

@@ -1,8 +1,10 @@
-//! The group-commit writer: one thread owns the store; callers hand it events and wait
-//! until their event is durable. Whatever queued while a commit was running goes into the
-//! next commit, so one fsync covers many events under load and a lone event is written
-//! at once. The writer also keeps the Merkle frontier and signs checkpoints
-//! periodically and when it closes.
+//! The group-commit writer. Callers queue their event and wait until it is durable. The
+//! caller that finds the store idle commits everything queued itself (leader-based group
+//! commit): a lone call is written at once by its own thread, with no hand-off, and
+//! whatever queues while a commit runs goes into the next one, so one fsync covers many
+//! events under load. A leader commits at most a few batches before handing the rest to
+//! a background thread, which also signs checkpoints periodically and when the writer
+//! closes. The writer keeps the Merkle frontier.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -56,9 +58,16 @@ pub struct AppendFailure(Arc<str>);
 
 type Reply = oneshot::Sender<Result<u64, AppendFailure>>;
 
-enum Msg {
-    Append(Box<Entry>, Reply),
+/// Batches a leader commits before it leaves the rest to the background thread.
+const LEADER_ROUNDS: usize = 2;
+
+/// What the background thread is asked to do.
+enum Job {
+    /// A leader left queued events behind.
+    Drain,
+    /// Sign a checkpoint now.
     Checkpoint(Reply),
+    /// Commit what is queued, sign a final checkpoint, stop.
     Close(Reply),
 }
 
@@ -68,10 +77,66 @@ struct Health {
     last_error: Mutex<Option<String>>,
 }
 
-/// The handle to the writer thread. Cheap to share behind an `Arc`.
-pub struct AuditWriter {
-    tx: mpsc::Sender<Msg>,
+/// What callers and the background thread share.
+struct Shared {
+    /// The store and the tree; `None` once closed.
+    worker: Mutex<Option<Worker>>,
+    /// Events waiting for a commit.
+    queue: Mutex<Vec<(Entry, Reply)>>,
+    /// The most events one commit holds.
+    max_batch: usize,
+    /// Whether callers may commit on their own thread.
+    inline: bool,
     health: Arc<Health>,
+    jobs: Mutex<mpsc::Sender<Job>>,
+}
+
+impl Shared {
+    /// Commits what is queued if no one else is committing, for at most `rounds`
+    /// batches; leaves the rest to the background thread.
+    fn drain(&self, rounds: usize) {
+        let mut left = rounds;
+        loop {
+            let Some(mut guard) = self.worker.try_lock() else {
+                // The committer re-checks the queue after it lets go.
+                return;
+            };
+            let Some(worker) = guard.as_mut() else {
+                // Closed: fail whatever is still queued.
+                for (_, reply) in std::mem::take(&mut *self.queue.lock()) {
+                    let _ = reply.send(Err(closed()));
+                }
+                return;
+            };
+            while left > 0 {
+                let batch: Vec<(Entry, Reply)> = {
+                    let mut queue = self.queue.lock();
+                    let n = queue.len().min(self.max_batch);
+                    queue.drain(..n).collect()
+                };
+                if batch.is_empty() {
+                    break;
+                }
+                let (entries, replies): (Vec<Entry>, Vec<Reply>) = batch.into_iter().unzip();
+                worker.commit(&entries, replies);
+                left -= 1;
+            }
+            drop(guard);
+            // Events queued by callers that found the store busy while we held it.
+            if self.queue.lock().is_empty() {
+                return;
+            }
+            if left == 0 {
+                let _ = self.jobs.lock().send(Job::Drain);
+                return;
+            }
+        }
+    }
+}
+
+/// The handle to the writer. Cheap to share behind an `Arc`.
+pub struct AuditWriter {
+    shared: Arc<Shared>,
     thread: Mutex<Option<JoinHandle<()>>>,
     location: String,
 }
@@ -88,7 +153,8 @@ pub struct OpenState {
 impl AuditWriter {
     /// Opens the log in `store`: rebuilds the Merkle frontier from the stored hashes,
     /// checks it against the newest checkpoint (a log that does not match it was edited
-    /// or truncated, and the writer refuses to append to it), then starts the thread.
+    /// or truncated, and the writer refuses to append to it), then starts the background
+    /// thread.
     pub fn start(
         store: Box<dyn AuditStore>,
         signer: NoteSigner,
@@ -106,28 +172,37 @@ impl AuditWriter {
     ) -> Result<(AuditWriter, OpenState), AuditError> {
         let location = store.location();
         let (frontier, state) = open_log(store.as_mut(), &signer.verifier())?;
-        let (tx, rx) = mpsc::channel();
+        let (jobs, rx) = mpsc::channel();
         let health = Arc::new(Health::default());
-        let mut worker = Worker {
-            store,
-            signer,
-            config,
-            frontier,
-            checkpointed: state.checkpoint.unwrap_or(0),
-            health: health.clone(),
-            sinks,
-        };
+        let interval = config.checkpoint_interval;
+        let inline = store.commits_inline();
+        let shared = Arc::new(Shared {
+            max_batch: config.max_batch.max(1),
+            inline,
+            worker: Mutex::new(Some(Worker {
+                store,
+                signer,
+                config,
+                frontier,
+                checkpointed: state.checkpoint.unwrap_or(0),
+                health: health.clone(),
+                sinks,
+            })),
+            queue: Mutex::new(Vec::new()),
+            health,
+            jobs: Mutex::new(jobs),
+        });
+        let background = shared.clone();
         let thread = std::thread::Builder::new()
             .name("mcpguard-audit".into())
-            .spawn(move || worker.run(rx))
+            .spawn(move || background_loop(&background, &rx, interval))
             .map_err(|e| AuditError::Store {
                 location: location.clone(),
                 detail: format!("cannot start the writer thread: {e}"),
             })?;
         Ok((
             AuditWriter {
-                tx,
-                health,
+                shared,
                 thread: Mutex::new(Some(thread)),
                 location,
             },
@@ -135,46 +210,65 @@ impl AuditWriter {
         ))
     }
 
-    /// Appends `event`; resolves with its sequence number once it is durable.
+    fn enqueue(&self, entry: Entry) -> oneshot::Receiver<Result<u64, AppendFailure>> {
+        let (reply, rx) = oneshot::channel();
+        self.shared.queue.lock().push((entry, reply));
+        if self.shared.inline {
+            self.shared.drain(LEADER_ROUNDS);
+        } else {
+            let _ = self.shared.jobs.lock().send(Job::Drain);
+        }
+        rx
+    }
+
+    /// Appends `event`; resolves with its sequence number once it is durable. When the
+    /// store is idle the commit runs on the calling thread.
     pub async fn append(&self, event: AuditEvent) -> Result<u64, AppendFailure> {
         self.append_entry(Entry { event, trace: None }).await
     }
 
     /// Appends an event with its execution trace, in one transaction.
     pub async fn append_entry(&self, entry: Entry) -> Result<u64, AppendFailure> {
-        let (reply, rx) = oneshot::channel();
-        self.send(Msg::Append(Box::new(entry), reply))?;
-        rx.await.unwrap_or_else(|_| Err(closed()))
+        self.enqueue(entry).await.unwrap_or_else(|_| Err(closed()))
     }
 
     /// [`AuditWriter::append`] for threads outside an async runtime.
     pub fn append_blocking(&self, event: AuditEvent) -> Result<u64, AppendFailure> {
+        self.enqueue(Entry { event, trace: None })
+            .blocking_recv()
+            .unwrap_or_else(|_| Err(closed()))
+    }
+
+    fn job(&self, job: impl FnOnce(Reply) -> Job) -> oneshot::Receiver<Result<u64, AppendFailure>> {
         let (reply, rx) = oneshot::channel();
-        self.send(Msg::Append(Box::new(Entry { event, trace: None }), reply))?;
-        rx.blocking_recv().unwrap_or_else(|_| Err(closed()))
+        if let Err(mpsc::SendError(Job::Checkpoint(reply) | Job::Close(reply))) =
+            self.shared.jobs.lock().send(job(reply))
+        {
+            let _ = reply.send(Err(closed()));
+        }
+        rx
     }
 
     /// Signs a checkpoint now (if the log grew); returns the checkpointed size.
     pub fn checkpoint_blocking(&self) -> Result<u64, AppendFailure> {
-        let (reply, rx) = oneshot::channel();
-        self.send(Msg::Checkpoint(reply))?;
-        rx.blocking_recv().unwrap_or_else(|_| Err(closed()))
+        self.job(Job::Checkpoint)
+            .blocking_recv()
+            .unwrap_or_else(|_| Err(closed()))
     }
 
-    /// Writes a final checkpoint and stops the thread; later appends fail.
+    /// Commits what is queued, writes a final checkpoint and stops; later appends fail.
     pub async fn close(&self) -> Result<u64, AppendFailure> {
-        let (reply, rx) = oneshot::channel();
-        self.send(Msg::Close(reply))?;
-        let result = rx.await.unwrap_or_else(|_| Err(closed()));
+        let result = self.job(Job::Close).await.unwrap_or_else(|_| Err(closed()));
         self.join();
         result
     }
 
     /// [`AuditWriter::close`] for threads outside an async runtime.
     pub fn close_blocking(&self) -> Result<u64, AppendFailure> {
-        let (reply, rx) = oneshot::channel();
-        self.send(Msg::Close(reply))?;
-        let result = rx.blocking_recv().unwrap_or_else(|_| Err(closed()));
+        let result = self
+            .job(Job::Close)
+            .blocking_recv()
+            .unwrap_or_else(|_| Err(closed()));
         self.join();
         result
     }
@@ -185,13 +279,9 @@ impl AuditWriter {
         }
     }
 
-    fn send(&self, msg: Msg) -> Result<(), AppendFailure> {
-        self.tx.send(msg).map_err(|_| closed())
-    }
-
     /// False after a failed commit, until a commit succeeds again.
     pub fn healthy(&self) -> bool {
-        !self.health.failing.load(Ordering::Acquire)
+        !self.shared.health.failing.load(Ordering::Acquire)
     }
 
     /// The last commit failure, if the store is failing now.
@@ -199,13 +289,71 @@ impl AuditWriter {
         if self.healthy() {
             None
         } else {
-            self.health.last_error.lock().clone()
+            self.shared.health.last_error.lock().clone()
         }
     }
 
     /// Where the store lives.
     pub fn location(&self) -> &str {
         &self.location
+    }
+}
+
+/// The background thread: drains what leaders leave, signs checkpoints on time, closes.
+fn background_loop(shared: &Shared, jobs: &mpsc::Receiver<Job>, interval: Duration) {
+    let mut next_checkpoint = Instant::now() + interval;
+    let checkpoint = |shared: &Shared| -> Result<u64, AppendFailure> {
+        match shared.worker.lock().as_mut() {
+            Some(worker) => worker.checkpoint(),
+            None => Err(closed()),
+        }
+    };
+    loop {
+        let wait = next_checkpoint.saturating_duration_since(Instant::now());
+        match jobs.recv_timeout(wait) {
+            Ok(Job::Drain) => shared.drain(usize::MAX),
+            Ok(Job::Checkpoint(reply)) => {
+                let _ = reply.send(checkpoint(shared));
+            }
+            Err(RecvTimeoutError::Timeout) => {
+                if let Err(e) = checkpoint(shared) {
+                    tracing::error!(target: "mcpguard::audit", error = %e, "cannot write a checkpoint");
+                }
+                next_checkpoint = Instant::now() + interval;
+            }
+            Ok(Job::Close(reply)) => {
+                let mut guard = shared.worker.lock();
+                let result = match guard.as_mut() {
+                    Some(worker) => {
+                        let queued = std::mem::take(&mut *shared.queue.lock());
+                        let (entries, replies): (Vec<Entry>, Vec<Reply>) =
+                            queued.into_iter().unzip();
+                        if !entries.is_empty() {
+                            worker.commit(&entries, replies);
+                        }
+                        let result = worker.checkpoint();
+                        for sink in &mut worker.sinks {
+                            sink.close();
+                        }
+                        result
+                    }
+                    None => Err(closed()),
+                };
+                *guard = None;
+                drop(guard);
+                let _ = reply.send(result);
+                return;
+            }
+            Err(RecvTimeoutError::Disconnected) => {
+                if let Some(worker) = shared.worker.lock().as_mut() {
+                    let _ = worker.checkpoint();
+                    for sink in &mut worker.sinks {
+                        sink.close();
+                    }
+                }
+                return;
+            }
+        }
     }
 }
 
@@ -306,67 +454,6 @@ struct Worker {
 }
 
 impl Worker {
-    fn run(&mut self, rx: mpsc::Receiver<Msg>) {
-        self.serve(rx);
-        for sink in &mut self.sinks {
-            sink.close();
-        }
-    }
-
-    fn serve(&mut self, rx: mpsc::Receiver<Msg>) {
-        let mut next_checkpoint = Instant::now() + self.config.checkpoint_interval;
-        let mut held: Option<Msg> = None;
-        loop {
-            let msg = match held.take() {
-                Some(m) => m,
-                None => {
-                    let wait = next_checkpoint.saturating_duration_since(Instant::now());
-                    match rx.recv_timeout(wait) {
-                        Ok(m) => m,
-                        Err(RecvTimeoutError::Timeout) => {
-                            if let Err(e) = self.checkpoint() {
-                                tracing::error!(target: "mcpguard::audit", error = %e, "cannot write a checkpoint");
-                            }
-                            next_checkpoint = Instant::now() + self.config.checkpoint_interval;
-                            continue;
-                        }
-                        Err(RecvTimeoutError::Disconnected) => {
-                            let _ = self.checkpoint();
-                            return;
-                        }
-                    }
-                }
-            };
-            match msg {
-                Msg::Append(event, reply) => {
-                    let mut events = vec![*event];
-                    let mut replies = vec![reply];
-                    while events.len() < self.config.max_batch {
-                        match rx.try_recv() {
-                            Ok(Msg::Append(e, r)) => {
-                                events.push(*e);
-                                replies.push(r);
-                            }
-                            Ok(other) => {
-                                held = Some(other);
-                                break;
-                            }
-                            Err(_) => break,
-                        }
-                    }
-                    self.commit(&events, replies);
-                }
-                Msg::Checkpoint(reply) => {
-                    let _ = reply.send(self.checkpoint());
-                }
-                Msg::Close(reply) => {
-                    let _ = reply.send(self.checkpoint());
-                    return;
-                }
-            }
-        }
-    }
-
     fn commit(&mut self, events: &[Entry], replies: Vec<Reply>) {
         match self.store.append(events) {
             Ok(appended) => {
