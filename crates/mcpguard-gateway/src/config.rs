@@ -329,6 +329,11 @@ pub struct TaintConfig {
     pub max_scan_bytes: usize,
     /// Deepest JSON nesting scanned; deeper is denied.
     pub max_depth: usize,
+    /// The key of finding digests (a file of 32 bytes, base64; `mcpguard keygen
+    /// --digest-key`). With it, one value has one digest across restarts and replicas, in
+    /// logs and the audit log; without it, a random key per start. Relative to the
+    /// configuration file.
+    pub digest_key: Option<PathBuf>,
 }
 
 impl Default for TaintConfig {
@@ -339,6 +344,7 @@ impl Default for TaintConfig {
             ledger_capacity: 4096,
             max_scan_bytes: 16 << 20,
             max_depth: 64,
+            digest_key: None,
         }
     }
 }

@@ -165,7 +165,7 @@ pub fn write_private(path: &Path, text: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A new payload key file's text: 32 random bytes, base64.
+/// A new key file's text (payload or digest key): 32 random bytes, base64.
 pub fn payload_key_text() -> String {
     use base64::Engine as _;
     let (bytes, _) = mcpguard_envelope::seal::PayloadKey::generate();
@@ -203,6 +203,14 @@ pub fn keygen(args: &KeygenArgs) -> anyhow::Result<()> {
         write_private(&path, &payload_key_text())?;
         println!(
             "wrote {} (payload encryption key, mode 0600)",
+            path.display()
+        );
+    }
+    if args.digest_key {
+        let path = args.dir.join("digest.key");
+        write_private(&path, &payload_key_text())?;
+        println!(
+            "wrote {} (finding digest key for `taint.digest_key`, mode 0600)",
             path.display()
         );
     }

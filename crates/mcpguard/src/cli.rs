@@ -170,6 +170,10 @@ pub struct KeygenArgs {
     /// Also write `payload.key`: 32 random bytes for `envelopes.payloads: encrypt`.
     #[arg(long)]
     pub payload_key: bool,
+    /// Also write `digest.key`: 32 random bytes for `taint.digest_key` (stable finding
+    /// digests across restarts and replicas).
+    #[arg(long)]
+    pub digest_key: bool,
 }
 
 /// Signature algorithms of `keygen`.

@@ -92,6 +92,29 @@ pub fn detector(limits: Limits) -> anyhow::Result<Detector> {
     Detector::new(DigestKey::new(key), limits).map_err(|e| anyhow::anyhow!("{e}"))
 }
 
+/// A detector keyed by the file at `path` (32 bytes, base64), so that digests of one
+/// value stay the same across restarts and replicas; a random key without one.
+pub fn keyed_detector(limits: Limits, path: Option<&std::path::Path>) -> anyhow::Result<Detector> {
+    let Some(path) = path else {
+        tracing::info!("no `taint.digest_key`: finding digests correlate within this run only");
+        return detector(limits);
+    };
+    use anyhow::Context as _;
+    use base64::Engine as _;
+    let text = std::fs::read_to_string(path).with_context(|| {
+        format!(
+            "cannot read `taint.digest_key` `{}`; make one with `mcpguard keygen --digest-key`",
+            path.display()
+        )
+    })?;
+    let key: [u8; 32] = base64::engine::general_purpose::STANDARD
+        .decode(text.trim())
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .with_context(|| format!("`{}` must hold 32 bytes as base64", path.display()))?;
+    Detector::new(DigestKey::new(key), limits).map_err(|e| anyhow::anyhow!("{e}"))
+}
+
 /// The guard plugin for `config`, or none when no policy is configured.
 pub fn plugins(config: &Config) -> anyhow::Result<Vec<Arc<dyn Plugin>>> {
     if config.policy.policy_paths.is_empty() {
@@ -122,7 +145,7 @@ pub fn plugins(config: &Config) -> anyhow::Result<Vec<Arc<dyn Plugin>>> {
     };
     let guard = Guard::new(
         policy.clone(),
-        Arc::new(detector(limits)?),
+        Arc::new(keyed_detector(limits, config.taint.digest_key.as_deref())?),
         config.taint.clone(),
         config.policy.denial,
     )

@@ -70,6 +70,14 @@ pub fn run(dir: &Path, force: bool) -> anyhow::Result<()> {
             payload_key.display()
         );
     }
+    let digest_key = keys.join("digest.key");
+    if !digest_key.exists() {
+        crate::audit_cmd::write_private(&digest_key, &crate::audit_cmd::payload_key_text())?;
+        println!(
+            "wrote {} (finding digest key, mode 0600)",
+            digest_key.display()
+        );
+    }
     println!("wrote {}", config.display());
     println!("wrote {}/", policies.display());
     println!("next: edit the upstreams, then run `mcpguard serve`");
@@ -99,6 +107,7 @@ mod tests {
         let payload =
             std::fs::read_to_string(dir.path().join(".mcpguard/keys/payload.key")).unwrap();
         mcpguard_envelope::seal::PayloadKey::from_file_text(&payload).unwrap();
+        assert!(dir.path().join(".mcpguard/keys/digest.key").exists());
         let strict = dir
             .path()
             .join(".mcpguard/policies/owasp_asi_2026_strict.yaml");

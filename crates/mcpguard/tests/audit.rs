@@ -1032,3 +1032,55 @@ fn a_call_the_agent_cancels_is_recorded_with_the_error_it_got() {
     );
     assert!(verify(&db, keys.path()).status.success());
 }
+
+#[test]
+fn with_a_digest_key_one_secret_has_one_digest_across_restarts() {
+    let keys = keys();
+    let k = keys.path();
+    let out = mcpguard(&["keygen", "--dir", s(k), "--name", "other", "--digest-key"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let db = k.join("audit.db");
+    let policy = yaml_str(&repo().join("policies/minimal.yaml").display().to_string());
+    let digest_of_one_run = |digest_key: Option<&Path>| -> String {
+        let taint = digest_key
+            .map(|p| format!("taint:\n  digest_key: {}\n", yaml_str(s(p))))
+            .unwrap_or_default();
+        let mut gateway = audited_echo(
+            k,
+            &db,
+            &format!("policy:\n  policy_paths: [{policy}]\n{taint}"),
+        );
+        let session = open_session(gateway.port);
+        session_call(
+            gateway.port,
+            &session,
+            1,
+            "echo",
+            &format!(r#"{{"message":"key {KEY}"}}"#),
+        );
+        gateway.proc.terminate(Duration::from_secs(10));
+        let events = records(&db);
+        let last = events
+            .iter()
+            .rev()
+            .find(|r| r["event"]["findings"].is_array())
+            .unwrap_or_else(|| panic!("no finding recorded: {events:#?}"));
+        last["event"]["findings"][0]["digest"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let key = k.join("digest.key");
+    let first = digest_of_one_run(Some(&key));
+    let second = digest_of_one_run(Some(&key));
+    assert_eq!(
+        first, second,
+        "the same key gives the same digest after a restart"
+    );
+    assert!(first.starts_with("hmac-sha256:") && !first.contains(KEY));
+    let unkeyed = digest_of_one_run(None);
+    assert_ne!(
+        first, unkeyed,
+        "without the key, digests are random per start"
+    );
+}

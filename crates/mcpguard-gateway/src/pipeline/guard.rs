@@ -89,6 +89,15 @@ impl TaintState {
     }
 }
 
+/// The params member naming what a guarded method acts on: the URI for resources, the
+/// name for tools and prompts.
+fn name_member(method: &str) -> &'static str {
+    match method {
+        method::RESOURCES_READ | method::RESOURCES_SUBSCRIBE => "uri",
+        _ => "name",
+    }
+}
+
 /// The guard's verdict on one call, kept for `post_execution` and `log`.
 #[derive(Debug, Clone)]
 pub struct Verdict {
@@ -675,11 +684,7 @@ impl Plugin for Guard {
             }
         };
         let policy = self.policy.load();
-        let exposed = ctx.request.param_str(if method == method::RESOURCES_READ {
-            "uri"
-        } else {
-            "name"
-        });
+        let exposed = ctx.request.param_str(name_member(method));
         let arguments: Option<serde_json::Value> = if policy.reads_arguments() {
             json.as_deref().and_then(|j| serde_json::from_str(j).ok())
         } else {
@@ -962,7 +967,7 @@ impl Plugin for Guard {
 mod tests {
     use std::time::{Duration, Instant};
 
-    use super::{Guard, TaintState};
+    use super::{Guard, TaintState, name_member};
     use mcpguard_protocol::Message;
 
     #[test]
@@ -983,6 +988,14 @@ mod tests {
             !judged.contains("progressToken") && !judged.contains("clientInfo"),
             "{judged}"
         );
+    }
+
+    #[test]
+    fn resources_are_judged_by_their_uri_tools_and_prompts_by_name() {
+        assert_eq!(name_member("resources/read"), "uri");
+        assert_eq!(name_member("resources/subscribe"), "uri");
+        assert_eq!(name_member("tools/call"), "name");
+        assert_eq!(name_member("prompts/get"), "name");
     }
 
     #[test]
