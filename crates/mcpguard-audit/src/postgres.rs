@@ -194,7 +194,7 @@ fn trace_of(r: &postgres::Row) -> Trace {
         tool: r.get(3),
         upstream: r.get(4),
         bundle: r.get(5),
-        payloads: crate::sqlite::payloads_of(&mode, r.get(7), r.get(8)),
+        payloads: crate::store::payloads_of(&mode, r.get(7), r.get(8)),
     }
 }
 
@@ -282,7 +282,7 @@ impl AuditStore for PostgresStore {
             )
             .map_err(err)?;
             if let Some(t) = &entry.trace {
-                let (request, result) = crate::sqlite::trace_payloads(&t.payloads);
+                let (request, result) = crate::store::trace_payloads(&t.payloads);
                 tx.execute(
                     &insert_trace,
                     &[

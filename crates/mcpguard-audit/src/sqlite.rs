@@ -9,7 +9,8 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension as _, params};
 use crate::AuditError;
 use crate::record::{self, Head};
 use crate::store::{
-    Appended, AuditStore, Entry, Filter, Payloads, StoredCheckpoint, StoredRow, Trace,
+    Appended, AuditStore, Entry, Filter, StoredCheckpoint, StoredRow, Trace, payloads_of,
+    trace_payloads,
 };
 
 /// How hard a commit waits for the disk.
@@ -226,29 +227,6 @@ fn store_error(path: &Path, e: &rusqlite::Error) -> AuditError {
     AuditError::Store {
         location: path.display().to_string(),
         detail: format!("{e}{hint}"),
-    }
-}
-
-/// The request and result blobs of a trace's payloads.
-pub(crate) fn trace_payloads(p: &Payloads) -> (Option<&[u8]>, Option<&[u8]>) {
-    match p {
-        Payloads::Dropped => (None, None),
-        Payloads::Plain { request, result } | Payloads::Sealed { request, result } => {
-            (Some(request), Some(result))
-        }
-    }
-}
-
-/// Payloads from a stored mode and blobs.
-pub(crate) fn payloads_of(
-    mode: &str,
-    request: Option<Vec<u8>>,
-    result: Option<Vec<u8>>,
-) -> Payloads {
-    match (mode, request, result) {
-        ("plain", Some(request), Some(result)) => Payloads::Plain { request, result },
-        ("sealed", Some(request), Some(result)) => Payloads::Sealed { request, result },
-        _ => Payloads::Dropped,
     }
 }
 

@@ -60,6 +60,29 @@ impl Payloads {
     }
 }
 
+/// The request and result blobs of a trace's payloads.
+pub(crate) fn trace_payloads(p: &Payloads) -> (Option<&[u8]>, Option<&[u8]>) {
+    match p {
+        Payloads::Dropped => (None, None),
+        Payloads::Plain { request, result } | Payloads::Sealed { request, result } => {
+            (Some(request), Some(result))
+        }
+    }
+}
+
+/// Payloads from a stored mode and blobs.
+pub(crate) fn payloads_of(
+    mode: &str,
+    request: Option<Vec<u8>>,
+    result: Option<Vec<u8>>,
+) -> Payloads {
+    match (mode, request, result) {
+        ("plain", Some(request), Some(result)) => Payloads::Plain { request, result },
+        ("sealed", Some(request), Some(result)) => Payloads::Sealed { request, result },
+        _ => Payloads::Dropped,
+    }
+}
+
 /// An execution trace: the signed envelope (a Sigstore bundle) and what replay needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Trace {

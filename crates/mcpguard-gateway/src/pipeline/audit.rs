@@ -9,7 +9,6 @@ use async_trait::async_trait;
 use mcpguard_audit::{AuditEvent, AuditWriter, DecisionRecord, FindingRecord, FlowRecord, Outcome};
 use mcpguard_detect::Finding;
 use mcpguard_protocol::{Kind, Message, RpcError, codes, json, mcp};
-use sha2::{Digest, Sha256};
 
 use super::guard::Verdict;
 use super::{CallContext, Flow, LogFailure, Phase, Plugin};
@@ -39,14 +38,12 @@ impl AuditLog {
     }
 }
 
-/// `sha256:<hex>` of the RFC 8785 canonical form of `json` (its exact bytes when it is
+/// `sha256:<hex>` of the RFC 8785 canonical form of `json` (of its exact bytes when it is
 /// not valid JSON, which the edge does not let through).
 pub fn canonical_digest(json: &str) -> String {
-    let canonical = serde_json::from_str::<serde_json::Value>(json)
-        .ok()
-        .and_then(|v| serde_json_canonicalizer::to_string(&v).ok());
-    let bytes = canonical.as_deref().unwrap_or(json).as_bytes();
-    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
+    let hex = mcpguard_envelope::canonical::canonical_digest(json)
+        .unwrap_or_else(|_| mcpguard_envelope::canonical::sha256_hex(json.as_bytes()));
+    format!("sha256:{hex}")
 }
 
 fn finding(f: &Finding) -> FindingRecord {
