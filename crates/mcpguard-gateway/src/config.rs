@@ -93,8 +93,9 @@ pub struct AuditConfig {
     pub postgres_url: Option<String>,
     /// The PostgreSQL schema holding the log's tables (created when missing).
     pub postgres_schema: String,
-    /// `full`: an answered call's event survives a power cut (fsync per commit).
-    /// `process`: it survives the gateway being killed, not a power cut.
+    /// `process` (default): an answered call's event survives the gateway being killed
+    /// (`kill -9`), not a power cut. `full`: it survives a power cut too (fsync per group
+    /// commit, ~0.2 ms on a typical disk).
     pub durability: AuditDurability,
     /// Answer calls even when their event cannot be recorded (logged loudly). Off: such
     /// calls are refused (fail closed).
@@ -220,7 +221,7 @@ impl Default for AuditConfig {
             path: PathBuf::from("audit.db"),
             postgres_url: None,
             postgres_schema: "mcpguard_audit".into(),
-            durability: AuditDurability::Full,
+            durability: AuditDurability::Process,
             fail_open: false,
             signing_key: None,
             origin: "mcpguard/audit".into(),
@@ -250,10 +251,11 @@ pub enum AuditBackend {
 )]
 #[serde(rename_all = "snake_case")]
 pub enum AuditDurability {
-    /// fsync at every commit.
-    #[default]
+    /// fsync at every group commit: an answered call's event survives a power cut.
     Full,
-    /// Hand the commit to the operating system without fsync.
+    /// Hand the commit to the operating system without fsync: an answered call's event
+    /// survives the gateway being killed, not a power cut.
+    #[default]
     Process,
 }
 
