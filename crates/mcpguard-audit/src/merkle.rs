@@ -198,11 +198,13 @@ pub fn verify_consistency(
 pub struct Frontier {
     nodes: Vec<Hash>,
     size: u64,
+    last: Option<Hash>,
 }
 
 impl Frontier {
     /// Appends one leaf hash.
     pub fn push(&mut self, leaf: Hash) {
+        self.last = Some(leaf);
         let mut h = leaf;
         let mut size = self.size;
         while size & 1 == 1 {
@@ -218,6 +220,11 @@ impl Frontier {
     /// How many leaves the tree has.
     pub fn size(&self) -> u64 {
         self.size
+    }
+
+    /// The newest leaf hash, if any.
+    pub fn last_leaf(&self) -> Option<Hash> {
+        self.last
     }
 
     /// The tree's root (RFC 6962 MTH).

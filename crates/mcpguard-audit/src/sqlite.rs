@@ -283,14 +283,34 @@ impl AuditStore for SqliteStore {
     }
 
     fn append(&mut self, entries: &[Entry]) -> Result<Vec<Appended>, AuditError> {
-        let mut head = match self.head {
-            Some(h) => h,
-            None => self.head()?,
-        };
         let path = self.path.clone();
+        let mut head = Head::default();
         let result = (|| -> Result<Vec<Appended>, AuditError> {
             let err = |e: rusqlite::Error| store_error(&path, &e);
-            let tx = self.conn.transaction().map_err(err)?;
+            // IMMEDIATE takes the write lock first, and the head is read under it: another
+            // process appending to the same file (a `replay`) cannot make a fork or a gap.
+            let tx = self
+                .conn
+                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+                .map_err(err)?;
+            if let Some((seq, hash)) = tx
+                .query_row(
+                    "SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1",
+                    [],
+                    |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?)),
+                )
+                .optional()
+                .map_err(err)?
+            {
+                head = Head {
+                    size: seq as u64,
+                    last: hash.try_into().map_err(|_| AuditError::Record {
+                        seq: seq as u64,
+                        detail: "the stored hash is not 32 bytes; run `mcpguard audit-verify`"
+                            .into(),
+                    })?,
+                };
+            }
             let mut out = Vec::with_capacity(entries.len());
             {
                 let mut insert = tx.prepare_cached(INSERT).map_err(err)?;

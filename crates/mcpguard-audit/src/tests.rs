@@ -542,16 +542,9 @@ fn postgres_refuses_edits_and_verify_names_a_forced_one() {
     );
 }
 
-#[test]
-fn two_replicas_writing_at_once_make_one_chain_without_gaps_or_forks() {
-    let schema = PgSchema::new();
-    let start = || {
-        Arc::new(
-            AuditWriter::start(Box::new(schema.open()), signer(), config())
-                .unwrap()
-                .0,
-        )
-    };
+/// Two writers (replicas, or a gateway and a `replay`) appending to one log at once.
+fn two_writers(open: &dyn Fn() -> Box<dyn AuditStore>) {
+    let start = || Arc::new(AuditWriter::start(open(), signer(), config()).unwrap().0);
     let replicas = [start(), start()];
     let threads: Vec<_> = (0..8u64)
         .map(|t| {
@@ -572,13 +565,59 @@ fn two_replicas_writing_at_once_make_one_chain_without_gaps_or_forks() {
     }
     seqs.sort_unstable();
     assert_eq!(seqs, (1..=800).collect::<Vec<_>>(), "no gap, no duplicate");
-    let mut store = schema.open();
-    let report = verify(&mut store, &signer().verifier(), &mut |_| {}).unwrap();
+    let mut store = open();
+    let report = verify(store.as_mut(), &signer().verifier(), &mut |_| {}).unwrap();
     assert!(report.problems.is_empty(), "{:?}", report.problems);
     assert_eq!(report.events, 800);
-    // Both replicas signed the same tree: the final checkpoints agree on the root.
+    // Both writers signed the same tree: the final checkpoints agree on the root.
     assert_eq!(report.newest_checkpoint.unwrap().size, 800);
     assert!(report.checkpoints_verified >= 1);
+}
+
+#[test]
+fn two_replicas_writing_at_once_make_one_chain_without_gaps_or_forks() {
+    let schema = PgSchema::new();
+    two_writers(&|| Box::new(schema.open()));
+}
+
+#[test]
+fn two_writers_on_one_sqlite_file_make_one_chain() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.db");
+    two_writers(&|| Box::new(SqliteStore::open(&path, Durability::Process).unwrap()));
+}
+
+#[test]
+fn a_writer_refuses_to_sign_records_that_do_not_chain_onto_its_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.db");
+    let store = SqliteStore::open(&path, Durability::Process).unwrap();
+    let (writer, _) = AuditWriter::start(Box::new(store), signer(), config()).unwrap();
+    writer.append_blocking(event(1)).unwrap();
+    // Someone with the file appends a record that does not link to record 1.
+    let forged = format!(
+        "{{\"schema\":1,\"seq\":2,\"prev\":\"{}\",\"event\":{{}}}}",
+        "00".repeat(32)
+    );
+    sql(
+        &path,
+        &format!(
+            "INSERT INTO audit_events(seq, hash, data, time_us, outcome) VALUES (2, x'{}', '{}', 0, 'allowed')",
+            hex::encode(crate::merkle::leaf_hash(forged.as_bytes())),
+            forged
+        ),
+    );
+    // The next commit lands after it (its caller's event is stored), finds the foreign
+    // record, and from then on the writer refuses to go on.
+    assert_eq!(writer.append_blocking(event(3)).unwrap(), 3);
+    assert!(!writer.healthy());
+    assert!(writer.last_error().unwrap().contains("does not chain"));
+    let err = writer.append_blocking(event(4)).unwrap_err().to_string();
+    assert!(err.contains("does not chain"), "{err}");
+    assert!(
+        writer.checkpoint_blocking().is_err(),
+        "never signs the forged record"
+    );
 }
 
 #[test]

@@ -149,7 +149,7 @@ pub struct Report {
 }
 
 /// Reads the fixed prefix `{"schema":1,"seq":N,"prev":"<64 hex>","event":` of a record.
-fn header(data: &str) -> Result<(u64, &str), String> {
+pub(crate) fn header(data: &str) -> Result<(u64, &str), String> {
     let rest = data
         .strip_prefix("{\"schema\":1,\"seq\":")
         .ok_or("it does not start as a version-1 record")?;

@@ -83,6 +83,8 @@ struct Shared {
     worker: Mutex<Option<Worker>>,
     /// Events waiting for a commit.
     queue: Mutex<Vec<(Entry, Reply)>>,
+    /// Set (under the queue lock) when the writer closes: no event is queued after it.
+    closing: AtomicBool,
     /// The most events one commit holds.
     max_batch: usize,
     /// Whether callers may commit on their own thread.
@@ -187,8 +189,10 @@ impl AuditWriter {
                 checkpointed: state.checkpoint.unwrap_or(0),
                 health: health.clone(),
                 sinks,
+                broken: None,
             })),
             queue: Mutex::new(Vec::new()),
+            closing: AtomicBool::new(false),
             health,
             jobs: Mutex::new(jobs),
         });
@@ -212,7 +216,14 @@ impl AuditWriter {
 
     fn enqueue(&self, entry: Entry) -> oneshot::Receiver<Result<u64, AppendFailure>> {
         let (reply, rx) = oneshot::channel();
-        self.shared.queue.lock().push((entry, reply));
+        {
+            let mut queue = self.shared.queue.lock();
+            if self.shared.closing.load(Ordering::Acquire) {
+                let _ = reply.send(Err(closed()));
+                return rx;
+            }
+            queue.push((entry, reply));
+        }
         if self.shared.inline {
             self.shared.drain(LEADER_ROUNDS);
         } else {
@@ -302,59 +313,82 @@ impl AuditWriter {
 /// The background thread: drains what leaders leave, signs checkpoints on time, closes.
 fn background_loop(shared: &Shared, jobs: &mpsc::Receiver<Job>, interval: Duration) {
     let mut next_checkpoint = Instant::now() + interval;
+    // Every locked section here ends with a drain: a caller that found the store busy
+    // while this thread held it left its event queued for whoever holds it.
     let checkpoint = |shared: &Shared| -> Result<u64, AppendFailure> {
-        match shared.worker.lock().as_mut() {
+        let result = match shared.worker.lock().as_mut() {
             Some(worker) => worker.checkpoint(),
             None => Err(closed()),
-        }
+        };
+        shared.drain(usize::MAX);
+        result
     };
     loop {
+        // The timer is checked first, so a steady stream of jobs cannot starve it.
+        if Instant::now() >= next_checkpoint {
+            if let Err(e) = checkpoint(shared) {
+                tracing::error!(target: "mcpguard::audit", error = %e, "cannot write a checkpoint");
+            }
+            next_checkpoint = Instant::now() + interval;
+        }
         let wait = next_checkpoint.saturating_duration_since(Instant::now());
         match jobs.recv_timeout(wait) {
             Ok(Job::Drain) => shared.drain(usize::MAX),
             Ok(Job::Checkpoint(reply)) => {
                 let _ = reply.send(checkpoint(shared));
             }
-            Err(RecvTimeoutError::Timeout) => {
-                if let Err(e) = checkpoint(shared) {
-                    tracing::error!(target: "mcpguard::audit", error = %e, "cannot write a checkpoint");
-                }
-                next_checkpoint = Instant::now() + interval;
-            }
+            Err(RecvTimeoutError::Timeout) => {}
             Ok(Job::Close(reply)) => {
-                let mut guard = shared.worker.lock();
-                let result = match guard.as_mut() {
-                    Some(worker) => {
-                        let queued = std::mem::take(&mut *shared.queue.lock());
-                        let (entries, replies): (Vec<Entry>, Vec<Reply>) =
-                            queued.into_iter().unzip();
-                        if !entries.is_empty() {
-                            worker.commit(&entries, replies);
-                        }
-                        let result = worker.checkpoint();
-                        for sink in &mut worker.sinks {
-                            sink.close();
-                        }
-                        result
-                    }
-                    None => Err(closed()),
-                };
-                *guard = None;
-                drop(guard);
-                let _ = reply.send(result);
+                let _ = reply.send(close(shared));
                 return;
             }
             Err(RecvTimeoutError::Disconnected) => {
-                if let Some(worker) = shared.worker.lock().as_mut() {
-                    let _ = worker.checkpoint();
-                    for sink in &mut worker.sinks {
-                        sink.close();
-                    }
-                }
+                let _ = close(shared);
                 return;
             }
         }
     }
+}
+
+/// Stops queueing, commits what is queued, signs the final checkpoint, closes the sinks.
+fn close(shared: &Shared) -> Result<u64, AppendFailure> {
+    let mut guard = shared.worker.lock();
+    let queued = {
+        let mut queue = shared.queue.lock();
+        shared.closing.store(true, Ordering::Release);
+        std::mem::take(&mut *queue)
+    };
+    let result = match guard.as_mut() {
+        Some(worker) => {
+            for batch in chunks(queued, shared.max_batch) {
+                let (entries, replies): (Vec<Entry>, Vec<Reply>) = batch.into_iter().unzip();
+                worker.commit(&entries, replies);
+            }
+            let result = worker.checkpoint();
+            for sink in &mut worker.sinks {
+                sink.close();
+            }
+            result
+        }
+        None => {
+            for (_, reply) in queued {
+                let _ = reply.send(Err(closed()));
+            }
+            Err(closed())
+        }
+    };
+    *guard = None;
+    result
+}
+
+/// `items` in batches of at most `size`.
+fn chunks<T>(items: Vec<T>, size: usize) -> Vec<Vec<T>> {
+    let mut out = Vec::new();
+    let mut items = items.into_iter().peekable();
+    while items.peek().is_some() {
+        out.push(items.by_ref().take(size.max(1)).collect());
+    }
+    out
 }
 
 fn closed() -> AppendFailure {
@@ -368,8 +402,10 @@ fn open_log(
     verifier: &NoteVerifier,
 ) -> Result<(Frontier, OpenState), AuditError> {
     let location = store.location();
-    let head = store.head()?;
+    // Checkpoints first: every record a checkpoint covers was stored before it, so the
+    // scan below sees them even while other replicas append.
     let newest = store.checkpoints()?.pop();
+    let head = store.head()?;
     let checkpoint = match &newest {
         Some(stored) => Some(verifier.verify(&stored.note).map_err(|e| AuditError::Store {
             location: location.clone(),
@@ -427,17 +463,19 @@ fn open_log(
         )));
     }
     if let Some(cp) = &checkpoint
-        && cp.size > head.size
+        && cp.size > frontier.size()
     {
         return Err(refuse(format!(
             "a signed checkpoint covers {} records but the log holds {} (truncated)",
-            cp.size, head.size
+            cp.size,
+            frontier.size()
         )));
     }
+    let size = frontier.size();
     Ok((
         frontier,
         OpenState {
-            size: head.size,
+            size,
             checkpoint: checkpoint.map(|c| c.size),
         },
     ))
@@ -451,33 +489,46 @@ struct Worker {
     checkpointed: u64,
     health: Arc<Health>,
     sinks: Vec<Box<dyn Sink>>,
+    /// Why the log can no longer be vouched for, once it cannot.
+    broken: Option<String>,
 }
 
 impl Worker {
     fn commit(&mut self, events: &[Entry], replies: Vec<Reply>) {
+        if let Some(why) = self.broken.clone() {
+            let failure = self.fail(&why);
+            for reply in replies {
+                let _ = reply.send(Err(failure.clone()));
+            }
+            return;
+        }
         match self.store.append(events) {
             Ok(appended) => {
                 let first = appended.first().map_or(0, |a| a.seq);
-                // Other replicas (or a commit that reported failure but landed) may have
-                // appended since: take their records into the tree first.
+                // Other writers (replicas, a `replay`, or a commit that reported failure
+                // but landed) may have appended since: take their records in first.
+                let mut consistent = true;
                 if first > self.frontier.size() + 1
                     && let Err(e) = self.catch_up(Some(first - 1))
                 {
                     self.fail(&e.to_string());
+                    consistent = false;
                 }
-                if first == self.frontier.size() + 1 {
+                if consistent && first == self.frontier.size() + 1 {
                     for a in &appended {
                         self.frontier.push(a.hash);
                     }
-                } else if let Err(e) = self.resync() {
+                    self.health.failing.store(false, Ordering::Release);
+                } else if consistent && let Err(e) = self.resync() {
                     self.fail(&e.to_string());
                 }
-                self.health.failing.store(false, Ordering::Release);
                 for sink in &mut self.sinks {
                     for a in &appended {
                         sink.offer(a.seq, &a.data);
                     }
                 }
+                // These events are stored; what follows is refused while the log is
+                // unhealthy.
                 for (reply, a) in replies.into_iter().zip(appended) {
                     let _ = reply.send(Ok(a.seq));
                 }
@@ -514,28 +565,38 @@ impl Worker {
             if upto.is_some_and(|u| row.seq > u) {
                 return false;
             }
-            match <Hash>::try_from(row.hash.as_slice()) {
-                Ok(h) if row.seq == frontier.size() + 1 => {
-                    frontier.push(h);
-                    true
-                }
-                _ => {
-                    broken = Some(row.seq);
-                    false
-                }
+            // Records another writer appended are taken into the tree (and signed) only
+            // when they hash to what is stored and chain onto the tree's last record.
+            let hash = crate::merkle::leaf_hash(row.data.as_bytes());
+            let prev = hex::encode(frontier.last_leaf().unwrap_or(crate::record::GENESIS));
+            let linked = crate::verify::header(&row.data)
+                .is_ok_and(|(seq, link)| seq == row.seq && link == prev);
+            if row.seq == frontier.size() + 1 && row.hash == hash && linked {
+                frontier.push(hash);
+                true
+            } else {
+                broken = Some(row.seq);
+                false
             }
         })?;
         match broken {
-            Some(seq) => Err(AuditError::Record {
-                seq,
-                detail: "missing or malformed while catching up; run `mcpguard audit-verify`"
-                    .into(),
-            }),
+            Some(seq) => {
+                self.broken = Some(format!(
+                    "record {seq}, written by another process, does not chain onto this log"
+                ));
+                Err(AuditError::Record {
+                    seq,
+                    detail: "written by another process, it does not chain onto this log; the gateway will not sign it. Run `mcpguard audit-verify`".into(),
+                })
+            }
             None => Ok(()),
         }
     }
 
     fn checkpoint(&mut self) -> Result<u64, AppendFailure> {
+        if let Some(why) = self.broken.clone() {
+            return Err(self.fail(&why));
+        }
         // A checkpoint covers everything stored, other replicas' records too.
         if let Err(e) = self.catch_up(None) {
             return Err(self.fail(&e.to_string()));
