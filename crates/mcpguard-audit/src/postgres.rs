@@ -171,16 +171,31 @@ fn pg_detail(e: &postgres::Error) -> String {
     }
 }
 
-/// The URL without its password.
+/// Where a connection string points, without its password (in whatever form the string
+/// carried it: `user:password@`, `?password=` or `password=` in key-value form).
 pub fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let userinfo = &url[scheme + 3..at];
-            let user = userinfo.split(':').next().unwrap_or("");
-            format!("{}{user}@{}", &url[..scheme + 3], &url[at + 1..])
-        }
-        _ => url.to_string(),
-    }
+    use std::str::FromStr as _;
+    let Ok(config) = postgres::Config::from_str(url) else {
+        return "<a PostgreSQL connection string that does not parse>".into();
+    };
+    let hosts: Vec<String> = config
+        .get_hosts()
+        .iter()
+        .zip(config.get_ports().iter().chain(std::iter::repeat(&5432)))
+        .map(|(host, port)| match host {
+            postgres::config::Host::Tcp(h) => format!("{h}:{port}"),
+            postgres::config::Host::Unix(p) => format!("{}:{port}", p.display()),
+        })
+        .collect();
+    format!(
+        "postgres://{}{}/{}",
+        config
+            .get_user()
+            .map(|u| format!("{u}@"))
+            .unwrap_or_default(),
+        hosts.join(","),
+        config.get_dbname().unwrap_or("")
+    )
 }
 
 const TRACE_COLUMNS: &str = "id, seq, time_us, tool, server, bundle, payloads, request, result";
@@ -454,6 +469,16 @@ mod tests {
             redact_url("postgres://audit:s3cret@db:5432/mcp"),
             "postgres://audit@db:5432/mcp"
         );
-        assert_eq!(redact_url("postgres://db/mcp"), "postgres://db/mcp");
+        assert_eq!(redact_url("postgres://db/mcp"), "postgres://db:5432/mcp");
+        for url in [
+            "postgres://audit@db/mcp?password=s3cret",
+            "host=db user=audit password=s3cret dbname=mcp",
+            "postgres://audit:s3cret@db/mcp?sslmode=disable",
+        ] {
+            let shown = redact_url(url);
+            assert!(!shown.contains("s3cret"), "{url} -> {shown}");
+            assert!(shown.contains("db:5432/mcp"), "{url} -> {shown}");
+        }
+        assert!(!redact_url("postgres://a:s3cret@[bad").contains("s3cret"));
     }
 }

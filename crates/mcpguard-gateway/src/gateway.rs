@@ -204,6 +204,8 @@ impl Gateway {
             .as_ref()
             .map(|_| (caller.clone(), message.clone(), relay.clone()));
         let mut ctx = CallContext::new(caller, message, relay);
+        let recorded = crate::pipeline::Recorded::default();
+        ctx.extensions.insert(recorded.clone());
         if self.locate_targets {
             if crate::pipeline::guard::GUARDED.contains(&ctx.method()) {
                 ctx.target = self.router.locate(&ctx).await;
@@ -220,7 +222,9 @@ impl Gateway {
                             request_id.as_deref(),
                             &RpcError::new(REQUEST_CANCELLED, "the request was cancelled"),
                         );
-                        if let Some((caller, message, relay)) = cancelled_call {
+                        if let Some((caller, message, relay)) = cancelled_call
+                            && !recorded.is_marked()
+                        {
                             let mut ctx = CallContext::new(caller, message, relay);
                             ctx.response = Some(answer.clone());
                             self.pipeline.log_only(&ctx).await;

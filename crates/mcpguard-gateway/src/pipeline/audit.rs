@@ -216,12 +216,11 @@ impl Plugin for AuditLog {
         if self.fail_open || self.writer.healthy() || ctx.request.kind() != Kind::Request {
             return Flow::Continue;
         }
-        let why = self.writer.last_error().unwrap_or_default();
+        // The store's details (paths, hosts, database errors) go to the gateway's log,
+        // not to agents.
         let error = RpcError::new(
             codes::DENIED,
-            format!(
-                "the audit log cannot record calls ({why}), so calls are refused (fail closed); fix the audit store, or set `audit.fail_open: true` to answer unrecorded calls"
-            ),
+            "the audit log cannot record calls, so calls are refused (fail closed); the gateway's log says why",
         );
         Flow::Respond(Message::error_response(ctx.request.id(), &error))
     }
@@ -229,6 +228,9 @@ impl Plugin for AuditLog {
     async fn log(&self, ctx: &CallContext) -> Result<(), LogFailure> {
         if matches!(ctx.request.kind(), Kind::Response | Kind::Error) {
             return Ok(());
+        }
+        if let Some(recorded) = ctx.extensions.get::<super::Recorded>() {
+            recorded.mark();
         }
         let mut event = event_of(ctx);
         let trace = match self.envelopes.as_ref().and_then(|m| m.make(ctx, &event)) {
@@ -252,11 +254,12 @@ impl Plugin for AuditLog {
                 tracing::error!(target: "mcpguard::audit", error = %e, method = ctx.method(), "a call was answered without being recorded (audit.fail_open)");
                 Ok(())
             }
-            Err(e) => Err(LogFailure {
-                message: format!(
-                    "the audit log could not record this call ({e}), so its answer is withheld (fail closed)"
-                ),
-            }),
+            Err(e) => {
+                tracing::error!(target: "mcpguard::audit", error = %e, method = ctx.method(), "a call's answer is withheld: its event could not be recorded");
+                Err(LogFailure {
+                    message: "the audit log could not record this call, so its answer is withheld (fail closed); the gateway's log says why".into(),
+                })
+            }
         }
     }
 }

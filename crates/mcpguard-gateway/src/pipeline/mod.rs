@@ -139,6 +139,23 @@ pub trait Plugin: Send + Sync + 'static {
     }
 }
 
+/// Set by a plugin that has handed the call's record on (the audit log), so that a call
+/// cancelled while its record is on its way is not recorded twice.
+#[derive(Clone, Default)]
+pub struct Recorded(pub Arc<std::sync::atomic::AtomicBool>);
+
+impl Recorded {
+    /// Marks the call as recorded.
+    pub fn mark(&self) {
+        self.0.store(true, std::sync::atomic::Ordering::Release);
+    }
+
+    /// Whether a record of the call is on its way.
+    pub fn is_marked(&self) -> bool {
+        self.0.load(std::sync::atomic::Ordering::Acquire)
+    }
+}
+
 /// A log-phase plugin could not record a call that must be recorded.
 #[derive(Debug, Clone)]
 pub struct LogFailure {
