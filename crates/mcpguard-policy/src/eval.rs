@@ -86,6 +86,22 @@ impl Decision {
     }
 }
 
+/// The CEL type of a value, without the value.
+fn cel_type_name(value: &cel::Value) -> &'static str {
+    match value {
+        cel::Value::Int(_) => "int",
+        cel::Value::UInt(_) => "uint",
+        cel::Value::Float(_) => "double",
+        cel::Value::String(_) => "string",
+        cel::Value::Bytes(_) => "bytes",
+        cel::Value::Bool(_) => "bool",
+        cel::Value::List(_) => "list",
+        cel::Value::Map(_) => "map",
+        cel::Value::Null => "null",
+        _ => "value of another type",
+    }
+}
+
 pub(crate) fn method_matches(rule: &Rule, method: &str) -> bool {
     rule.methods.iter().any(|m| {
         m == "*" || m == method || (m.ends_with('*') && method.starts_with(&m[..m.len() - 1]))
@@ -222,8 +238,15 @@ fn rule_matches(
         };
         return match program.execute(context) {
             Ok(cel::Value::Bool(b)) => Ok(b),
-            Ok(other) => Err(format!("condition gave {other:?}, not a boolean")),
-            Err(e) => Err(format!("condition failed: {e}")),
+            // Neither message quotes the value or the CEL error: both can hold argument
+            // values (secrets included), and decisions reach logs and the audit log.
+            Ok(other) => Err(format!(
+                "the condition gave a {}, not true or false",
+                cel_type_name(&other)
+            )),
+            Err(_) => Err(
+                "the condition could not be evaluated (a value of an unexpected type, or a missing field or function)".into(),
+            ),
         };
     }
     Ok(true)

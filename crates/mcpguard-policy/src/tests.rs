@@ -248,6 +248,35 @@ rules:
 }
 
 #[test]
+fn evaluation_errors_never_quote_argument_values() {
+    let p = policy(
+        r#"
+default_action: allow
+rules:
+  - { id: typed, action: deny, condition: 'args.amount > 100' }
+  - { id: shaped, action: deny, priority: 200, condition: 'args.card' }
+"#,
+    );
+    let card = "4111111111111111";
+    for args in [
+        serde_json::json!({"amount": card}),
+        serde_json::json!({"amount": 1, "card": card}),
+    ] {
+        let d = decide(
+            &p,
+            &CallSpec {
+                args,
+                ..call("pay")
+            },
+        );
+        assert_eq!(d.action, Action::Deny);
+        let said = format!("{} {:?}", d.reason, d.errors);
+        assert!(!said.contains(card), "{said}");
+        assert!(said.contains("condition"), "{said}");
+    }
+}
+
+#[test]
 fn errors_have_positions_and_hints() {
     let e = errors("rules:\n  - id: a\n    action: deny\n    tool_pattern: [x]\n");
     assert!(
