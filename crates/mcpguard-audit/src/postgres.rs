@@ -198,6 +198,12 @@ pub fn redact_url(url: &str) -> String {
     )
 }
 
+/// A side column as PostgreSQL TEXT takes it: NUL replaced (the record itself keeps the
+/// exact text, JSON-escaped), so one odd tool name cannot fail a whole batch.
+fn text_column(value: &Option<String>) -> Option<String> {
+    value.as_ref().map(|v| v.replace('\0', "\u{fffd}"))
+}
+
 const TRACE_COLUMNS: &str = "id, seq, time_us, tool, server, bundle, payloads, request, result";
 
 fn trace_of(r: &postgres::Row) -> Trace {
@@ -287,10 +293,10 @@ impl AuditStore for PostgresStore {
                     &&hash[..],
                     &data,
                     &event.time_unix_us,
-                    &event.session,
-                    &event.identity,
-                    &event.tool,
-                    &event.upstream,
+                    &text_column(&event.session),
+                    &text_column(&event.identity),
+                    &text_column(&event.tool),
+                    &text_column(&event.upstream),
                     &event.outcome.as_str(),
                     &event.rule(),
                 ],
@@ -304,8 +310,8 @@ impl AuditStore for PostgresStore {
                         &t.id,
                         &(seq as i64),
                         &t.time_unix_us,
-                        &t.tool,
-                        &t.upstream,
+                        &text_column(&t.tool),
+                        &text_column(&t.upstream),
                         &t.bundle,
                         &t.payloads.mode(),
                         &request,
@@ -414,6 +420,7 @@ impl AuditStore for PostgresStore {
         filter: &Filter,
         each: &mut dyn FnMut(StoredRow) -> bool,
     ) -> Result<(), AuditError> {
+        // As in SQLite: only the time narrows in SQL; the rest is checked on the record.
         let mut sql = String::from("SELECT seq, hash, data FROM audit_events WHERE TRUE");
         let mut args: Vec<Box<dyn postgres::types::ToSql + Sync>> = Vec::new();
         if let Some(t) = filter.since_us {
@@ -423,18 +430,6 @@ impl AuditStore for PostgresStore {
         if let Some(t) = filter.until_us {
             args.push(Box::new(t));
             sql.push_str(&format!(" AND time_us < ${}", args.len()));
-        }
-        for (column, value) in [
-            ("identity", &filter.identity),
-            ("tool", &filter.tool),
-            ("server", &filter.server),
-            ("session", &filter.session),
-            ("rule", &filter.rule),
-        ] {
-            if let Some(v) = value {
-                args.push(Box::new(v.clone()));
-                sql.push_str(&format!(" AND {column} = ${}", args.len()));
-            }
         }
         sql.push_str(if filter.newest_first {
             " ORDER BY seq DESC"

@@ -453,6 +453,9 @@ impl AuditStore for SqliteStore {
         filter: &Filter,
         each: &mut dyn FnMut(StoredRow) -> bool,
     ) -> Result<(), AuditError> {
+        // Only the time narrows in SQL; every other filter is applied to the decoded,
+        // hash-covered record (the side columns are not covered by the chain, so an
+        // edited column must not hide a record from a query).
         let mut sql = String::from("SELECT seq, hash, data FROM audit_events WHERE 1=1");
         let mut args: Vec<rusqlite::types::Value> = Vec::new();
         let mut add = |clause: &str, v: rusqlite::types::Value| {
@@ -464,17 +467,6 @@ impl AuditStore for SqliteStore {
         }
         if let Some(t) = filter.until_us {
             add("time_us <", t.into());
-        }
-        for (column, value) in [
-            ("identity", &filter.identity),
-            ("tool", &filter.tool),
-            ("server", &filter.server),
-            ("session", &filter.session),
-            ("rule", &filter.rule),
-        ] {
-            if let Some(v) = value {
-                add(&format!("{column} ="), v.clone().into());
-            }
         }
         sql.push_str(if filter.newest_first {
             " ORDER BY seq DESC"

@@ -102,6 +102,7 @@ pub fn format_message(config: &SyslogConfig, record: &Record, data: &str, versio
 /// The sink: a bounded queue and a sender thread.
 pub struct SyslogSink {
     tx: Option<SyncSender<(u64, String)>>,
+    closing: Arc<std::sync::atomic::AtomicBool>,
     dropped: Arc<AtomicU64>,
     first_dropped: Arc<AtomicU64>,
     thread: Option<JoinHandle<()>>,
@@ -125,12 +126,15 @@ impl SyslogSink {
         let (tx, rx) = mpsc::sync_channel(config.queue.max(1));
         let address = config.address.clone();
         let version = version.to_string();
+        let closing = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stop = closing.clone();
         let thread = std::thread::Builder::new()
             .name("mcpguard-syslog".into())
-            .spawn(move || send_loop(&config, target, &version, rx))
+            .spawn(move || send_loop(&config, target, &version, rx, &stop))
             .map_err(|e| fail(format!("cannot start the sender thread: {e}")))?;
         Ok(SyslogSink {
             tx: Some(tx),
+            closing,
             dropped: Arc::new(AtomicU64::new(0)),
             first_dropped: Arc::new(AtomicU64::new(0)),
             thread: Some(thread),
@@ -165,6 +169,9 @@ impl Sink for SyslogSink {
 
     fn close(&mut self) {
         self.tx = None;
+        // Queued records still go out, but a collector that stays down no longer holds
+        // the gateway's shutdown: each gets a last short try.
+        self.closing.store(true, Ordering::Release);
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
@@ -216,15 +223,25 @@ fn send(conn: &mut Connection, message: &str) -> std::io::Result<()> {
     }
 }
 
+/// How long one record is retried while the gateway runs, before it is dropped (and
+/// counted) so that the feed moves on.
+const RETRY_FOR: Duration = Duration::from_secs(30);
+
 fn send_loop(
     config: &SyslogConfig,
     target: std::net::SocketAddr,
     version: &str,
     rx: Receiver<(u64, String)>,
+    closing: &std::sync::atomic::AtomicBool,
 ) {
     let mut conn: Option<Connection> = None;
     let mut backoff = Duration::from_millis(100);
+    let mut abandoned = false;
     for (seq, data) in rx {
+        if abandoned {
+            // Shutting down with the collector unreachable: the rest stay in the audit log.
+            continue;
+        }
         let message = match serde_json::from_str::<Record>(&data) {
             Ok(record) => format_message(config, &record, &data, version),
             Err(e) => {
@@ -232,8 +249,19 @@ fn send_loop(
                 continue;
             }
         };
-        // Retry one message until it goes out or the writer stops (then give up).
+        // Retry one message until it goes out, for a while; at shutdown only briefly.
+        let started = std::time::Instant::now();
         loop {
+            let limit = if closing.load(Ordering::Acquire) {
+                Duration::from_millis(500)
+            } else {
+                RETRY_FOR
+            };
+            if started.elapsed() > limit {
+                tracing::error!(target: "mcpguard::audit", syslog = %config.address, seq, "giving up on a record: the syslog collector is unreachable (the audit log keeps it)");
+                abandoned = closing.load(Ordering::Acquire);
+                break;
+            }
             if conn.is_none() {
                 match connect(config, target) {
                     Ok(c) => {
@@ -242,7 +270,12 @@ fn send_loop(
                     }
                     Err(e) => {
                         tracing::warn!(target: "mcpguard::audit", syslog = %config.address, error = %e, "cannot reach the syslog collector; retrying");
-                        std::thread::sleep(backoff);
+                        let pause = if closing.load(Ordering::Acquire) {
+                            Duration::from_millis(100)
+                        } else {
+                            backoff
+                        };
+                        std::thread::sleep(pause);
                         backoff = (backoff * 2).min(Duration::from_secs(5));
                         continue;
                     }
@@ -268,6 +301,40 @@ fn send_loop(
 mod tests {
     use super::*;
     use crate::event::AuditEvent;
+
+    #[test]
+    fn a_dead_collector_does_not_hold_up_shutdown() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut sink = SyslogSink::start(
+            SyslogConfig {
+                address: format!("127.0.0.1:{port}"),
+                transport: Transport::Tcp,
+                payload: Payload::Json,
+                facility: 16,
+                app_name: "mcpguard".into(),
+                hostname: "h".into(),
+                queue: 1000,
+            },
+            "0",
+        )
+        .unwrap();
+        let (record, _) = crate::record::encode(1, &[0; 32], &AuditEvent::default()).unwrap();
+        assert!(serde_json::from_str::<Record>(&record).is_ok());
+        for seq in 0..500 {
+            sink.offer(seq, &record);
+        }
+        let started = std::time::Instant::now();
+        sink.close();
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "close took {:?}",
+            started.elapsed()
+        );
+    }
 
     #[test]
     fn the_message_is_rfc5424_with_the_sequence_number_in_structured_data() {

@@ -267,6 +267,28 @@ fn conformance(open: &dyn Fn() -> Box<dyn AuditStore>) {
         before,
         "nothing of the failed batch was kept"
     );
+
+    // Any text an agent can send is stored (NUL too), and found by the filters, which
+    // read the hash-covered record.
+    let mut odd = event(2000);
+    odd.tool = Some("nul\u{0}tool".into());
+    let appended = store
+        .append(&[crate::Entry {
+            event: odd,
+            trace: None,
+        }])
+        .unwrap();
+    let mut found = Vec::new();
+    let filter = Filter {
+        tool: Some("nul\u{0}tool".into()),
+        ..Filter::default()
+    };
+    crate::query(store.as_mut(), &filter, &mut |_, r: &Record| {
+        found.push(r.seq);
+        true
+    })
+    .unwrap();
+    assert_eq!(found, vec![appended[0].seq]);
 }
 
 #[test]

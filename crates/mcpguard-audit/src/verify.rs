@@ -236,12 +236,20 @@ pub fn verify(
             return false;
         }
         if link != prev_hex {
+            // Either the record before was changed and its hash recomputed, or this
+            // record's link was: name the earlier one (the first that may be wrong).
             chain_problem = Some(Problem::Edited {
-                seq: row.seq - 1,
-                detail: format!(
-                    "record {} was chained to different content (it was changed and its hash recomputed)",
-                    row.seq
-                ),
+                seq: (row.seq - 1).max(1),
+                detail: if row.seq == 1 {
+                    "it does not start the chain (its link to a predecessor was changed)".into()
+                } else {
+                    format!(
+                        "record {} was chained to different content: record {} was changed and its hash recomputed, or record {}'s link was",
+                        row.seq,
+                        row.seq - 1,
+                        row.seq
+                    )
+                },
             });
             return false;
         }

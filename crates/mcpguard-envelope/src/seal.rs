@@ -1,6 +1,7 @@
 //! Payloads kept encrypted at rest: ChaCha20-Poly1305 with a 32-byte key, a random nonce
-//! per payload, and the envelope id as associated data (a sealed payload cannot be moved
-//! to another trace). Sealed form: nonce (12 bytes) ‖ ciphertext ‖ tag.
+//! per payload, and a label as associated data (the gateway uses `<envelope id>/request`
+//! and `<envelope id>/result`, so a sealed payload cannot be moved to another trace or
+//! swapped with its partner). Sealed form: nonce (12 bytes) ‖ ciphertext ‖ tag.
 
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{ChaCha20Poly1305, Nonce};

@@ -558,7 +558,7 @@ impl Config {
                 "the audit log needs a key to sign checkpoints: run `mcpguard keygen` and set `audit.signing_key` to the private key it wrote".into(),
             );
         }
-        if self.audit.checkpoint_interval_seconds.is_nan()
+        if !self.audit.checkpoint_interval_seconds.is_finite()
             || self.audit.checkpoint_interval_seconds <= 0.0
         {
             push(

@@ -385,7 +385,7 @@ pub fn check_proof(config: &Config, args: &AuditCheckProofArgs) -> anyhow::Resul
                     if old.is_some() {
                         " in the kept checkpoint"
                     } else {
-                        ""
+                        " whose root the proof states (pass --old-checkpoint with a checkpoint you kept to check it)"
                     }
                 ),
             }

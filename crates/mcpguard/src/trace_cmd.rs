@@ -87,7 +87,10 @@ fn payloads(config: &Config, trace: &Trace) -> anyhow::Result<Option<(String, St
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("cannot read `{}`", path.display()))?;
             let key = PayloadKey::from_file_text(&text)?;
-            (key.open(&trace.id, request)?, key.open(&trace.id, result)?)
+            (
+                key.open(&format!("{}/request", trace.id), request)?,
+                key.open(&format!("{}/result", trace.id), result)?,
+            )
         }
     };
     Ok(Some((

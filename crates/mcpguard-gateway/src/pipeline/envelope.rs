@@ -152,10 +152,10 @@ impl EnvelopeMaker {
             },
             Keep::Sealed(key) => Payloads::Sealed {
                 request: key
-                    .seal(&id, request.as_bytes())
+                    .seal(&format!("{id}/request"), request.as_bytes())
                     .map_err(|e| e.to_string())?,
                 result: key
-                    .seal(&id, result.as_bytes())
+                    .seal(&format!("{id}/result"), result.as_bytes())
                     .map_err(|e| e.to_string())?,
             },
         };
