@@ -420,30 +420,19 @@ impl AuditStore for PostgresStore {
         filter: &Filter,
         each: &mut dyn FnMut(StoredRow) -> bool,
     ) -> Result<(), AuditError> {
-        // As in SQLite: only the time narrows in SQL; the rest is checked on the record.
-        let mut sql = String::from("SELECT seq, hash, data FROM audit_events WHERE TRUE");
-        let mut args: Vec<Box<dyn postgres::types::ToSql + Sync>> = Vec::new();
-        if let Some(t) = filter.since_us {
-            args.push(Box::new(t));
-            sql.push_str(&format!(" AND time_us >= ${}", args.len()));
-        }
-        if let Some(t) = filter.until_us {
-            args.push(Box::new(t));
-            sql.push_str(&format!(" AND time_us < ${}", args.len()));
-        }
-        sql.push_str(if filter.newest_first {
-            " ORDER BY seq DESC"
+        // As in SQLite: every filter is checked on the hash-covered record.
+        let sql = if filter.newest_first {
+            "SELECT seq, hash, data FROM audit_events ORDER BY seq DESC"
         } else {
-            " ORDER BY seq"
-        });
-        let params: Vec<&(dyn postgres::types::ToSql + Sync)> =
-            args.iter().map(|a| a.as_ref()).collect();
+            "SELECT seq, hash, data FROM audit_events ORDER BY seq"
+        };
+        let params: Vec<&(dyn postgres::types::ToSql + Sync)> = Vec::new();
         let location = self.location.clone();
         let err = |e: postgres::Error| AuditError::Store {
             location: location.clone(),
             detail: pg_detail(&e),
         };
-        let mut rows = self.client.query_raw(&sql, params).map_err(err)?;
+        let mut rows = self.client.query_raw(sql, params).map_err(err)?;
         use postgres::fallible_iterator::FallibleIterator as _;
         while let Some(r) = rows.next().map_err(err)? {
             if !each(row_of(&r)) {

@@ -453,33 +453,19 @@ impl AuditStore for SqliteStore {
         filter: &Filter,
         each: &mut dyn FnMut(StoredRow) -> bool,
     ) -> Result<(), AuditError> {
-        // Only the time narrows in SQL; every other filter is applied to the decoded,
-        // hash-covered record (the side columns are not covered by the chain, so an
-        // edited column must not hide a record from a query).
-        let mut sql = String::from("SELECT seq, hash, data FROM audit_events WHERE 1=1");
-        let mut args: Vec<rusqlite::types::Value> = Vec::new();
-        let mut add = |clause: &str, v: rusqlite::types::Value| {
-            args.push(v);
-            sql.push_str(&format!(" AND {clause} ?{}", args.len()));
-        };
-        if let Some(t) = filter.since_us {
-            add("time_us >=", t.into());
-        }
-        if let Some(t) = filter.until_us {
-            add("time_us <", t.into());
-        }
-        sql.push_str(if filter.newest_first {
-            " ORDER BY seq DESC"
+        // Every filter is applied by the caller to the decoded record, which the chain
+        // covers; the side columns are not covered, so they never narrow a query (an
+        // edited column must not hide a record).
+        let sql = if filter.newest_first {
+            "SELECT seq, hash, data FROM audit_events ORDER BY seq DESC"
         } else {
-            " ORDER BY seq"
-        });
+            "SELECT seq, hash, data FROM audit_events ORDER BY seq"
+        };
         let mut stmt = self
             .conn
-            .prepare(&sql)
+            .prepare(sql)
             .map_err(|e| store_error(&self.path, &e))?;
-        let mut rows = stmt
-            .query(rusqlite::params_from_iter(args))
-            .map_err(|e| store_error(&self.path, &e))?;
+        let mut rows = stmt.query([]).map_err(|e| store_error(&self.path, &e))?;
         while let Some(r) = rows.next().map_err(|e| store_error(&self.path, &e))? {
             if !each(row(r).map_err(|e| store_error(&self.path, &e))?) {
                 break;

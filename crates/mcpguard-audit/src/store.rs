@@ -230,7 +230,8 @@ pub trait AuditStore: Send {
     fn checkpoints(&mut self) -> Result<Vec<StoredCheckpoint>, AuditError>;
 
     /// Calls `each` with the rows a filter may match, in the filter's order; the caller
-    /// applies [`Filter::matches`] to the decoded events.
+    /// applies [`Filter::matches`] to the decoded events. Backends narrow only by what
+    /// the hash chain covers (today: nothing), never by side columns.
     fn candidates(
         &mut self,
         filter: &Filter,

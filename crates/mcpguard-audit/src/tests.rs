@@ -680,3 +680,25 @@ fn many_callers_with_small_batches_all_get_their_event_committed() {
     let report = verify(&mut store, &signer().verifier(), &mut |_| {}).unwrap();
     assert!(report.problems.is_empty(), "{:?}", report.problems);
 }
+
+#[test]
+fn an_edited_side_column_cannot_hide_a_record_from_a_query() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("audit.db");
+    fill(
+        Box::new(SqliteStore::open(&path, Durability::Process).unwrap()),
+        10,
+    );
+    sql(
+        &path,
+        "DROP TRIGGER audit_events_no_update; UPDATE audit_events SET tool = 'innocent', time_us = 0, outcome = 'allowed', rule = NULL",
+    );
+    let mut store = SqliteStore::open_read_only(&path).unwrap();
+    let filter = Filter {
+        tool: Some("read_file".into()),
+        since_us: Some(1_795_000_000_000_000),
+        ..Filter::default()
+    };
+    let found = crate::query(&mut store, &filter, &mut |_, _: &Record| true).unwrap();
+    assert_eq!(found, 5, "events 0, 2, 4, 6, 8 are read_file calls");
+}
