@@ -486,26 +486,7 @@ pub fn query(config: &Config, args: &AuditQueryArgs) -> anyhow::Result<()> {
                 "LABELS",
                 "REASON",
             ];
-            let mut widths = header.map(str::len);
-            for row in &rows {
-                for (w, cell) in widths.iter_mut().zip(row) {
-                    *w = (*w).max(cell.chars().count());
-                }
-            }
-            let line = |cells: &[String]| {
-                cells
-                    .iter()
-                    .zip(widths)
-                    .map(|(c, w)| format!("{c:<w$}"))
-                    .collect::<Vec<_>>()
-                    .join("  ")
-                    .trim_end()
-                    .to_string()
-            };
-            writeln!(out, "{}", line(&header.map(String::from)))?;
-            for row in &rows {
-                writeln!(out, "{}", line(row))?;
-            }
+            crate::table::write_table(&mut out, header, &rows)?;
             if rows.is_empty() {
                 eprintln!("no matching events");
             }

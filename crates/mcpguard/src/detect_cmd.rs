@@ -144,26 +144,7 @@ fn table(out: &mut impl Write, rows: &[(String, Finding)]) -> anyhow::Result<()>
             ]
         })
         .collect();
-    let mut widths = header.map(str::len);
-    for l in &lines {
-        for (w, c) in widths.iter_mut().zip(l) {
-            *w = (*w).max(c.chars().count());
-        }
-    }
-    let row = |cells: &[String]| {
-        cells
-            .iter()
-            .zip(widths)
-            .map(|(c, w)| format!("{c:<w$}"))
-            .collect::<Vec<_>>()
-            .join("  ")
-            .trim_end()
-            .to_string()
-    };
-    writeln!(out, "{}", row(&header.map(String::from)))?;
-    for l in &lines {
-        writeln!(out, "{}", row(l))?;
-    }
+    crate::table::write_table(out, header, &lines)?;
     writeln!(out, "{} finding(s)", lines.len())?;
     Ok(())
 }

@@ -7,6 +7,7 @@ mod detect_cmd;
 mod guard_setup;
 mod init;
 mod policy_cmd;
+mod table;
 mod trace_cmd;
 
 use std::io::Write;

@@ -49,22 +49,32 @@ pub fn list(config: &Config, args: &TraceListArgs) -> anyhow::Result<()> {
         eprintln!("no traces");
         return Ok(());
     }
-    println!(
-        "{:<36}  {:>6}  {:<19}  {:<24}  {:<10}  PAYLOADS",
-        "ENVELOPE", "SEQ", "TIME (UTC)", "TOOL", "UPSTREAM"
-    );
-    for t in traces {
-        let time = mcpguard_audit::event::format_time(t.time_unix_us);
-        println!(
-            "{:<36}  {:>6}  {:<19}  {:<24}  {:<10}  {}",
-            t.id,
-            t.seq,
-            time.get(..19).unwrap_or(&time).replace('T', " "),
-            t.tool.unwrap_or_default(),
-            t.upstream.unwrap_or_default(),
-            t.payloads.mode()
-        );
-    }
+    let rows: Vec<[String; 6]> = traces
+        .into_iter()
+        .map(|t| {
+            let time = mcpguard_audit::event::format_time(t.time_unix_us);
+            [
+                t.id,
+                t.seq.to_string(),
+                time.get(..19).unwrap_or(&time).replace('T', " "),
+                t.tool.unwrap_or_default(),
+                t.upstream.unwrap_or_default(),
+                t.payloads.mode().to_string(),
+            ]
+        })
+        .collect();
+    crate::table::write_table(
+        &mut std::io::stdout().lock(),
+        [
+            "ENVELOPE",
+            "SEQ",
+            "TIME (UTC)",
+            "TOOL",
+            "UPSTREAM",
+            "PAYLOADS",
+        ],
+        &rows,
+    )?;
     Ok(())
 }
 
