@@ -70,25 +70,35 @@ fn is_identifier(s: &str) -> bool {
 }
 
 impl PostgresStore {
+    /// Checks `schema` and connects; the location names the server without a password.
+    fn connect(url: &str, schema: &str) -> Result<(Client, String), AuditError> {
+        let location = format!("{} (schema {schema})", redact_url(url));
+        if !is_identifier(schema) {
+            return Err(AuditError::Store {
+                location,
+                detail: format!("schema `{schema}` must be lowercase letters, digits and `_`"),
+            });
+        }
+        match Client::connect(url, NoTls) {
+            Ok(client) => Ok((client, location)),
+            Err(e) => Err(AuditError::Store {
+                location,
+                detail: format!(
+                    "cannot connect ({e}); check `audit.postgres_url` and that the server is up"
+                ),
+            }),
+        }
+    }
+
     /// Connects to `url` (`postgres://user@host:port/db`), uses (and creates) `schema`,
     /// and creates the tables when missing. Safe when several replicas start at once.
     pub fn open(url: &str, schema: &str) -> Result<PostgresStore, AuditError> {
-        let location = format!("{} (schema {schema})", redact_url(url));
+        let (mut client, location) = PostgresStore::connect(url, schema)?;
         let fail = |detail: String| AuditError::Store {
             location: location.clone(),
             detail,
         };
-        if !is_identifier(schema) {
-            return Err(fail(format!(
-                "schema `{schema}` must be lowercase letters, digits and `_`"
-            )));
-        }
-        let mut client = Client::connect(url, NoTls).map_err(|e| {
-            fail(format!(
-                "cannot connect ({e}); check `audit.postgres.url` and that the server is up"
-            ))
-        })?;
-        let mut tx = client.transaction().map_err(|e| fail(e.to_string()))?;
+        let mut tx = client.transaction().map_err(|e| fail(pg_detail(&e)))?;
         // One replica creates the schema at a time.
         tx.batch_execute(&format!(
             "SELECT pg_advisory_xact_lock(7320194501); CREATE SCHEMA IF NOT EXISTS {schema}; SET LOCAL search_path TO {schema}; {SCHEMA} INSERT INTO audit_head(id, size, last_hash) VALUES (1, 0, '\\x{}') ON CONFLICT DO NOTHING;",
@@ -96,44 +106,45 @@ impl PostgresStore {
         ))
         .map_err(|e| fail(pg_detail(&e)))?;
         tx.commit().map_err(|e| fail(pg_detail(&e)))?;
-        client
-            .batch_execute(&format!("SET search_path TO {schema}"))
-            .map_err(|e| fail(pg_detail(&e)))?;
-        let mut store = PostgresStore { client, location };
-        store.check_schema()?;
-        Ok(store)
+        PostgresStore::finish(client, location, schema)
     }
 
     /// Connects to an existing log without creating anything (for verify, query and
     /// export).
     pub fn open_existing(url: &str, schema: &str) -> Result<PostgresStore, AuditError> {
-        let location = format!("{} (schema {schema})", redact_url(url));
-        let fail = |detail: String| AuditError::Store {
-            location: location.clone(),
-            detail,
-        };
-        if !is_identifier(schema) {
-            return Err(fail(format!(
-                "schema `{schema}` must be lowercase letters, digits and `_`"
-            )));
-        }
-        let mut client =
-            Client::connect(url, NoTls).map_err(|e| fail(format!("cannot connect ({e})")))?;
+        let (mut client, location) = PostgresStore::connect(url, schema)?;
         let exists: bool = client
             .query_one(
                 "SELECT to_regclass($1) IS NOT NULL",
                 &[&format!("{schema}.audit_meta")],
             )
-            .map_err(|e| fail(pg_detail(&e)))?
+            .map_err(|e| AuditError::Store {
+                location: location.clone(),
+                detail: pg_detail(&e),
+            })?
             .get(0);
         if !exists {
-            return Err(fail(
-                "no audit log here (no `audit_meta` table); check the URL and --schema".into(),
-            ));
+            return Err(AuditError::Store {
+                location,
+                detail: "no audit log here (no `audit_meta` table); check the URL and --schema"
+                    .into(),
+            });
         }
+        PostgresStore::finish(client, location, schema)
+    }
+
+    /// Points the connection at `schema` and checks the schema version.
+    fn finish(
+        mut client: Client,
+        location: String,
+        schema: &str,
+    ) -> Result<PostgresStore, AuditError> {
         client
             .batch_execute(&format!("SET search_path TO {schema}"))
-            .map_err(|e| fail(pg_detail(&e)))?;
+            .map_err(|e| AuditError::Store {
+                location: location.clone(),
+                detail: pg_detail(&e),
+            })?;
         let mut store = PostgresStore { client, location };
         store.check_schema()?;
         Ok(store)
