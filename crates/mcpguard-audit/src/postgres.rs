@@ -25,7 +25,6 @@ CREATE TABLE IF NOT EXISTS audit_events(
     outcome TEXT NOT NULL,
     rule TEXT
 );
-CREATE INDEX IF NOT EXISTS audit_events_time ON audit_events(time_us);
 CREATE TABLE IF NOT EXISTS audit_checkpoints(size BIGINT PRIMARY KEY, note TEXT NOT NULL, time_us BIGINT NOT NULL);
 CREATE OR REPLACE FUNCTION audit_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN RAISE EXCEPTION 'the audit log is append-only: % is refused', TG_OP; END $$;

@@ -38,7 +38,6 @@ CREATE TABLE IF NOT EXISTS audit_events(
     outcome TEXT NOT NULL,
     rule TEXT
 );
-CREATE INDEX IF NOT EXISTS audit_events_time ON audit_events(time_us);
 CREATE TABLE IF NOT EXISTS audit_checkpoints(
     size INTEGER PRIMARY KEY,
     note TEXT NOT NULL,

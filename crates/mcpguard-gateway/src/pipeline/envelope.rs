@@ -86,7 +86,7 @@ impl EnvelopeMaker {
             .map_err(|e| format!("the request: {e}"))?;
         let result = canonicalize(&result_json(answer).unwrap_or_else(|| "null".into()))
             .map_err(|e| format!("the result: {e}"))?;
-        let id = uuid::Uuid::now_v7().to_string();
+        let id = super::audit::time_ordered_id(event.time_unix_us);
         let verdict = ctx.extensions.get::<Verdict>();
         let server = event.upstream.clone().unwrap_or_default();
         let info = ctx
