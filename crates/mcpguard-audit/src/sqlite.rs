@@ -77,7 +77,6 @@ const INSERT: &str = "INSERT INTO audit_events(seq, hash, data, time_us, session
 pub struct SqliteStore {
     conn: Connection,
     path: PathBuf,
-    head: Option<Head>,
     checkpointer: Option<Checkpointer>,
 }
 
@@ -140,13 +139,7 @@ impl SqliteStore {
         );
         conn.execute_batch(&setup)
             .map_err(|e| store_error(path, &e))?;
-        let mut store = SqliteStore {
-            conn,
-            path: path.to_path_buf(),
-            head: None,
-            checkpointer: None,
-        };
-        store.check_schema()?;
+        let mut store = SqliteStore::over(conn, path)?;
         store.checkpointer = Some(Checkpointer::start(path)?);
         Ok(store)
     }
@@ -167,10 +160,14 @@ impl SqliteStore {
         .map_err(|e| store_error(path, &e))?;
         conn.busy_timeout(std::time::Duration::from_secs(5))
             .map_err(|e| store_error(path, &e))?;
+        SqliteStore::over(conn, path)
+    }
+
+    /// A store over an open connection whose schema version is ours.
+    fn over(conn: Connection, path: &Path) -> Result<SqliteStore, AuditError> {
         let mut store = SqliteStore {
             conn,
             path: path.to_path_buf(),
-            head: None,
             checkpointer: None,
         };
         store.check_schema()?;
@@ -277,96 +274,87 @@ impl AuditStore for SqliteStore {
                 })?,
             },
         };
-        self.head = Some(head);
         Ok(head)
     }
 
     fn append(&mut self, entries: &[Entry]) -> Result<Vec<Appended>, AuditError> {
         let path = self.path.clone();
         let mut head = Head::default();
-        let result = (|| -> Result<Vec<Appended>, AuditError> {
-            let err = |e: rusqlite::Error| store_error(&path, &e);
-            // IMMEDIATE takes the write lock first, and the head is read under it: another
-            // process appending to the same file (a `replay`) cannot make a fork or a gap.
-            let tx = self
-                .conn
-                .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
-                .map_err(err)?;
-            if let Some((seq, hash)) = tx
-                .query_row(
-                    "SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1",
-                    [],
-                    |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?)),
-                )
-                .optional()
-                .map_err(err)?
-            {
-                head = Head {
-                    size: seq as u64,
-                    last: hash.try_into().map_err(|_| AuditError::Record {
-                        seq: seq as u64,
-                        detail: "the stored hash is not 32 bytes; run `mcpguard audit-verify`"
-                            .into(),
-                    })?,
-                };
-            }
-            let mut out = Vec::with_capacity(entries.len());
-            {
-                let mut insert = tx.prepare_cached(INSERT).map_err(err)?;
-                let mut insert_trace = tx.prepare_cached(INSERT_TRACE).map_err(err)?;
-                for entry in entries {
-                    let event = &entry.event;
-                    let seq = head.size + 1;
-                    let (data, hash) =
-                        record::encode(seq, &head.last, event).map_err(|e| AuditError::Record {
-                            seq,
-                            detail: e.to_string(),
-                        })?;
-                    insert
+        let err = |e: rusqlite::Error| store_error(&path, &e);
+        // IMMEDIATE takes the write lock first, and the head is read under it: another
+        // process appending to the same file (a `replay`) cannot make a fork or a gap.
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(err)?;
+        if let Some((seq, hash)) = tx
+            .query_row(
+                "SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1",
+                [],
+                |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Vec<u8>>(1)?)),
+            )
+            .optional()
+            .map_err(err)?
+        {
+            head = Head {
+                size: seq as u64,
+                last: hash.try_into().map_err(|_| AuditError::Record {
+                    seq: seq as u64,
+                    detail: "the stored hash is not 32 bytes; run `mcpguard audit-verify`".into(),
+                })?,
+            };
+        }
+        let mut out = Vec::with_capacity(entries.len());
+        {
+            let mut insert = tx.prepare_cached(INSERT).map_err(err)?;
+            let mut insert_trace = tx.prepare_cached(INSERT_TRACE).map_err(err)?;
+            for entry in entries {
+                let event = &entry.event;
+                let seq = head.size + 1;
+                let (data, hash) =
+                    record::encode(seq, &head.last, event).map_err(|e| AuditError::Record {
+                        seq,
+                        detail: e.to_string(),
+                    })?;
+                insert
+                    .execute(params![
+                        seq as i64,
+                        &hash[..],
+                        data,
+                        event.time_unix_us,
+                        event.session,
+                        event.identity,
+                        event.tool,
+                        event.upstream,
+                        event.outcome.as_str(),
+                        event.rule(),
+                    ])
+                    .map_err(err)?;
+                if let Some(t) = &entry.trace {
+                    let (request, result) = trace_payloads(&t.payloads);
+                    insert_trace
                         .execute(params![
+                            t.id,
                             seq as i64,
-                            &hash[..],
-                            data,
-                            event.time_unix_us,
-                            event.session,
-                            event.identity,
-                            event.tool,
-                            event.upstream,
-                            event.outcome.as_str(),
-                            event.rule(),
+                            t.time_unix_us,
+                            t.tool,
+                            t.upstream,
+                            t.bundle,
+                            t.payloads.mode(),
+                            request,
+                            result,
                         ])
                         .map_err(err)?;
-                    if let Some(t) = &entry.trace {
-                        let (request, result) = trace_payloads(&t.payloads);
-                        insert_trace
-                            .execute(params![
-                                t.id,
-                                seq as i64,
-                                t.time_unix_us,
-                                t.tool,
-                                t.upstream,
-                                t.bundle,
-                                t.payloads.mode(),
-                                request,
-                                result,
-                            ])
-                            .map_err(err)?;
-                    }
-                    head = Head {
-                        size: seq,
-                        last: hash,
-                    };
-                    out.push(Appended { seq, hash, data });
                 }
+                head = Head {
+                    size: seq,
+                    last: hash,
+                };
+                out.push(Appended { seq, hash, data });
             }
-            tx.commit().map_err(err)?;
-            Ok(out)
-        })();
-        match &result {
-            Ok(_) => self.head = Some(head),
-            Err(_) => self.head = None,
         }
-        result
+        tx.commit().map_err(err)?;
+        Ok(out)
     }
 
     fn scan(

@@ -328,6 +328,19 @@ fn a_session_is_recorded_verified_proved_and_exported_without_secret_values() {
     }
 }
 
+/// `mcpguard serve` over the echo server and the log `db`, run to completion (for logs
+/// that must stop the start).
+fn serve_on_log(keys: &Path, db: &Path) -> Output {
+    let config_dir = tempfile::tempdir().unwrap();
+    let config = config_dir.path().join("config.yaml");
+    std::fs::write(
+        &config,
+        format!("{}{}", echo_stdio_config(""), audit_yaml(keys, db, "")),
+    )
+    .unwrap();
+    mcpguard(&["serve", "--config", s(&config), "--port", "0"])
+}
+
 /// A gateway over the Python echo server with the audit log on.
 fn audited_echo(keys: &Path, db: &Path, extra: &str) -> Gateway {
     Gateway::start(&format!(
@@ -437,18 +450,7 @@ fn tampering_with_the_sqlite3_tool_is_named_by_sequence_number() {
         &format!("{unlock} DELETE FROM audit_events WHERE seq = {total};"),
     );
     assert!(out.status.success());
-    let config_dir = tempfile::tempdir().unwrap();
-    let config = config_dir.path().join("config.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            "{}{}",
-            echo_stdio_config(""),
-            audit_yaml(keys.path(), &db, "")
-        ),
-    )
-    .unwrap();
-    let out = mcpguard(&["serve", "--config", s(&config), "--port", "0"]);
+    let out = serve_on_log(keys.path(), &db);
     assert!(!out.status.success());
     assert!(
         text(&out).contains("truncated") && text(&out).contains("audit-verify"),
@@ -598,18 +600,7 @@ fn a_full_disk_fails_closed_and_a_corrupt_file_stops_the_start() {
     // A file that is not a database: the gateway refuses to start and says what to do.
     let bad = keys.path().join("corrupt.db");
     std::fs::write(&bad, vec![0x42u8; 16384]).unwrap();
-    let config_dir = tempfile::tempdir().unwrap();
-    let config = config_dir.path().join("config.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            "{}{}",
-            echo_stdio_config(""),
-            audit_yaml(keys.path(), &bad, "")
-        ),
-    )
-    .unwrap();
-    let out = mcpguard(&["serve", "--config", s(&config), "--port", "0"]);
+    let out = serve_on_log(keys.path(), &bad);
     assert!(!out.status.success());
     let said = text(&out);
     assert!(
