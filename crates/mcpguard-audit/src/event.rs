@@ -193,6 +193,45 @@ pub struct AuditEvent {
     /// The signed execution envelope of the call, when one was made.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub envelope_id: Option<String>,
+    /// The sandboxed run that answered the call, when one did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sandbox: Option<SandboxRecord>,
+}
+
+/// How a sandboxed run went (never its output: that is in the result digest).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct SandboxRecord {
+    /// The backend (`native`, ...).
+    pub backend: String,
+    /// The profile.
+    pub profile: String,
+    /// The language of the code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub language: Option<String>,
+    /// Why it stopped: `exited`, `wall_time`, `cpu_time`, `memory`, `output`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopped: Option<String>,
+    /// Its exit status, when it exited.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    /// The signal that ended it, when one did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signal: Option<i32>,
+    /// Wall-clock time in microseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wall_us: Option<u64>,
+    /// CPU time in microseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_us: Option<u64>,
+    /// Peak memory in bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_peak_bytes: Option<u64>,
+    /// A process could not start because of the process limit.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub process_limit_hit: bool,
+    /// Why it could not run, when it did not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 impl AuditEvent {

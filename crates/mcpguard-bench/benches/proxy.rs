@@ -32,6 +32,7 @@ fn proxy(c: &mut Criterion) {
             config,
             Vec::new(),
             mcpguard_gateway::gateway::Agents::Many,
+            None,
         )
         .unwrap();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -9,6 +9,9 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+mod sandbox;
+pub use sandbox::*;
+
 /// The whole configuration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema, Default)]
 #[serde(default, deny_unknown_fields)]
@@ -29,6 +32,8 @@ pub struct Config {
     pub audit: AuditConfig,
     /// Signed execution envelopes of executed tool calls (stored with the audit log).
     pub envelopes: EnvelopeConfig,
+    /// Sandboxed execution: backends, profiles, `mcpguard.run_code`, code tools.
+    pub sandbox: SandboxConfig,
 }
 
 /// Signed, replayable execution envelopes.
@@ -464,6 +469,9 @@ pub struct UpstreamConfig {
     pub required: bool,
     /// Disabled upstreams are neither started nor routed to.
     pub enabled: bool,
+    /// Run this stdio server inside a sandbox for its whole life. With a sandbox, `cwd`
+    /// is shown read-write at `/work` inside and is the server's working directory.
+    pub sandbox: Option<UpstreamSandbox>,
 }
 
 impl Default for UpstreamConfig {
@@ -482,6 +490,7 @@ impl Default for UpstreamConfig {
             timeout_seconds: None,
             required: true,
             enabled: true,
+            sandbox: None,
         }
     }
 }
@@ -594,8 +603,25 @@ impl Config {
                 "the separator must not be empty; the default is `__`".into(),
             );
         }
+        for (key, message) in self.sandbox.problems() {
+            push(key, message);
+        }
         for (name, upstream) in &self.upstreams {
             let key = |field: &str| format!("upstreams.{name}.{field}");
+            if let Some(sandbox) = &upstream.sandbox {
+                if upstream.transport != Transport::Stdio {
+                    push(
+                        key("sandbox"),
+                        "only stdio upstreams can run in a sandbox (an http upstream runs elsewhere)".into(),
+                    );
+                }
+                for message in self
+                    .sandbox
+                    .reference_problems(sandbox.backend, &sandbox.profile)
+                {
+                    push(key("sandbox"), message);
+                }
+            }
             if name.is_empty()
                 || !name
                     .chars()

@@ -47,11 +47,13 @@ pub struct Gateway {
 
 impl Gateway {
     /// Starts the upstreams and builds the pipeline: `plugins` plus the built-in call log
-    /// and forwarder. Must run inside a Tokio runtime.
+    /// and forwarder. Upstreams with `sandbox` settings run confined in `sandboxes`.
+    /// Must run inside a Tokio runtime.
     pub fn start(
         config: Config,
         plugins: Vec<Arc<dyn Plugin>>,
         agents: Agents,
+        sandboxes: Option<Arc<crate::sandboxing::SandboxHub>>,
     ) -> Result<Arc<Gateway>, String> {
         let shutdown = CancellationToken::new();
         let sessions = Arc::new(SessionStore::new());
@@ -71,6 +73,7 @@ impl Gateway {
                     &config.federation.separator,
                     broadcast.clone(),
                     shutdown.clone(),
+                    sandboxes.clone(),
                 )
                 .map_err(|e| format!("upstreams.{name}: {e}"))?,
             );

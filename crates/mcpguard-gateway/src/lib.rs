@@ -16,6 +16,7 @@ pub mod parking;
 pub mod pipeline;
 pub mod relay;
 pub mod router;
+pub mod sandboxing;
 pub mod server;
 pub mod session;
 pub mod upstream;

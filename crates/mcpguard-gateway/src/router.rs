@@ -50,6 +50,8 @@ struct Entry {
     name: String,
     /// `(path, token)` pairs of `x-mcp-header` annotations in a tool's input schema.
     header_params: Vec<(Vec<String>, String)>,
+    /// A tool's declared output schema (JSON), if any.
+    output_schema: Option<String>,
 }
 
 #[derive(Default)]
@@ -634,6 +636,8 @@ impl Router {
                             upstream: index,
                             name: name.into_owned(),
                             header_params,
+                            output_schema: json::member(element.get(), "outputSchema")
+                                .map(str::to_string),
                         },
                     );
                 }
@@ -730,6 +734,7 @@ impl Router {
                     upstream: index,
                     name: name.to_string(),
                     header_params: Vec::new(),
+                    output_schema: None,
                 });
             }
         }
@@ -737,6 +742,7 @@ impl Router {
             upstream: index,
             name: exposed.to_string(),
             header_params: Vec::new(),
+            output_schema: None,
         })
     }
 
@@ -783,6 +789,11 @@ impl Router {
         ctx.upstream = Some(self.upstreams[entry.upstream].name.clone());
         self.call(ctx, entry.upstream, upstream_request, headers)
             .await
+    }
+
+    /// The output schema an upstream declared for an exposed tool (as of the last listing).
+    pub fn tool_output_schema(&self, exposed: &str) -> Option<String> {
+        self.tables.read().tools.get(exposed)?.output_schema.clone()
     }
 
     /// The upstream and upstream-side name of an exposed tool name, from the routing

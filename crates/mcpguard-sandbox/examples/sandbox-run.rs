@@ -1,5 +1,6 @@
 //! Runs a command in the native sandbox and prints the outcome: for trying things out.
-//! `cargo run -p mcpguard-sandbox --example sandbox-run -- sh -c 'id; ls /'`
+//! `cargo run -p mcpguard-sandbox --example sandbox-run -- sh -c 'id; ls /'` (set
+//! `MOUNTS=/a:/b` to show host paths read-only)
 
 use mcpguard_sandbox::native::{HelperCommand, NativeOptions, NativeSandbox};
 use mcpguard_sandbox::{Sandbox, Spec};
@@ -19,9 +20,17 @@ async fn main() {
         args: Vec::new(),
     }));
     eprintln!("{:?}", sandbox.availability());
+    // MOUNTS=/a:/b shows those host paths read-only.
+    let mounts = std::env::var("MOUNTS")
+        .unwrap_or_default()
+        .split(':')
+        .filter(|m| !m.is_empty())
+        .map(mcpguard_sandbox::Mount::read_only)
+        .collect();
     let spec = Spec {
         program,
         args: args.collect(),
+        mounts,
         ..Spec::default()
     };
     match sandbox.run(&spec, b"").await {

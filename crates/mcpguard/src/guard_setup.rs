@@ -116,7 +116,10 @@ pub fn keyed_detector(limits: Limits, path: Option<&std::path::Path>) -> anyhow:
 }
 
 /// The guard plugin for `config`, or none when no policy is configured.
-pub fn plugins(config: &Config) -> anyhow::Result<Vec<Arc<dyn Plugin>>> {
+pub fn plugins(
+    config: &Config,
+    sandboxes: Option<&Arc<mcpguard_gateway::sandboxing::SandboxHub>>,
+) -> anyhow::Result<Vec<Arc<dyn Plugin>>> {
     if config.policy.policy_paths.is_empty() {
         tracing::warn!(
             "no policy configured (`policy.policy_paths` is empty): calls are forwarded without judgement"
@@ -143,13 +146,16 @@ pub fn plugins(config: &Config) -> anyhow::Result<Vec<Arc<dyn Plugin>>> {
         max_depth: config.taint.max_depth,
         ..Limits::default()
     };
-    let guard = Guard::new(
+    let mut guard = Guard::new(
         policy.clone(),
         Arc::new(keyed_detector(limits, config.taint.digest_key.as_deref())?),
         config.taint.clone(),
         config.policy.denial,
     )
     .map_err(|e| anyhow::anyhow!(e))?;
+    if let Some(hub) = sandboxes {
+        guard = guard.with_sandboxes(hub.clone());
+    }
     if config.policy.reload {
         watch(
             config.policy.policy_paths.clone(),

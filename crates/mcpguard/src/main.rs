@@ -20,9 +20,17 @@ use cli::{Cli, Command, ShowFormat};
 use config_load::Overrides;
 use mcpguard_gateway::config::{LogFormat, Transport, UpstreamConfig};
 use mcpguard_gateway::gateway::Agents;
+use mcpguard_gateway::sandboxing::SandboxHub;
 use mcpguard_gateway::{Config, Gateway};
 
 fn main() -> std::process::ExitCode {
+    // The sandbox helper must start before anything else (it forks; no thread may exist).
+    if std::env::args_os()
+        .nth(1)
+        .is_some_and(|a| a == mcpguard_sandbox::native::HELPER_ARG)
+    {
+        mcpguard_sandbox::native::helper_main();
+    }
     let cli = Cli::parse();
     match run(cli) {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -208,8 +216,8 @@ fn serve(config: Config) -> anyhow::Result<()> {
         .context("cannot start the async runtime")?;
     let audit = audit_cmd::start(&config)?;
     let gateway = main.block_on(async {
-        let plugins = plugins(&config, audit.as_ref())?;
-        Gateway::start(config, plugins, Agents::Many).map_err(|e| anyhow::anyhow!(e))
+        let (plugins, sandboxes) = plugins(&config, audit.as_ref())?;
+        Gateway::start(config, plugins, Agents::Many, sandboxes).map_err(|e| anyhow::anyhow!(e))
     })?;
     tracing::info!(
         plugins = ?gateway.plugin_names(),
@@ -260,12 +268,22 @@ fn serve(config: Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The configured plugins: the audit log (when on), then the guard (when a policy is).
+/// The gateway's plugins, in no particular order (priorities order them).
+type Plugins = Vec<Arc<dyn mcpguard_gateway::pipeline::Plugin>>;
+
+/// The configured plugins (the guard when a policy is configured, the sandbox runner when
+/// sandboxes are, the audit log when on) and the sandboxes.
 fn plugins(
     config: &Config,
     audit: Option<&Arc<mcpguard_audit::AuditWriter>>,
-) -> anyhow::Result<Vec<Arc<dyn mcpguard_gateway::pipeline::Plugin>>> {
-    let mut plugins = guard_setup::plugins(config)?;
+) -> anyhow::Result<(Plugins, Option<Arc<SandboxHub>>)> {
+    let sandboxes = sandbox_hub(config)?;
+    let mut plugins = guard_setup::plugins(config, sandboxes.as_ref())?;
+    if let Some(hub) = &sandboxes {
+        plugins.push(Arc::new(
+            mcpguard_gateway::pipeline::sandbox::SandboxRunner::new(hub.clone()),
+        ));
+    }
     if let Some(writer) = audit {
         let mut plugin = mcpguard_gateway::pipeline::audit::AuditLog::new(
             writer.clone(),
@@ -276,7 +294,22 @@ fn plugins(
         }
         plugins.push(Arc::new(plugin));
     }
-    Ok(plugins)
+    Ok((plugins, sandboxes))
+}
+
+/// The sandboxes, when anything in the configuration uses one.
+fn sandbox_hub(config: &Config) -> anyhow::Result<Option<Arc<SandboxHub>>> {
+    let needed = config.sandbox.run_code.enabled
+        || !config.sandbox.code_tools.is_empty()
+        || config
+            .upstreams
+            .values()
+            .any(|u| u.enabled && u.sandbox.is_some());
+    if !needed {
+        return Ok(None);
+    }
+    let helper = mcpguard_sandbox::native::HelperCommand::current_exe()?;
+    Ok(Some(Arc::new(SandboxHub::new(&config.sandbox, helper))))
 }
 
 /// Signs the final checkpoint and stops the audit writer.
@@ -297,8 +330,9 @@ async fn stdio(config: Config) -> anyhow::Result<()> {
     }
     let grace = Duration::from_secs_f64(config.proxy.shutdown_grace_seconds);
     let audit = audit_cmd::start(&config)?;
-    let plugins = plugins(&config, audit.as_ref())?;
-    let gateway = Gateway::start(config, plugins, Agents::One).map_err(|e| anyhow::anyhow!(e))?;
+    let (plugins, sandboxes) = plugins(&config, audit.as_ref())?;
+    let gateway =
+        Gateway::start(config, plugins, Agents::One, sandboxes).map_err(|e| anyhow::anyhow!(e))?;
     let served = {
         let gateway: Arc<Gateway> = gateway.clone();
         tokio::spawn(async move {

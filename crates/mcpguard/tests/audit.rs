@@ -26,62 +26,6 @@ use serde_json::{Value, json};
 /// A fake AWS access key id (format-valid, random).
 const KEY: &str = "AKIAQ3ZRT7WX2YUV4ABC";
 
-fn mcpguard(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_mcpguard"))
-        .args(args)
-        .env_remove("MCPGUARD_CONFIG")
-        .output()
-        .expect("run mcpguard")
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-/// A directory with a fresh signing key (`signing.key`, `signing.pub`).
-fn keys() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    let out = mcpguard(&["keygen", "--dir", dir.path().to_str().unwrap()]);
-    assert!(out.status.success(), "{}", text(&out));
-    dir
-}
-
-fn audit_yaml(keys: &Path, db: &Path, extra: &str) -> String {
-    format!(
-        "audit:\n  enabled: true\n  path: {}\n  signing_key: {}\n  origin: mcpguard.test/audit\n  checkpoint_interval_seconds: 0.3\n{extra}",
-        yaml_str(&db.display().to_string()),
-        yaml_str(&keys.join("signing.key").display().to_string()),
-    )
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
-/// Every record of the log, oldest first, as JSON.
-fn records(db: &Path) -> Vec<Value> {
-    let out = mcpguard(&[
-        "audit-query",
-        "--db",
-        s(db),
-        "--format",
-        "json",
-        "--limit",
-        "0",
-        "--oldest-first",
-    ]);
-    assert!(out.status.success(), "{}", text(&out));
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
 fn verify(db: &Path, keys: &Path) -> Output {
     mcpguard(&[
         "audit-verify",

@@ -6,11 +6,14 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
-use mcpguard_audit::{AuditEvent, AuditWriter, DecisionRecord, FindingRecord, FlowRecord, Outcome};
+use mcpguard_audit::{
+    AuditEvent, AuditWriter, DecisionRecord, FindingRecord, FlowRecord, Outcome, SandboxRecord,
+};
 use mcpguard_detect::Finding;
 use mcpguard_protocol::{Kind, Message, RpcError, codes, json, mcp};
 
 use super::guard::Verdict;
+use super::sandbox::SandboxRun;
 use super::{CallContext, Flow, LogFailure, Phase, Plugin};
 
 /// Records calls in the audit log.
@@ -106,6 +109,7 @@ fn outcome(ctx: &CallContext, verdict: Option<&Verdict>) -> Outcome {
         }
     }
     match code {
+        None if ctx.extensions.get::<SandboxRun>().is_some() => Outcome::Sandboxed,
         None => Outcome::Allowed,
         Some(
             codes::UPSTREAM_UNAVAILABLE
@@ -208,6 +212,31 @@ pub fn event_of(ctx: &CallContext) -> AuditEvent {
         latency_us: elapsed.as_micros() as u64,
         answered_by: ctx.answered_in.map(|(_, plugin)| plugin.to_string()),
         envelope_id: None,
+        sandbox: ctx.extensions.get::<SandboxRun>().map(sandbox_record),
+    }
+}
+
+fn sandbox_record(run: &SandboxRun) -> SandboxRecord {
+    let outcome = run.outcome.as_ref();
+    let (exit_code, signal) = match outcome.map(|o| o.exit) {
+        Some(mcpguard_sandbox::Exit::Code(code)) => (Some(code), None),
+        Some(mcpguard_sandbox::Exit::Signal(signal)) => (None, Some(signal)),
+        None => (None, None),
+    };
+    SandboxRecord {
+        backend: run.backend.to_string(),
+        profile: run.profile.clone(),
+        language: Some(run.language.to_string()),
+        stopped: outcome.map(|o| o.stopped.as_str().to_string()),
+        exit_code,
+        signal,
+        wall_us: outcome.map(|o| o.usage.wall.as_micros() as u64),
+        cpu_us: outcome
+            .and_then(|o| o.usage.cpu)
+            .map(|c| c.as_micros() as u64),
+        memory_peak_bytes: outcome.and_then(|o| o.usage.memory_peak_bytes),
+        process_limit_hit: outcome.is_some_and(|o| o.usage.process_limit_hit),
+        error: run.error.clone(),
     }
 }
 

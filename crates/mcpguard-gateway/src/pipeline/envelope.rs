@@ -121,9 +121,15 @@ impl EnvelopeMaker {
                     .map(|v| v.decision.owasp_asi().to_vec())
                     .unwrap_or_default(),
             },
-            sandbox: SandboxRef {
-                backend: "none".into(),
-                config_digest: None,
+            sandbox: match ctx.extensions.get::<super::sandbox::SandboxRun>() {
+                Some(run) => SandboxRef {
+                    backend: run.backend.into(),
+                    config_digest: Some(run.config_digest.clone()),
+                },
+                None => SandboxRef {
+                    backend: "none".into(),
+                    config_digest: None,
+                },
             },
             timings: Timings {
                 started: event.time.clone(),

@@ -133,6 +133,8 @@ pub struct Guard {
     approvals: super::approval::Approvals,
     /// Labels earned by tool definitions (`tool_poisoning`, `rug_pull`), by exposed name.
     tool_flags: Mutex<HashMap<String, BTreeSet<String>>>,
+    /// Where calls the policy sends to a sandbox can run; none: they are denied.
+    sandboxes: Option<Arc<crate::sandboxing::SandboxHub>>,
 }
 
 impl Guard {
@@ -163,7 +165,30 @@ impl Guard {
             pins: Mutex::new(HashMap::new()),
             tool_flags: Mutex::new(HashMap::new()),
             approvals: super::approval::Approvals::new(),
+            sandboxes: None,
         })
+    }
+
+    /// Lets calls the policy sends to a sandbox run in `hub` (the sandbox plugin runs
+    /// them); without it they are denied.
+    pub fn with_sandboxes(mut self, hub: Arc<crate::sandboxing::SandboxHub>) -> Guard {
+        self.sandboxes = Some(hub);
+        self
+    }
+
+    /// Why a call to `tool` that the policy sends to a sandbox cannot run in one (`None`:
+    /// it can).
+    fn sandbox_refusal(&self, tool: Option<&str>) -> Option<String> {
+        let Some(hub) = &self.sandboxes else {
+            return Some("no sandbox is configured (sandbox backend unavailable)".into());
+        };
+        let tool = tool.unwrap_or_default();
+        if !hub.runs_code(tool) {
+            return Some(format!(
+                "`{tool}` is not a tool whose code the gateway can run in a sandbox (list it under `sandbox.code_tools`)"
+            ));
+        }
+        hub.backend(None).err()
     }
 
     /// The taint state of the caller's session. Agents of the stateless revision have no
@@ -227,9 +252,14 @@ impl Guard {
         labels: &BTreeSet<String>,
         refusal: Option<&str>,
     ) -> Message {
-        let message = match refusal {
-            Some(why) => format!("call was not approved ({why}): {}", denial_text(decision)),
-            None => denial_text(decision),
+        let message = match (refusal, decision.action) {
+            (Some(why), Action::Sandbox) => denial_text(decision).replacen(
+                SANDBOX_UNAVAILABLE,
+                &format!("needs a sandbox, and {why}"),
+                1,
+            ),
+            (Some(why), _) => format!("call was not approved ({why}): {}", denial_text(decision)),
+            (None, _) => denial_text(decision),
         };
         let id = ctx.request.id();
         if self.denial == DenialStyle::ToolResult && ctx.method() == method::TOOLS_CALL {
@@ -560,6 +590,10 @@ impl Guard {
     }
 }
 
+/// How a denial for want of a sandbox reads, unless the guard knows more.
+const SANDBOX_UNAVAILABLE: &str =
+    "needs a sandbox, and no sandbox backend is available (sandbox backend unavailable)";
+
 /// The one-line text a denied agent sees.
 pub fn denial_text(decision: &Decision) -> String {
     let asi: Vec<String> = decision
@@ -571,9 +605,7 @@ pub fn denial_text(decision: &Decision) -> String {
         })
         .collect();
     let what = match decision.action {
-        Action::Sandbox => {
-            "needs a sandbox, and no sandbox backend is available yet (sandbox backend unavailable)"
-        }
+        Action::Sandbox => SANDBOX_UNAVAILABLE,
         Action::RequireApproval => {
             "needs the user's approval, which the agent cannot give (it did not declare the elicitation capability)"
         }
@@ -738,6 +770,10 @@ impl Plugin for Guard {
                 }
                 Approval::Cannot => (Some(self.denial(ctx, &decision, &labels, None)), None),
                 Approval::Asking(question) => (Some(question), Some("asked the user".to_string())),
+            },
+            Action::Sandbox => match self.sandbox_refusal(exposed.as_deref()) {
+                None => (None, None),
+                Some(why) => (Some(self.denial(ctx, &decision, &labels, Some(&why))), None),
             },
             _ => (Some(self.denial(ctx, &decision, &labels, None)), None),
         };

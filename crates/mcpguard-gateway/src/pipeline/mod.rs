@@ -13,6 +13,7 @@ pub mod envelope;
 pub mod forward;
 pub mod guard;
 pub mod logging;
+pub mod sandbox;
 
 use std::sync::Arc;
 use std::time::Instant;

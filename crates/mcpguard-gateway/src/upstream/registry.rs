@@ -72,7 +72,11 @@ impl Upstream {
         separator: &str,
         unsolicited: Arc<dyn Relay>,
         shutdown: CancellationToken,
+        sandboxes: Option<Arc<crate::sandboxing::SandboxHub>>,
     ) -> Result<Arc<Upstream>, String> {
+        if config.sandbox.is_some() && sandboxes.is_none() {
+            return Err("`sandbox` is set, and this gateway was started without sandboxes".into());
+        }
         let prefix = match config.effective_prefix(name) {
             "" => String::new(),
             prefix => format!("{prefix}{separator}"),
@@ -86,6 +90,7 @@ impl Upstream {
                 proxy.max_upstream_message_bytes,
                 unsolicited,
                 shutdown,
+                sandboxes,
             )),
             Transport::Http => Kind::Http(Box::new(HttpUpstream {
                 endpoint: HttpEndpoint::new(

@@ -63,6 +63,8 @@ pub struct StdioUpstream {
     status: Mutex<LinkStatus>,
     shutdown: CancellationToken,
     stopped: CancellationToken,
+    /// Where the server runs confined, when `sandbox` is set.
+    sandboxes: Option<Arc<crate::sandboxing::SandboxHub>>,
 }
 
 /// One running child.
@@ -85,6 +87,7 @@ impl StdioUpstream {
         max_message: usize,
         unsolicited: Arc<dyn Relay>,
         shutdown: CancellationToken,
+        sandboxes: Option<Arc<crate::sandboxing::SandboxHub>>,
     ) -> Arc<StdioUpstream> {
         let (current, _) = watch::channel(None);
         let upstream = Arc::new(StdioUpstream {
@@ -96,6 +99,7 @@ impl StdioUpstream {
             status: Mutex::new(LinkStatus::Starting),
             shutdown,
             stopped: CancellationToken::new(),
+            sandboxes,
         });
         tokio::spawn(upstream.clone().supervise());
         upstream
@@ -209,20 +213,27 @@ impl StdioUpstream {
 
     fn spawn(&self) -> Result<(Arc<Process>, Child, CancellationToken), String> {
         let program = self.config.command.clone().unwrap_or_default();
-        let mut command = Command::new(&program);
+        let mut command = match self.confined_command()? {
+            Some(command) => command,
+            None => {
+                let mut command = Command::new(&program);
+                command
+                    .args(&self.config.args)
+                    .env_clear()
+                    .envs(inherited_env())
+                    .envs(&self.config.env);
+                if let Some(cwd) = &self.config.cwd {
+                    command.current_dir(cwd);
+                }
+                command
+            }
+        };
         command
-            .args(&self.config.args)
-            .env_clear()
-            .envs(inherited_env())
-            .envs(&self.config.env)
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .kill_on_drop(true)
             .process_group(0);
-        if let Some(cwd) = &self.config.cwd {
-            command.current_dir(cwd);
-        }
         let mut child = command.spawn().map_err(|e| {
             format!(
                 "could not start `{program}`: {e} (check `upstreams.{}.command` and PATH)",
@@ -256,6 +267,26 @@ impl StdioUpstream {
         tokio::spawn(read_stderr(self.name.clone(), stderr));
         tracing::debug!(upstream = %self.name, pid, "spawned stdio upstream");
         Ok((process, child, exited))
+    }
+
+    /// The command that starts the server inside its sandbox, when it has one.
+    fn confined_command(&self) -> Result<Option<Command>, String> {
+        let Some(hub) = &self.sandboxes else {
+            return Ok(None);
+        };
+        let mut env = inherited_env();
+        env.extend(self.config.env.clone());
+        let Some((sandbox, spec)) = hub
+            .confinement(&self.config, env)
+            .map_err(|e| format!("cannot confine `{}`: {e}", self.name))?
+        else {
+            return Ok(None);
+        };
+        let command = sandbox
+            .confine(&spec)
+            .map_err(|e| format!("cannot confine `{}`: {e}", self.name))?;
+        tracing::debug!(upstream = %self.name, backend = sandbox.name(), "starting confined");
+        Ok(Some(command))
     }
 
     /// Waits until a set-up process is available, at most `wait`.

@@ -34,12 +34,21 @@ pub(crate) struct Reporter {
 
 impl Reporter {
     /// Writes one report line (one `write`, so lines from several processes never mix).
+    /// Without a report pipe (a confined server), failures go to stderr, which the
+    /// gateway logs.
     pub(crate) fn send(&self, report: &Report) {
-        if let Some(mut file) = self.file.as_ref()
-            && let Ok(mut line) = serde_json::to_vec(report)
-        {
-            line.push(b'\n');
-            let _ = file.write_all(&line);
+        match self.file.as_ref() {
+            Some(mut file) => {
+                if let Ok(mut line) = serde_json::to_vec(report) {
+                    line.push(b'\n');
+                    let _ = file.write_all(&line);
+                }
+            }
+            None => {
+                if let Report::SetupError(reason) | Report::ExecError(reason) = report {
+                    eprintln!("mcpguard sandbox: {reason}");
+                }
+            }
         }
     }
 }

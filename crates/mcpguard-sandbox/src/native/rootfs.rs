@@ -59,7 +59,8 @@ pub(crate) fn prepare(spec: &HelperSpec) -> Result<Vec<Prepared>, String> {
         .mounts
         .iter()
         .map(|m| (&m.source, m.target.as_path(), m.writable, m.optional));
-    for (source, target, writable, optional) in mounts.chain(workdir) {
+    // The work directory first: mounts beneath it (a repository under /work) go on top.
+    for (source, target, writable, optional) in workdir.chain(mounts) {
         let meta = match fs::symlink_metadata(source) {
             Ok(meta) => meta,
             Err(e) if e.kind() == ErrorKind::NotFound && optional => continue,
@@ -166,6 +167,16 @@ pub(crate) fn build(spec: &HelperSpec, prepared: &[Prepared]) -> Result<(), Stri
     .map_err(|e| format!("making the mounts private: {e}"))?;
     let root = Path::new(NEW_ROOT);
     tmpfs(root, "mode=0755,size=16m", MsFlags::empty())?;
+    let sized = |mode: &str| format!("mode={mode},size={}", spec.limits.tmp_bytes.max(4096));
+    if spec.workdir.is_none() {
+        tmpfs(
+            &inside(root, Path::new(WORKDIR)),
+            &sized("0755"),
+            MsFlags::empty(),
+        )?;
+    }
+    tmpfs(&root.join("tmp"), &sized("1777"), MsFlags::empty())?;
+    // Mounts go on top of the private /work and /tmp (a host directory under /tmp shows).
     for mount in prepared {
         let target = inside(root, &mount.target);
         match &mount.source {
@@ -186,15 +197,6 @@ pub(crate) fn build(spec: &HelperSpec, prepared: &[Prepared]) -> Result<(), Stri
             }
         }
     }
-    let sized = |mode: &str| format!("mode={mode},size={}", spec.limits.tmp_bytes.max(4096));
-    if spec.workdir.is_none() {
-        tmpfs(
-            &inside(root, Path::new(WORKDIR)),
-            &sized("0755"),
-            MsFlags::empty(),
-        )?;
-    }
-    tmpfs(&root.join("tmp"), &sized("1777"), MsFlags::empty())?;
     let proc = root.join("proc");
     mkdir_all(&proc)?;
     mount(

@@ -10,7 +10,7 @@
 use std::io::{BufRead, BufReader, Read};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -627,4 +627,64 @@ impl SseReader {
             }
         }
     }
+}
+
+/// Runs the `mcpguard` binary with `args`.
+pub fn mcpguard(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_mcpguard"))
+        .args(args)
+        .env_remove("MCPGUARD_CONFIG")
+        .output()
+        .expect("run mcpguard")
+}
+
+/// A command's stdout and stderr together.
+pub fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// A directory with a fresh signing key (`signing.key`, `signing.pub`).
+pub fn keys() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let out = mcpguard(&["keygen", "--dir", dir.path().to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out));
+    dir
+}
+
+/// The `audit:` section for a log at `db` signed with the key in `keys`.
+pub fn audit_yaml(keys: &Path, db: &Path, extra: &str) -> String {
+    format!(
+        "audit:\n  enabled: true\n  path: {}\n  signing_key: {}\n  origin: mcpguard.test/audit\n  checkpoint_interval_seconds: 0.3\n{extra}",
+        yaml_str(&db.display().to_string()),
+        yaml_str(&keys.join("signing.key").display().to_string()),
+    )
+}
+
+/// A path as `&str`.
+pub fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// Every record of the log, oldest first, as JSON.
+pub fn records(db: &Path) -> Vec<Value> {
+    let out = mcpguard(&[
+        "audit-query",
+        "--db",
+        s(db),
+        "--format",
+        "json",
+        "--limit",
+        "0",
+        "--oldest-first",
+    ]);
+    assert!(out.status.success(), "{}", text(&out));
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
 }

@@ -1,0 +1,358 @@
+//! The `sandbox:` section and `upstreams.<name>.sandbox`: which backend runs confined
+//! code, the profiles (what a sandbox may see and use), the built-in
+//! `mcpguard.run_code` tool and the upstream tools that run code.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+/// The name of the profile every sandbox uses unless told otherwise.
+pub const DEFAULT_PROFILE: &str = "default";
+
+/// Sandboxed execution.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct SandboxConfig {
+    /// The backend for `mcpguard.run_code` and code tools the policy sends to a sandbox.
+    pub backend: SandboxBackend,
+    /// Named profiles. `default` exists even when not listed (with the defaults below).
+    pub profiles: BTreeMap<String, SandboxProfile>,
+    /// The built-in `mcpguard.run_code` tool.
+    pub run_code: RunCodeConfig,
+    /// Upstream tools (by the name agents see, e.g. `exec__run_python`) that run code the
+    /// agent sends: when the policy says `sandbox`, the gateway runs that code in the
+    /// sandbox instead of forwarding the call.
+    pub code_tools: BTreeMap<String, CodeToolConfig>,
+    /// Native backend: the host user and group that root inside a sandbox maps to when
+    /// the gateway runs as root (default 65534, `nobody`). Writable mounts must be
+    /// writable by them.
+    pub native_host_ids: (u32, u32),
+}
+
+impl Default for SandboxConfig {
+    fn default() -> Self {
+        SandboxConfig {
+            backend: SandboxBackend::Native,
+            profiles: BTreeMap::new(),
+            run_code: RunCodeConfig::default(),
+            code_tools: BTreeMap::new(),
+            native_host_ids: (65534, 65534),
+        }
+    }
+}
+
+impl SandboxConfig {
+    /// The profile `name` (`default` falls back to the built-in defaults).
+    pub fn profile(&self, name: &str) -> Option<SandboxProfile> {
+        match self.profiles.get(name) {
+            Some(profile) => Some(profile.clone()),
+            None if name == DEFAULT_PROFILE => Some(SandboxProfile::default()),
+            None => None,
+        }
+    }
+}
+
+impl SandboxConfig {
+    /// What is wrong with this section, as `(key, message)` pairs.
+    pub fn problems(&self) -> Vec<(String, String)> {
+        let mut problems = Vec::new();
+        let mut push = |key: String, message: String| problems.push((key, message));
+        if let Some(message) = self.backend.unbuilt() {
+            push("sandbox.backend".into(), message);
+        }
+        for (name, profile) in &self.profiles {
+            let key = |field: &str| format!("sandbox.profiles.{name}.{field}");
+            for (field, value) in [
+                ("wall_time_seconds", profile.wall_time_seconds),
+                ("cpu_time_seconds", profile.cpu_time_seconds),
+            ] {
+                if !value.is_finite() || value <= 0.0 {
+                    push(key(field), "must be a number of seconds above 0".into());
+                }
+            }
+            for (field, value) in [
+                ("memory_mb", profile.memory_mb),
+                ("output_kb", profile.output_kb),
+                ("file_size_mb", profile.file_size_mb),
+                ("tmp_mb", profile.tmp_mb),
+                ("processes", u64::from(profile.processes)),
+            ] {
+                if value == 0 {
+                    push(key(field), "must be at least 1".into());
+                }
+            }
+            for (i, mount) in profile.mounts.iter().enumerate() {
+                let inside = mount.target.as_ref().unwrap_or(&mount.source);
+                if !mount.source.is_absolute() || !inside.is_absolute() {
+                    push(
+                        format!("sandbox.profiles.{name}.mounts[{i}]"),
+                        "mount paths must be absolute".into(),
+                    );
+                }
+            }
+        }
+        if self.run_code.enabled {
+            for message in self.reference_problems(None, &self.run_code.profile) {
+                push("sandbox.run_code.profile".into(), message);
+            }
+            if self.run_code.languages.is_empty() {
+                push(
+                    "sandbox.run_code.languages".into(),
+                    "name at least one language (python, shell, javascript)".into(),
+                );
+            }
+        }
+        for (tool, code_tool) in &self.code_tools {
+            for message in self.reference_problems(None, &code_tool.profile) {
+                push(format!("sandbox.code_tools.{tool}.profile"), message);
+            }
+            if !code_tool.code.is_empty() && !code_tool.code.starts_with('/') {
+                push(
+                    format!("sandbox.code_tools.{tool}.code"),
+                    format!(
+                        "`{}` is not a JSON pointer (it starts with `/`, e.g. `/code`)",
+                        code_tool.code
+                    ),
+                );
+            }
+        }
+        problems
+    }
+
+    /// Problems with a reference to `backend` (or the default) and `profile`.
+    pub fn reference_problems(
+        &self,
+        backend: Option<SandboxBackend>,
+        profile: &str,
+    ) -> Vec<String> {
+        let mut problems = Vec::new();
+        if let Some(message) = backend.and_then(SandboxBackend::unbuilt) {
+            problems.push(message);
+        }
+        if self.profile(profile).is_none() {
+            let known: Vec<&str> = self.profiles.keys().map(String::as_str).collect();
+            problems.push(format!(
+                "there is no sandbox profile `{profile}` (defined: {}; `default` always exists)",
+                if known.is_empty() {
+                    "none".to_string()
+                } else {
+                    known.join(", ")
+                }
+            ));
+        }
+        problems
+    }
+}
+
+/// A sandbox backend.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum SandboxBackend {
+    /// Linux namespaces, Landlock, seccomp and cgroups, inside the gateway's binary.
+    Native,
+    /// WebAssembly under wasmtime (not built yet).
+    Wasm,
+    /// Docker Engine containers (not built yet).
+    Docker,
+    /// Firecracker microVMs (not built yet).
+    Firecracker,
+    /// microsandbox (not built yet).
+    Microsandbox,
+}
+
+impl SandboxBackend {
+    /// Why this backend cannot be used yet, for backends that are not built.
+    pub fn unbuilt(self) -> Option<String> {
+        (self != SandboxBackend::Native).then(|| {
+            format!(
+                "the `{}` sandbox backend is not built yet; `native` is (see the README's status table)",
+                self.as_str()
+            )
+        })
+    }
+
+    /// The backend's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SandboxBackend::Native => "native",
+            SandboxBackend::Wasm => "wasm",
+            SandboxBackend::Docker => "docker",
+            SandboxBackend::Firecracker => "firecracker",
+            SandboxBackend::Microsandbox => "microsandbox",
+        }
+    }
+}
+
+/// What a sandbox may see and use.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct SandboxProfile {
+    /// `none` (no network at all) or `loopback` (a private loopback interface; the host's
+    /// network, its loopback included, stays unreachable).
+    pub network: SandboxNetwork,
+    /// Wall-clock limit of one run, in seconds (not applied to confined upstreams).
+    pub wall_time_seconds: f64,
+    /// CPU-time limit of one run, in seconds (not applied to confined upstreams).
+    pub cpu_time_seconds: f64,
+    /// Memory of everything in the sandbox together, in MiB.
+    pub memory_mb: u64,
+    /// Processes and threads at once.
+    pub processes: u32,
+    /// Output kept per stream, in KiB; more stops the run (not applied to confined
+    /// upstreams, whose stdout is their MCP stream).
+    pub output_kb: u64,
+    /// The largest file the program may write, in MiB.
+    pub file_size_mb: u64,
+    /// Size of the private `/tmp` (and work directory), in MiB.
+    pub tmp_mb: u64,
+    /// Host paths shown inside, read-only unless `writable`.
+    pub mounts: Vec<SandboxMount>,
+    /// Environment variables given to the program (nothing of the gateway's is).
+    pub env: BTreeMap<String, String>,
+}
+
+impl Default for SandboxProfile {
+    fn default() -> Self {
+        let limits = mcpguard_sandbox::Limits::default();
+        SandboxProfile {
+            network: SandboxNetwork::None,
+            wall_time_seconds: limits.wall_time.as_secs_f64(),
+            cpu_time_seconds: limits.cpu_time.as_secs_f64(),
+            memory_mb: limits.memory_bytes >> 20,
+            processes: limits.processes,
+            output_kb: limits.output_bytes >> 10,
+            file_size_mb: limits.file_size_bytes >> 20,
+            tmp_mb: limits.tmp_bytes >> 20,
+            mounts: Vec::new(),
+            env: BTreeMap::new(),
+        }
+    }
+}
+
+/// Network access of a sandbox.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum SandboxNetwork {
+    /// No network.
+    #[default]
+    None,
+    /// A private loopback interface only.
+    Loopback,
+}
+
+/// A host path shown inside a sandbox.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SandboxMount {
+    /// The host path (absolute).
+    pub source: PathBuf,
+    /// Where it appears inside (default: the same path).
+    #[serde(default)]
+    pub target: Option<PathBuf>,
+    /// Read-write instead of read-only.
+    #[serde(default)]
+    pub writable: bool,
+}
+
+/// The built-in `mcpguard.run_code` tool.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct RunCodeConfig {
+    /// Offer the tool to agents (it is still subject to the policy, like any tool).
+    pub enabled: bool,
+    /// The languages it accepts.
+    pub languages: Vec<CodeLanguage>,
+    /// The profile its runs use.
+    pub profile: String,
+}
+
+impl Default for RunCodeConfig {
+    fn default() -> Self {
+        RunCodeConfig {
+            enabled: false,
+            languages: vec![CodeLanguage::Python, CodeLanguage::Shell],
+            profile: DEFAULT_PROFILE.into(),
+        }
+    }
+}
+
+/// A language the sandbox can run code in.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum CodeLanguage {
+    /// Python 3 (`python3 -I -`, the code on stdin).
+    Python,
+    /// POSIX shell (`sh -s`, the script on stdin).
+    Shell,
+    /// JavaScript on Node.js (`node -`, the code on stdin).
+    Javascript,
+}
+
+impl CodeLanguage {
+    /// The language's name in tool arguments.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CodeLanguage::Python => "python",
+            CodeLanguage::Shell => "shell",
+            CodeLanguage::Javascript => "javascript",
+        }
+    }
+
+    /// The interpreter and its arguments; the code goes to its stdin.
+    pub fn interpreter(self) -> (&'static str, &'static [&'static str]) {
+        match self {
+            CodeLanguage::Python => ("python3", &["-I", "-"]),
+            CodeLanguage::Shell => ("sh", &["-s"]),
+            CodeLanguage::Javascript => ("node", &["-"]),
+        }
+    }
+}
+
+/// An upstream tool that runs code from its arguments.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CodeToolConfig {
+    /// The language of the code.
+    pub language: CodeLanguage,
+    /// JSON pointer to the code in the tool's arguments (default `/code`).
+    #[serde(default = "default_code_pointer")]
+    pub code: String,
+    /// The profile its runs use (default `default`).
+    #[serde(default = "default_profile_name")]
+    pub profile: String,
+}
+
+fn default_code_pointer() -> String {
+    "/code".into()
+}
+
+fn default_profile_name() -> String {
+    DEFAULT_PROFILE.into()
+}
+
+/// `upstreams.<name>.sandbox`: run a stdio server confined for its whole life.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct UpstreamSandbox {
+    /// The backend (default: `sandbox.backend`).
+    pub backend: Option<SandboxBackend>,
+    /// The profile (default `default`). Its wall-clock, CPU-time and output limits do not
+    /// apply: the server lives as long as the gateway.
+    pub profile: String,
+}
+
+impl Default for UpstreamSandbox {
+    fn default() -> Self {
+        UpstreamSandbox {
+            backend: None,
+            profile: DEFAULT_PROFILE.into(),
+        }
+    }
+}

@@ -1,0 +1,288 @@
+//! Sandboxes through the running gateway, with real peers (the official Python SDK as the
+//! agent; the reference filesystem server and a Python SDK server whose tool runs any
+//! shell command as confined upstreams):
+//! - `mcpguard.run_code` runs Python, shell and JavaScript in the native sandbox; escape
+//!   attempts and exhaustion end as the audit log records (`sandboxed`, how it stopped);
+//! - the policy's `sandbox` action runs a code tool's code in the sandbox instead of
+//!   forwarding it, and refuses (never forwards) a tool it cannot run there;
+//! - a confined upstream serves its tools, but even a server that runs whatever an agent
+//!   sends cannot read host secrets, write outside its mounts, reach a host port, or
+//!   leave processes behind.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    reason = "tests"
+)]
+
+mod common;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use common::*;
+use serde_json::{Value, json};
+
+fn strict_policy() -> String {
+    yaml_str(
+        &repo()
+            .join("policies/owasp_asi_2026_strict.yaml")
+            .display()
+            .to_string(),
+    )
+}
+
+/// The Python installation the venv's interpreter belongs to (it must be visible inside
+/// a sandbox that runs the venv's Python).
+fn python_base() -> PathBuf {
+    let out = std::process::Command::new(python())
+        .args(["-c", "import sys; print(sys.base_prefix)"])
+        .output()
+        .unwrap();
+    PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
+}
+
+fn structured(run: &ClientRun, n: usize) -> Value {
+    run.ok("call_tool", n)["structuredContent"].clone()
+}
+
+#[test]
+fn run_code_runs_confined_and_every_run_is_audited() {
+    let keys = keys();
+    let db = keys.path().join("audit.db");
+    let config = format!(
+        "upstreams:\n  net:\n    command: {py}\n    args: [{net}]\npolicy:\n  policy_paths: [{policy}]\n\
+         sandbox:\n  run_code:\n    enabled: true\n    languages: [python, shell, javascript]\n  profiles:\n    default:\n      wall_time_seconds: 2\n      memory_mb: 64\n      output_kb: 64\n{audit}",
+        py = yaml_str(&python().display().to_string()),
+        net = peer_yaml("py_net_tools.py"),
+        policy = strict_policy(),
+        audit = audit_yaml(keys.path(), &db, ""),
+    );
+    let gateway = Gateway::start(&config);
+    let code = |language: &str, code: &str| json!({"op": "call_tool", "name": "mcpguard.run_code", "arguments": {"language": language, "code": code}});
+    let script = json!([
+        {"op": "list_tools"},
+        code("python", "print(sum(range(10)))"),
+        code("shell", "cat /etc/shadow; ls /root; echo end"),
+        code("python", "while True: pass"),
+        code("python", "b = bytearray(1 << 30)\nprint('allocated')"),
+        code("shell", "head -c 10000000 /dev/zero | tr '\\0' a"),
+        code("cobol", "DISPLAY 'HI'."),
+        code("javascript", "console.log(6 * 7)"),
+    ]);
+    let run = py_client(&gateway.url(), "legacy", &script, &[]);
+    let tools = run.ok("list_tools", 0)["tools"].as_array().unwrap().clone();
+    let tool = tools
+        .iter()
+        .find(|t| t["name"] == "mcpguard.run_code")
+        .unwrap_or_else(|| panic!("mcpguard.run_code is not listed: {tools:?}"));
+    assert!(tool["outputSchema"]["properties"]["stopped"].is_object());
+
+    let sum = structured(&run, 0);
+    assert_eq!(sum["stdout"], "45\n", "{sum}");
+    assert_eq!(
+        (sum["exit_code"].clone(), sum["stopped"].clone()),
+        (json!(0), json!("exited"))
+    );
+    assert_eq!(sum["backend"], "native");
+
+    let secrets = structured(&run, 1);
+    assert_eq!(secrets["stdout"], "end\n", "{secrets}");
+    let stderr = secrets["stderr"].as_str().unwrap();
+    assert!(
+        stderr.contains("/etc/shadow: No such file") && stderr.contains("/root"),
+        "{secrets}"
+    );
+
+    assert_eq!(structured(&run, 2)["stopped"], "wall_time");
+    let memory = structured(&run, 3);
+    assert_eq!(memory["stopped"], "memory", "{memory}");
+    assert!(!memory["stdout"].as_str().unwrap().contains("allocated"));
+    let output = structured(&run, 4);
+    assert_eq!(
+        (output["stopped"].clone(), output["truncated"].clone()),
+        (json!("output"), json!(true)),
+        "{output}"
+    );
+    assert!(output["stdout"].as_str().unwrap().len() < 70 * 1024);
+
+    let cobol = run.ok("call_tool", 5);
+    assert_eq!(cobol["isError"], true, "{cobol}");
+    assert!(
+        text_of(cobol).contains("runs python, shell, javascript"),
+        "{cobol}"
+    );
+    assert_eq!(structured(&run, 6)["stdout"], "42\n");
+
+    // The gateway is still healthy, and the audit log says how each run ended.
+    assert_eq!(http_get_status(gateway.port, "/readyz"), Some(200));
+    drop(gateway);
+    let runs: Vec<Value> = records(&db)
+        .into_iter()
+        .map(|r| r["event"].clone())
+        .filter(|e| e["tool"] == "mcpguard.run_code")
+        .collect();
+    let stopped: Vec<&str> = runs
+        .iter()
+        .map(|e| e["sandbox"]["stopped"].as_str().unwrap_or("-"))
+        .collect();
+    assert_eq!(
+        stopped,
+        [
+            "exited",
+            "exited",
+            "wall_time",
+            "memory",
+            "output",
+            "-",
+            "exited"
+        ],
+        "{runs:#?}"
+    );
+    for event in runs.iter().filter(|e| e["sandbox"].is_object()) {
+        assert_eq!(event["outcome"], "sandboxed", "{event}");
+        assert_eq!(event["decision"]["rule"], "ASI05-001", "{event}");
+        assert_eq!(event["sandbox"]["backend"], "native", "{event}");
+    }
+    assert_eq!(runs[3]["sandbox"]["signal"], 9, "{:#}", runs[3]);
+}
+
+#[test]
+fn the_sandbox_action_runs_a_code_tool_in_the_sandbox_instead_of_the_upstream() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = dir.path().join("policy.yaml");
+    std::fs::write(
+        &policy,
+        "version: 1\nname: test\ndefault_action: allow\nrules:\n  - id: T-001\n    action: sandbox\n    tool_patterns: [shell_exec, http_post]\n    owasp_asi: [ASI05]\n    reason: code runs in a sandbox\n",
+    )
+    .unwrap();
+    let config = format!(
+        "upstreams:\n  net:\n    command: {py}\n    args: [{net}]\npolicy:\n  policy_paths: [{policy}]\n\
+         sandbox:\n  code_tools:\n    net__shell_exec: {{language: shell, code: /command}}\n",
+        py = yaml_str(&python().display().to_string()),
+        net = peer_yaml("py_net_tools.py"),
+        policy = yaml_str(&policy.display().to_string()),
+    );
+    let gateway = Gateway::start(&config);
+    let script = json!([
+        {"op": "call_tool", "name": "net__shell_exec", "arguments": {"command": "echo ran; hostname; id -u"}},
+        {"op": "call_tool", "name": "net__http_post", "arguments": {"url": "http://127.0.0.1:9/", "body": "x"}},
+    ]);
+    let run = py_client(&gateway.url(), "legacy", &script, &[]);
+    // The upstream's tool would have answered "not executed": the code ran in the sandbox.
+    let result = run.ok("call_tool", 0);
+    let texts: Vec<&str> = result["content"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["text"].as_str())
+        .collect();
+    assert_eq!(texts[0], "ran\nmcpguard-sandbox\n0\n", "{result}");
+    assert!(
+        texts.last().unwrap().contains("ran in the native sandbox"),
+        "{result}"
+    );
+    // A tool the gateway cannot run in a sandbox is refused, never forwarded.
+    let refused = run.step("call_tool", 1);
+    assert_eq!(refused["ok"], false, "{refused}");
+    let message = refused["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("`net__http_post` is not a tool whose code the gateway can run"),
+        "{message}"
+    );
+    assert!(message.contains("T-001"), "{message}");
+}
+
+#[test]
+fn a_confined_upstream_works_and_cannot_touch_the_host() {
+    let files = tempfile::tempdir().unwrap();
+    std::fs::write(files.path().join("notes.txt"), "confined notes\n").unwrap();
+    // Root inside the sandbox is `nobody` outside: its directory must be theirs.
+    std::os::unix::fs::chown(files.path(), Some(65534), Some(65534)).unwrap();
+    let secret_dir = tempfile::tempdir().unwrap();
+    std::fs::write(secret_dir.path().join("secret.txt"), "host-secret-value").unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let dir = files.path().canonicalize().unwrap().display().to_string();
+    let config = format!(
+        "upstreams:\n  fs:\n    command: {fs}\n    args: [{dir}]\n    sandbox: {{profile: fs}}\n  sh:\n    command: {py}\n    args: [{shell}]\n    sandbox: {{profile: sh}}\n\
+         sandbox:\n  profiles:\n    fs:\n      mounts:\n        - {{source: {modules}}}\n        - {{source: {dir}, writable: true}}\n    sh:\n      mounts:\n        - {{source: {venv}}}\n        - {{source: {base}}}\n        - {{source: {peers}}}\n",
+        fs = yaml_str(&node_bin("mcp-server-filesystem").display().to_string()),
+        dir = yaml_str(&dir),
+        py = yaml_str(&python().display().to_string()),
+        shell = peer_yaml("py_shell_server.py"),
+        modules = yaml_str(&peers().join("node_modules").display().to_string()),
+        venv = yaml_str(&repo().join(".venv").display().to_string()),
+        base = yaml_str(&python_base().display().to_string()),
+        peers = yaml_str(&peers().display().to_string()),
+    );
+    let gateway = Gateway::start(&config);
+    let marker = 40_000 + std::process::id() % 20_000;
+    let attempt = format!(
+        "id -u; cat /etc/shadow; cat {secret}; echo x > /usr/evil; echo x > {dir}/../evil; \
+         python3 -c \"import socket; socket.create_connection(('127.0.0.1', {port}), timeout=2)\" 2>&1 | tail -1; \
+         (sleep {marker} >/dev/null 2>&1 &); echo done",
+        secret = secret_dir.path().join("secret.txt").display(),
+    );
+    let script = json!([
+        {"op": "call_tool", "name": "fs__read_text_file", "arguments": {"path": format!("{dir}/notes.txt")}},
+        {"op": "call_tool", "name": "fs__write_file", "arguments": {"path": format!("{dir}/written.txt"), "content": "from the sandbox"}},
+        {"op": "call_tool", "name": "sh__shell", "arguments": {"command": attempt}},
+    ]);
+    let run = py_client(&gateway.url(), "legacy", &script, &[]);
+    assert_eq!(text_of(run.ok("call_tool", 0)), "confined notes\n");
+    run.ok("call_tool", 1);
+    assert_eq!(
+        std::fs::read_to_string(files.path().join("written.txt")).unwrap(),
+        "from the sandbox"
+    );
+    let output = text_of(run.ok("call_tool", 2)).to_string();
+    assert!(output.starts_with("exit 0\n0\n"), "{output}");
+    assert!(output.contains("/etc/shadow: No such file"), "{output}");
+    assert!(
+        output.contains("secret.txt: No such file") && !output.contains("host-secret-value"),
+        "{output}"
+    );
+    assert!(
+        output.contains("/usr/evil: Read-only file system"),
+        "{output}"
+    );
+    assert!(
+        output.contains("Network is unreachable") || output.contains("refused"),
+        "{output}"
+    );
+    assert!(output.contains("\ndone\n"), "{output}");
+    assert!(listener.accept().is_err(), "the host port saw a connection");
+    assert!(!files.path().parent().unwrap().join("evil").exists());
+    // The server's stray child lives inside its sandbox, and dies with it.
+    let stray = format!("sleep {marker}");
+    assert!(
+        !host_processes(&stray).is_empty(),
+        "the stray child should run while the server does"
+    );
+    drop(gateway);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        host_processes(&stray),
+        Vec::<u32>::new(),
+        "a process outlived its sandbox"
+    );
+}
+
+/// Host pids whose command line contains `marker`.
+fn host_processes(marker: &str) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|entry| {
+            let pid = entry.file_name().to_str()?.parse::<u32>().ok()?;
+            let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
+            String::from_utf8_lossy(&cmdline)
+                .replace('\0', " ")
+                .contains(marker)
+                .then_some(pid)
+        })
+        .collect()
+}
