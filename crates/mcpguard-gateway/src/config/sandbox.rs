@@ -356,3 +356,64 @@ impl Default for UpstreamSandbox {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unbuilt_backends_and_unknown_profiles_are_named() {
+        let mut config = SandboxConfig {
+            backend: SandboxBackend::Docker,
+            ..SandboxConfig::default()
+        };
+        config.run_code.enabled = true;
+        config.run_code.profile = "tight".into();
+        config.profiles.insert(
+            "bad".into(),
+            SandboxProfile {
+                memory_mb: 0,
+                wall_time_seconds: f64::NAN,
+                mounts: vec![SandboxMount {
+                    source: "relative/dir".into(),
+                    target: None,
+                    writable: false,
+                }],
+                ..SandboxProfile::default()
+            },
+        );
+        let problems = config.problems();
+        let keys: Vec<&str> = problems.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "sandbox.backend",
+                "sandbox.profiles.bad.wall_time_seconds",
+                "sandbox.profiles.bad.memory_mb",
+                "sandbox.profiles.bad.mounts[0]",
+                "sandbox.run_code.profile",
+            ]
+        );
+        assert!(
+            problems[0]
+                .1
+                .contains("`docker` sandbox backend is not built yet")
+        );
+        assert!(
+            problems[4]
+                .1
+                .contains("no sandbox profile `tight` (defined: bad;")
+        );
+    }
+
+    #[test]
+    fn the_default_profile_always_exists() {
+        let config = SandboxConfig::default();
+        assert!(config.problems().is_empty());
+        assert_eq!(
+            config.profile(DEFAULT_PROFILE),
+            Some(SandboxProfile::default())
+        );
+        assert!(config.profile("other").is_none());
+    }
+}
