@@ -63,23 +63,24 @@ async fn handle(headers: HeaderMap, body: Bytes) -> Response {
     let stateless = headers
         .get("mcp-protocol-version")
         .is_some_and(|v| v == "2026-07-28");
+    let session = (message["method"] == "initialize").then(|| uuid::Uuid::new_v4().simple().to_string());
+    json_response(answer(&message, id, stateless), session.as_deref())
+}
+
+/// The answer to one request (`id` is its id); `stateless` for the 2026-07-28 revision.
+pub fn answer(message: &Value, id: Value, stateless: bool) -> Value {
     let method = message["method"].as_str().unwrap_or_default();
     let mut result = match method {
         "initialize" => {
-            let session = uuid::Uuid::new_v4().simple().to_string();
             let version = message["params"]["protocolVersion"]
                 .as_str()
                 .unwrap_or("2025-11-25")
                 .to_string();
-            let result = json!({
+            json!({
                 "protocolVersion": version,
                 "capabilities": {"tools": {}},
                 "serverInfo": {"name": "bench-echo", "version": "1"}
-            });
-            return json_response(
-                json!({"jsonrpc": "2.0", "id": id, "result": result}),
-                Some(&session),
-            );
+            })
         }
         "server/discover" => json!({
             "supportedVersions": ["2026-07-28"],
@@ -100,11 +101,32 @@ async fn handle(headers: HeaderMap, body: Bytes) -> Response {
         "ping" => json!({}),
         _ => {
             let error = json!({"code": -32601, "message": "Method not found"});
-            return json_response(json!({"jsonrpc": "2.0", "id": id, "error": error}), None);
+            return json!({"jsonrpc": "2.0", "id": id, "error": error});
         }
     };
-    if stateless {
+    if stateless && method != "initialize" {
         result["resultType"] = json!("complete");
     }
-    json_response(json!({"jsonrpc": "2.0", "id": id, "result": result}), None)
+    json!({"jsonrpc": "2.0", "id": id, "result": result})
+}
+
+/// Serves the echo tool over stdio (one JSON-RPC message per line), until stdin ends.
+pub async fn serve_stdio() -> std::io::Result<()> {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+    let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+    let mut stdout = tokio::io::stdout();
+    while let Some(line) = lines.next_line().await? {
+        let Ok(message) = serde_json::from_str::<Value>(&line) else {
+            continue;
+        };
+        let Some(id) = message.get("id").cloned() else {
+            continue;
+        };
+        let stateless = message["params"]["_meta"]["io.modelcontextprotocol/protocolVersion"] == "2026-07-28";
+        let mut out = answer(&message, id, stateless).to_string();
+        out.push('\n');
+        stdout.write_all(out.as_bytes()).await?;
+        stdout.flush().await?;
+    }
+    Ok(())
 }
