@@ -63,7 +63,8 @@ async fn handle(headers: HeaderMap, body: Bytes) -> Response {
     let stateless = headers
         .get("mcp-protocol-version")
         .is_some_and(|v| v == "2026-07-28");
-    let session = (message["method"] == "initialize").then(|| uuid::Uuid::new_v4().simple().to_string());
+    let session =
+        (message["method"] == "initialize").then(|| uuid::Uuid::new_v4().simple().to_string());
     json_response(answer(&message, id, stateless), session.as_deref())
 }
 
@@ -122,7 +123,8 @@ pub async fn serve_stdio() -> std::io::Result<()> {
         let Some(id) = message.get("id").cloned() else {
             continue;
         };
-        let stateless = message["params"]["_meta"]["io.modelcontextprotocol/protocolVersion"] == "2026-07-28";
+        let stateless =
+            message["params"]["_meta"]["io.modelcontextprotocol/protocolVersion"] == "2026-07-28";
         let mut out = answer(&message, id, stateless).to_string();
         out.push('\n');
         stdout.write_all(out.as_bytes()).await?;

@@ -621,6 +621,12 @@ impl Config {
                 {
                     push(key("sandbox"), message);
                 }
+                if sandbox.backend.unwrap_or(self.sandbox.backend) == SandboxBackend::Docker {
+                    push(
+                        key("sandbox"),
+                        "the docker backend runs code, not long-lived stdio servers: confine servers with `backend: native`".into(),
+                    );
+                }
             }
             if name.is_empty()
                 || !name

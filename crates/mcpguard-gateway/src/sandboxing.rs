@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use mcpguard_sandbox::docker::{DockerOptions, DockerSandbox};
 use mcpguard_sandbox::native::{HelperCommand, NativeOptions, NativeSandbox};
 use mcpguard_sandbox::{Availability, Limits, Mount, Network, Sandbox, Spec};
 
@@ -63,30 +64,53 @@ impl std::fmt::Debug for CodeJob {
 }
 
 impl SandboxHub {
-    /// Sets up the backends `config` uses; `helper` starts the native backend's helper
-    /// process (the running `mcpguard` binary).
-    pub fn new(config: &SandboxConfig, helper: HelperCommand) -> SandboxHub {
+    /// Sets up the backends `config` uses (native always; docker when it is the default
+    /// backend); `helper` starts the native backend's helper process (the running
+    /// `mcpguard` binary). What each backend found is logged.
+    pub async fn new(config: &SandboxConfig, helper: HelperCommand) -> SandboxHub {
         let mut options = NativeOptions::new(helper);
         options.host_ids = config.native_host_ids;
-        let native: Arc<dyn Sandbox> = Arc::new(NativeSandbox::new(options));
-        match native.availability() {
-            Availability::Ready { notes } => {
-                tracing::info!(
-                    backend = "native",
-                    notes = notes.join("; ").as_str(),
-                    "sandbox ready"
-                );
-            }
-            Availability::Unavailable { reason } => {
-                tracing::warn!(backend = "native", %reason, "sandbox unavailable: calls that need it are denied");
-            }
+        let mut backends: BTreeMap<SandboxBackend, Arc<dyn Sandbox>> = BTreeMap::new();
+        backends.insert(
+            SandboxBackend::Native,
+            Arc::new(NativeSandbox::new(options)),
+        );
+        if config.backend == SandboxBackend::Docker {
+            let docker = DockerSandbox::connect(DockerOptions {
+                socket: config.docker.socket.clone(),
+                image: config.docker.image.clone(),
+                user: config.docker.user.clone(),
+            })
+            .await;
+            backends.insert(SandboxBackend::Docker, Arc::new(docker));
+        }
+        for sandbox in backends.values() {
+            log_availability(sandbox.as_ref());
         }
         SandboxHub {
             config: config.clone(),
-            backends: BTreeMap::from([(SandboxBackend::Native, native)]),
+            backends,
         }
     }
+}
 
+/// Logs what a backend found at start-up.
+fn log_availability(sandbox: &dyn Sandbox) {
+    match sandbox.availability() {
+        Availability::Ready { notes } => {
+            tracing::info!(
+                backend = sandbox.name(),
+                notes = notes.join("; ").as_str(),
+                "sandbox ready"
+            );
+        }
+        Availability::Unavailable { reason } => {
+            tracing::warn!(backend = sandbox.name(), %reason, "sandbox unavailable: calls that need it are denied");
+        }
+    }
+}
+
+impl SandboxHub {
     /// The backend `kind` (default: the configured one), if it can run here.
     pub fn backend(&self, kind: Option<SandboxBackend>) -> Result<Arc<dyn Sandbox>, String> {
         let kind = kind.unwrap_or(self.config.backend);
@@ -328,13 +352,16 @@ mod tests {
     use crate::config::{CodeToolConfig, DEFAULT_PROFILE, RunCodeConfig};
 
     fn hub(config: SandboxConfig) -> SandboxHub {
-        SandboxHub::new(
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        runtime.block_on(SandboxHub::new(
             &config,
             HelperCommand {
                 program: "/nonexistent/helper".into(),
                 args: Vec::new(),
             },
-        )
+        ))
     }
 
     #[test]

@@ -11,6 +11,7 @@
 //!
 //! Every backend passes the same containment suite (`tests/containment.rs`).
 
+pub mod docker;
 pub mod native;
 mod outcome;
 mod spec;

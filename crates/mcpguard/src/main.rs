@@ -216,7 +216,7 @@ fn serve(config: Config) -> anyhow::Result<()> {
         .context("cannot start the async runtime")?;
     let audit = audit_cmd::start(&config)?;
     let gateway = main.block_on(async {
-        let (plugins, sandboxes) = plugins(&config, audit.as_ref())?;
+        let (plugins, sandboxes) = plugins(&config, audit.as_ref()).await?;
         Gateway::start(config, plugins, Agents::Many, sandboxes).map_err(|e| anyhow::anyhow!(e))
     })?;
     tracing::info!(
@@ -273,11 +273,11 @@ type Plugins = Vec<Arc<dyn mcpguard_gateway::pipeline::Plugin>>;
 
 /// The configured plugins (the guard when a policy is configured, the sandbox runner when
 /// sandboxes are, the audit log when on) and the sandboxes.
-fn plugins(
+async fn plugins(
     config: &Config,
     audit: Option<&Arc<mcpguard_audit::AuditWriter>>,
 ) -> anyhow::Result<(Plugins, Option<Arc<SandboxHub>>)> {
-    let sandboxes = sandbox_hub(config)?;
+    let sandboxes = sandbox_hub(config).await?;
     let mut plugins = guard_setup::plugins(config, sandboxes.as_ref())?;
     if let Some(hub) = &sandboxes {
         plugins.push(Arc::new(
@@ -298,7 +298,7 @@ fn plugins(
 }
 
 /// The sandboxes, when anything in the configuration uses one.
-fn sandbox_hub(config: &Config) -> anyhow::Result<Option<Arc<SandboxHub>>> {
+async fn sandbox_hub(config: &Config) -> anyhow::Result<Option<Arc<SandboxHub>>> {
     let needed = config.sandbox.run_code.enabled
         || !config.sandbox.code_tools.is_empty()
         || config
@@ -309,7 +309,9 @@ fn sandbox_hub(config: &Config) -> anyhow::Result<Option<Arc<SandboxHub>>> {
         return Ok(None);
     }
     let helper = mcpguard_sandbox::native::HelperCommand::current_exe()?;
-    Ok(Some(Arc::new(SandboxHub::new(&config.sandbox, helper))))
+    Ok(Some(Arc::new(
+        SandboxHub::new(&config.sandbox, helper).await,
+    )))
 }
 
 /// Signs the final checkpoint and stops the audit writer.
@@ -330,7 +332,7 @@ async fn stdio(config: Config) -> anyhow::Result<()> {
     }
     let grace = Duration::from_secs_f64(config.proxy.shutdown_grace_seconds);
     let audit = audit_cmd::start(&config)?;
-    let (plugins, sandboxes) = plugins(&config, audit.as_ref())?;
+    let (plugins, sandboxes) = plugins(&config, audit.as_ref()).await?;
     let gateway =
         Gateway::start(config, plugins, Agents::One, sandboxes).map_err(|e| anyhow::anyhow!(e))?;
     let served = {

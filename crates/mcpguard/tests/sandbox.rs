@@ -286,3 +286,52 @@ fn host_processes(marker: &str) -> Vec<u32> {
         })
         .collect()
 }
+
+/// The Docker engine of `scripts/docker_sandbox.sh start` (or `MCPGUARD_TEST_DOCKER_SOCKET`).
+fn docker_socket() -> PathBuf {
+    std::env::var("MCPGUARD_TEST_DOCKER_SOCKET")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| repo().join(".dockerd/docker.sock"))
+}
+
+#[test]
+fn run_code_runs_in_a_docker_container_when_docker_is_the_backend() {
+    let socket = docker_socket();
+    assert!(
+        socket.exists(),
+        "no Docker engine at {}: run `bash scripts/docker_sandbox.sh start` (scripts/test.sh does)",
+        socket.display()
+    );
+    let config = format!(
+        "upstreams:\n  net:\n    command: {py}\n    args: [{net}]\n\
+         sandbox:\n  backend: docker\n  docker: {{socket: {socket}}}\n  run_code: {{enabled: true, languages: [shell]}}\n  profiles:\n    default: {{wall_time_seconds: 2}}\n",
+        py = yaml_str(&python().display().to_string()),
+        net = peer_yaml("py_net_tools.py"),
+        socket = yaml_str(&socket.display().to_string()),
+    );
+    let gateway = Gateway::start(&config);
+    let code = |code: &str| json!({"op": "call_tool", "name": "mcpguard.run_code", "arguments": {"language": "shell", "code": code}});
+    let script = json!([
+        code(
+            "echo hi; id -u; hostname; cat /etc/shadow; nc -w 1 127.0.0.1 9 </dev/null || echo no network"
+        ),
+        code("while :; do :; done"),
+    ]);
+    let run = py_client(&gateway.url(), "legacy", &script, &[]);
+    let first = structured(&run, 0);
+    assert_eq!(first["backend"], "docker", "{first}");
+    assert_eq!(
+        first["stdout"], "hi\n65534\nmcpguard-sandbox\nno network\n",
+        "{first}"
+    );
+    assert!(
+        first["stderr"].as_str().unwrap().contains("/etc/shadow"),
+        "{first}"
+    );
+    assert_eq!(structured(&run, 1)["stopped"], "wall_time");
+    assert!(
+        gateway.logs().contains("backend=\"docker\""),
+        "{}",
+        gateway.logs()
+    );
+}

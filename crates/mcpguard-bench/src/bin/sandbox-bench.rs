@@ -60,7 +60,10 @@ async fn main() -> Result<(), String> {
     println!("|---|---|---|---|---|");
     for (name, samples) in [
         ("spawned directly", direct),
-        ("native sandbox (namespaces, root, Landlock, seccomp, cgroups)", sandboxed),
+        (
+            "native sandbox (namespaces, root, Landlock, seccomp, cgroups)",
+            sandboxed,
+        ),
     ] {
         let [p50, p90, p99, mean] = summary(samples);
         println!("| {name} | {p50:.2} | {p90:.2} | {p99:.2} | {mean:.2} |");

@@ -28,6 +28,31 @@ pub struct SandboxConfig {
     /// the gateway runs as root (default 65534, `nobody`). Writable mounts must be
     /// writable by them.
     pub native_host_ids: (u32, u32),
+    /// The docker backend.
+    pub docker: DockerConfig,
+}
+
+/// The docker backend: which engine and image.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct DockerConfig {
+    /// The Docker Engine's Unix socket.
+    pub socket: PathBuf,
+    /// The image every run uses; it must already be in the engine (no registry is
+    /// contacted). It needs the interpreters of the languages you enable.
+    pub image: String,
+    /// The user programs run as (`uid:gid`).
+    pub user: String,
+}
+
+impl Default for DockerConfig {
+    fn default() -> Self {
+        DockerConfig {
+            socket: "/var/run/docker.sock".into(),
+            image: "mcpguard-sandbox:busybox".into(),
+            user: "65534:65534".into(),
+        }
+    }
 }
 
 impl Default for SandboxConfig {
@@ -38,6 +63,7 @@ impl Default for SandboxConfig {
             run_code: RunCodeConfig::default(),
             code_tools: BTreeMap::new(),
             native_host_ids: (65534, 65534),
+            docker: DockerConfig::default(),
         }
     }
 }
@@ -155,7 +181,7 @@ pub enum SandboxBackend {
     Native,
     /// WebAssembly under wasmtime (not built yet).
     Wasm,
-    /// Docker Engine containers (not built yet).
+    /// Docker Engine containers, for code runs (not for confined servers).
     Docker,
     /// Firecracker microVMs (not built yet).
     Firecracker,
@@ -166,9 +192,9 @@ pub enum SandboxBackend {
 impl SandboxBackend {
     /// Why this backend cannot be used yet, for backends that are not built.
     pub fn unbuilt(self) -> Option<String> {
-        (self != SandboxBackend::Native).then(|| {
+        (!matches!(self, SandboxBackend::Native | SandboxBackend::Docker)).then(|| {
             format!(
-                "the `{}` sandbox backend is not built yet; `native` is (see the README's status table)",
+                "the `{}` sandbox backend is not built yet; `native` and `docker` are (see the README's status table)",
                 self.as_str()
             )
         })
@@ -364,7 +390,7 @@ mod tests {
     #[test]
     fn unbuilt_backends_and_unknown_profiles_are_named() {
         let mut config = SandboxConfig {
-            backend: SandboxBackend::Docker,
+            backend: SandboxBackend::Wasm,
             ..SandboxConfig::default()
         };
         config.run_code.enabled = true;
@@ -397,7 +423,7 @@ mod tests {
         assert!(
             problems[0]
                 .1
-                .contains("`docker` sandbox backend is not built yet")
+                .contains("`wasm` sandbox backend is not built yet")
         );
         assert!(
             problems[4]
