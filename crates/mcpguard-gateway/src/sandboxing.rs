@@ -75,6 +75,14 @@ impl SandboxHub {
             SandboxBackend::Native,
             Arc::new(NativeSandbox::new(options)),
         );
+        #[cfg(feature = "wasm")]
+        if config.backend == SandboxBackend::Wasm {
+            let wasm =
+                mcpguard_sandbox::wasm::WasmSandbox::new(mcpguard_sandbox::wasm::WasmOptions {
+                    quickjs: config.wasm.quickjs.clone(),
+                });
+            backends.insert(SandboxBackend::Wasm, Arc::new(wasm));
+        }
         if config.backend == SandboxBackend::Docker {
             let docker = DockerSandbox::connect(DockerOptions {
                 socket: config.docker.socket.clone(),
@@ -284,7 +292,13 @@ impl SandboxHub {
         code: &str,
     ) -> Result<CodeJob, String> {
         let sandbox = self.backend(None)?;
-        let (program, args) = language.interpreter();
+        let (program, args) = language.interpreter(self.config.backend).ok_or_else(|| {
+            format!(
+                "the `{}` sandbox backend cannot run {} (native and docker run python, shell and javascript; wasm runs javascript and wasm)",
+                self.config.backend.as_str(),
+                language.as_str()
+            )
+        })?;
         let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
         let env = BTreeMap::from([
             (

