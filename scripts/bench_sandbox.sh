@@ -20,9 +20,9 @@ pids=()
 cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
 
-echo "## Cold start and run of /bin/true"
+echo "## Cold start and run of a trivial program"
 echo
-"$bin/sandbox-bench" "$bin/mcpguard" 200
+"$bin/sandbox-bench" "$bin/mcpguard" 200 "$(pwd)/.venv/lib/python3.11/site-packages/qjs-wasi-reactor/qjs-wasi-reactor.wasm"
 echo
 
 start() { # name, extra upstream yaml

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything the demo and the tests need, inside the repository only:
-#   .venv/                    Python venv with the official MCP Python SDK
+#   .venv/                    Python venv with the official MCP Python SDK (and QuickJS-NG's
+#                             WASI module, for the wasm sandbox backend)
 #   tests/peers/node_modules  the TypeScript SDK, reference servers, conformance suite, Node 22
 # Safe to run again: it skips what is already in place.
 set -euo pipefail
@@ -9,8 +10,9 @@ cd "$(dirname "$0")/.."
 say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
 if ! .venv/bin/python -c 'import mcp, sys; sys.exit(0 if mcp.__name__ else 1)' 2>/dev/null \
-   || ! .venv/bin/pip freeze 2>/dev/null | grep -qx 'mcp==2.3.0'; then
-  say "creating .venv with the MCP Python SDK"
+   || ! .venv/bin/pip freeze 2>/dev/null | grep -qx 'mcp==2.3.0' \
+   || [ ! -f .venv/lib/python3.11/site-packages/qjs-wasi-reactor/qjs-wasi-reactor.wasm ]; then
+  say "creating .venv with the MCP Python SDK and QuickJS-NG for the wasm sandbox"
   python3 -m venv .venv
   .venv/bin/pip install --quiet --disable-pip-version-check -r tests/peers/requirements.txt
 fi
