@@ -79,7 +79,10 @@ impl DockerSandbox {
     /// what is missing.
     pub async fn connect(options: DockerOptions) -> DockerSandbox {
         let socket = options.socket.display().to_string();
-        let docker = match Docker::connect_with_unix(&socket, 120, bollard::API_DEFAULT_VERSION) {
+        // Waiting for a container is one long request: the client's timeout must outlast
+        // any run (runs are bounded by their own wall-clock limit).
+        let docker = match Docker::connect_with_unix(&socket, 86_400, bollard::API_DEFAULT_VERSION)
+        {
             Ok(docker) => docker,
             Err(e) => {
                 return DockerSandbox {
@@ -91,7 +94,14 @@ impl DockerSandbox {
                 };
             }
         };
-        let availability = match docker.version().await {
+        let version = tokio::time::timeout(Duration::from_secs(10), docker.version())
+            .await
+            .unwrap_or_else(|_| {
+                Err(bollard::errors::Error::IOError {
+                    err: std::io::Error::other("no answer within 10 s"),
+                })
+            });
+        let availability = match version {
             Err(e) => Availability::Unavailable {
                 reason: format!("the Docker engine at `{socket}` does not answer: {e}"),
             },

@@ -95,8 +95,14 @@ pub(super) async fn run(
     }
     .map_err(|e| io_error("waiting for the sandbox helper", e))?;
     let wall = started.elapsed();
-    for failure in cgroup::remove(&helper_spec.cgroups) {
-        tracing::warn!(%failure, "sandbox cleanup");
+    // The helper removes its cgroups; after a kill they may hold dying processes for a
+    // moment, and removal retries (sleeping), so it runs off the async workers.
+    let cgroups = helper_spec.cgroups.clone();
+    if !cgroups.is_empty() {
+        let removed = tokio::task::spawn_blocking(move || cgroup::remove(&cgroups)).await;
+        for failure in removed.unwrap_or_default() {
+            tracing::warn!(%failure, "sandbox cleanup");
+        }
     }
     let stdout = join(stdout).await;
     let stderr = join(stderr).await;
