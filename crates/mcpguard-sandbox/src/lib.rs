@@ -14,6 +14,7 @@
 pub mod docker;
 pub mod native;
 mod outcome;
+pub mod probe;
 mod spec;
 #[cfg(feature = "wasm")]
 pub mod wasm;

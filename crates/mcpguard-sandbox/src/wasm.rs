@@ -115,7 +115,7 @@ impl WasmSandbox {
         config.epoch_interruption(true);
         let (engine, availability) = match Engine::new(&config) {
             Ok(engine) => {
-                let mut notes = vec![format!("wasmtime {}", env!("CARGO_PKG_VERSION"))];
+                let mut notes = vec!["wasmtime 48, WASI preview 1".to_string()];
                 match &options.quickjs {
                     Some(path) if path.is_file() => {
                         notes.push(format!("JavaScript on QuickJS-NG ({})", path.display()))

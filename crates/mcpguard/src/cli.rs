@@ -112,6 +112,10 @@ pub enum Command {
     /// same upstream, and report drift: identical result digest, or a structural diff.
     /// Exit 0 identical, 1 drift, 2 cannot replay.
     Replay(TraceArgs),
+    /// Check every sandbox backend on this machine (with a trial run where one can run)
+    /// and say what each found. Exit 0 when the configured `sandbox.backend` is ready.
+    #[command(name = "sandbox-check")]
+    SandboxCheck,
     /// Print the man page (roff).
     #[command(hide = true)]
     Man,

@@ -7,6 +7,7 @@ mod detect_cmd;
 mod guard_setup;
 mod init;
 mod policy_cmd;
+mod sandbox_cmd;
 mod table;
 mod trace_cmd;
 
@@ -82,6 +83,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::TraceList(args) => trace_cmd::list(&quiet_config(cli.config.as_deref())?, &args),
         Command::TraceExport(args) => {
             trace_cmd::export(&quiet_config(cli.config.as_deref())?, &args)
+        }
+        Command::SandboxCheck => {
+            let config = quiet_config(cli.config.as_deref())?;
+            exit_unless(sandbox_cmd::check(&config)?)
         }
         Command::TraceVerify(args) => {
             let config = quiet_config(cli.config.as_deref())?;

@@ -383,3 +383,50 @@ fn run_code_runs_javascript_and_wasm_modules_on_the_wasm_backend() {
         "{python}"
     );
 }
+
+#[test]
+fn sandbox_check_says_what_each_backend_found() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("no-docker.sock");
+    let write = |name: &str, backend: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(
+            &path,
+            format!(
+                "sandbox:\n  backend: {backend}\n  docker: {{socket: {}}}\n",
+                yaml_str(&missing.display().to_string())
+            ),
+        )
+        .unwrap();
+        path
+    };
+    let native = write("native.yaml", "native");
+    let out = mcpguard(&["--config", s(&native), "sandbox-check"]);
+    let report = text(&out);
+    assert!(out.status.success(), "{report}");
+    let line = |backend: &str| {
+        report
+            .lines()
+            .find(|l| l.starts_with(backend))
+            .unwrap_or_else(|| panic!("no {backend} line: {report}"))
+            .to_string()
+    };
+    assert!(
+        line("native (configured)").contains("ready")
+            && line("native").contains("trial run of `true`: ok"),
+        "{report}"
+    );
+    assert!(
+        line("docker").contains("unavailable") && line("docker").contains("no-docker.sock"),
+        "{report}"
+    );
+    assert!(
+        line("firecracker").contains("not built") && line("firecracker").contains("/dev/kvm"),
+        "{report}"
+    );
+    assert!(line("microsandbox").contains("`msb`"), "{report}");
+    // The configured backend cannot run: exit 1.
+    let docker = write("docker.yaml", "docker");
+    let out = mcpguard(&["--config", s(&docker), "sandbox-check"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+}

@@ -39,18 +39,21 @@ pub struct SandboxRun {
 /// Runs code calls in a sandbox.
 pub struct SandboxRunner {
     hub: Arc<SandboxHub>,
+    /// `mcpguard.run_code`'s definition, when it is offered (built once).
+    run_code: Option<serde_json::Value>,
 }
 
 impl SandboxRunner {
     /// A runner over `hub`.
     pub fn new(hub: Arc<SandboxHub>) -> SandboxRunner {
-        SandboxRunner { hub }
+        let run_code = hub.run_code_tool();
+        SandboxRunner { hub, run_code }
     }
 
     fn is_builtin(&self, ctx: &CallContext) -> bool {
-        ctx.method() == method::TOOLS_CALL
+        self.run_code.is_some()
+            && ctx.method() == method::TOOLS_CALL
             && ctx.request.param_str("name").as_deref() == Some(RUN_CODE_TOOL)
-            && self.hub.run_code_tool().is_some()
     }
 
     async fn run(&self, ctx: &mut CallContext, tool: &str) -> Flow {
@@ -236,7 +239,7 @@ impl Plugin for SandboxRunner {
         {
             return Flow::Continue;
         }
-        let (Some(tool), Some(response)) = (self.hub.run_code_tool(), &ctx.response) else {
+        let (Some(tool), Some(response)) = (self.run_code.clone(), &ctx.response) else {
             return Flow::Continue;
         };
         let Some(result) = response.result() else {
