@@ -297,6 +297,20 @@ async fn plugins(
         if let Some(maker) = audit_cmd::envelope_maker(config)? {
             plugin = plugin.with_envelopes(maker);
         }
+        let confined = config
+            .upstreams
+            .iter()
+            .filter(|(_, u)| u.enabled)
+            .filter_map(|(name, u)| {
+                let sandbox = u.sandbox.as_ref()?;
+                let backend = sandbox.backend.unwrap_or(config.sandbox.backend);
+                Some((
+                    name.clone(),
+                    (backend.as_str().to_string(), sandbox.profile.clone()),
+                ))
+            })
+            .collect();
+        plugin = plugin.with_confined(confined);
         plugins.push(Arc::new(plugin));
     }
     Ok((plugins, sandboxes))

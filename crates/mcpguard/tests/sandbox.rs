@@ -206,8 +206,10 @@ fn a_confined_upstream_works_and_cannot_touch_the_host() {
     listener.set_nonblocking(true).unwrap();
     let port = listener.local_addr().unwrap().port();
     let dir = files.path().canonicalize().unwrap().display().to_string();
+    let keys = keys();
+    let db = keys.path().join("audit.db");
     let config = format!(
-        "upstreams:\n  fs:\n    command: {fs}\n    args: [{dir}]\n    sandbox: {{profile: fs}}\n  sh:\n    command: {py}\n    args: [{shell}]\n    sandbox: {{profile: sh}}\n\
+        "{audit}upstreams:\n  fs:\n    command: {fs}\n    args: [{dir}]\n    sandbox: {{profile: fs}}\n  sh:\n    command: {py}\n    args: [{shell}]\n    sandbox: {{profile: sh}}\n\
          sandbox:\n  profiles:\n    fs:\n      mounts:\n        - {{source: {modules}}}\n        - {{source: {dir}, writable: true}}\n    sh:\n      mounts:\n        - {{source: {venv}}}\n        - {{source: {base}}}\n        - {{source: {peers}}}\n",
         fs = yaml_str(&node_bin("mcp-server-filesystem").display().to_string()),
         dir = yaml_str(&dir),
@@ -217,6 +219,7 @@ fn a_confined_upstream_works_and_cannot_touch_the_host() {
         venv = yaml_str(&repo().join(".venv").display().to_string()),
         base = yaml_str(&python_base().display().to_string()),
         peers = yaml_str(&peers().display().to_string()),
+        audit = audit_yaml(keys.path(), &db, ""),
     );
     let gateway = Gateway::start(&config);
     let marker = 40_000 + std::process::id() % 20_000;
@@ -269,6 +272,26 @@ fn a_confined_upstream_works_and_cannot_touch_the_host() {
         Vec::<u32>::new(),
         "a process outlived its sandbox"
     );
+    // The audit log says which calls a confined upstream served.
+    let events: Vec<Value> = records(&db)
+        .into_iter()
+        .map(|r| r["event"].clone())
+        .collect();
+    let read = events
+        .iter()
+        .find(|e| e["tool"] == "fs__read_text_file")
+        .unwrap_or_else(|| panic!("{events:#?}"));
+    assert_eq!(read["outcome"], "allowed", "{read}");
+    assert_eq!(
+        (
+            read["sandbox"]["backend"].clone(),
+            read["sandbox"]["profile"].clone()
+        ),
+        (json!("native"), json!("fs")),
+        "{read}"
+    );
+    let shell = events.iter().find(|e| e["tool"] == "sh__shell").unwrap();
+    assert_eq!(shell["sandbox"]["profile"], "sh", "{shell}");
 }
 
 /// Host pids whose command line contains `marker`.

@@ -21,6 +21,8 @@ pub struct AuditLog {
     writer: Arc<AuditWriter>,
     fail_open: bool,
     envelopes: Option<super::envelope::EnvelopeMaker>,
+    /// Upstreams that run confined: name → (backend, profile).
+    confined: std::collections::HashMap<String, (String, String)>,
 }
 
 impl AuditLog {
@@ -31,12 +33,23 @@ impl AuditLog {
             writer,
             fail_open,
             envelopes: None,
+            confined: std::collections::HashMap::new(),
         }
     }
 
     /// Also signs an execution envelope for every executed `tools/call`.
     pub fn with_envelopes(mut self, maker: super::envelope::EnvelopeMaker) -> AuditLog {
         self.envelopes = Some(maker);
+        self
+    }
+
+    /// Names the upstreams that run in a sandbox (`name → (backend, profile)`): their
+    /// calls' events carry a `sandbox` record with the backend and profile.
+    pub fn with_confined(
+        mut self,
+        confined: std::collections::HashMap<String, (String, String)>,
+    ) -> AuditLog {
+        self.confined = confined;
         self
     }
 }
@@ -272,6 +285,16 @@ impl Plugin for AuditLog {
             recorded.mark();
         }
         let mut event = event_of(ctx);
+        if event.sandbox.is_none()
+            && let Some((backend, profile)) =
+                event.upstream.as_ref().and_then(|u| self.confined.get(u))
+        {
+            event.sandbox = Some(SandboxRecord {
+                backend: backend.clone(),
+                profile: profile.clone(),
+                ..SandboxRecord::default()
+            });
+        }
         let trace = match self.envelopes.as_ref().and_then(|m| m.make(ctx, &event)) {
             Some(Ok(trace)) => {
                 event.envelope_id = Some(trace.id.clone());

@@ -121,12 +121,20 @@ impl EnvelopeMaker {
                     .map(|v| v.decision.owasp_asi().to_vec())
                     .unwrap_or_default(),
             },
-            sandbox: match ctx.extensions.get::<super::sandbox::SandboxRun>() {
-                Some(run) => SandboxRef {
+            sandbox: match (
+                ctx.extensions.get::<super::sandbox::SandboxRun>(),
+                &event.sandbox,
+            ) {
+                (Some(run), _) => SandboxRef {
                     backend: run.backend.into(),
                     config_digest: Some(run.config_digest.clone()),
                 },
-                None => SandboxRef {
+                // A confined upstream served the call.
+                (None, Some(record)) => SandboxRef {
+                    backend: record.backend.clone(),
+                    config_digest: None,
+                },
+                (None, None) => SandboxRef {
                     backend: "none".into(),
                     config_digest: None,
                 },
