@@ -84,6 +84,19 @@ pub enum Availability {
     },
 }
 
+impl Availability {
+    /// `Ok` when the backend can run; otherwise the reason, as the error a run returns.
+    pub fn require(&self, backend: &'static str) -> Result<(), SandboxError> {
+        match self {
+            Availability::Ready { .. } => Ok(()),
+            Availability::Unavailable { reason } => Err(SandboxError::Unavailable {
+                backend,
+                reason: reason.clone(),
+            }),
+        }
+    }
+}
+
 /// A sandbox backend.
 #[async_trait]
 pub trait Sandbox: Send + Sync {

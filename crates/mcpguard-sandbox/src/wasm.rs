@@ -181,13 +181,7 @@ impl WasmSandbox {
     }
 
     fn ready(&self) -> Result<(), SandboxError> {
-        match &self.availability {
-            Availability::Ready { .. } => Ok(()),
-            Availability::Unavailable { reason } => Err(SandboxError::Unavailable {
-                backend: NAME,
-                reason: reason.clone(),
-            }),
-        }
+        self.availability.require(NAME)
     }
 
     /// The module, its argv, its stdin, and whether it is the QuickJS reactor.

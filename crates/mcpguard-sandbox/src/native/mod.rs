@@ -158,13 +158,7 @@ impl NativeSandbox {
     }
 
     fn ready(&self) -> Result<(), SandboxError> {
-        match &self.availability {
-            Availability::Ready { .. } => Ok(()),
-            Availability::Unavailable { reason } => Err(SandboxError::Unavailable {
-                backend: NAME,
-                reason: reason.clone(),
-            }),
-        }
+        self.availability.require(NAME)
     }
 
     /// The host user and group the sandbox's root maps to (the owner that a work
