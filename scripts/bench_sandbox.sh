@@ -17,12 +17,16 @@ cargo build --release --locked --quiet -p mcpguard -p mcpguard-bench
 bin=$(pwd)/target/release
 work=$(mktemp -d)
 pids=()
-cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
+cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; stop_docker 2>/dev/null || true; }
 trap cleanup EXIT
+
+# The private Docker engine of the tests, for the docker row (stopped at the end).
+docker_sock=$(bash scripts/docker_sandbox.sh start)
+stop_docker() { bash scripts/docker_sandbox.sh stop; }
 
 echo "## Cold start and run of a trivial program"
 echo
-"$bin/sandbox-bench" "$bin/mcpguard" 200 "$(pwd)/.venv/lib/python3.11/site-packages/qjs-wasi-reactor/qjs-wasi-reactor.wasm"
+"$bin/sandbox-bench" "$bin/mcpguard" 200 "$(pwd)/.venv/lib/python3.11/site-packages/qjs-wasi-reactor/qjs-wasi-reactor.wasm" "$docker_sock"
 echo
 
 start() { # name, extra upstream yaml

@@ -1,8 +1,9 @@
-//! `sandbox-bench HELPER [RUNS] [QUICKJS]`: cold start and run of a trivial program
-//! (`/bin/true`) in the native sandbox, RUNS times (default 200) after 10 warm-up runs,
-//! against spawning the same program directly; and, with the `wasm` feature, a trivial
+//! `sandbox-bench HELPER [RUNS] [QUICKJS] [DOCKER_SOCKET]`: cold start and run of a trivial
+//! program (`/bin/true`) in the native sandbox, RUNS times (default 200) after 10 warm-up
+//! runs, against spawning the same program directly; with the `wasm` feature, a trivial
 //! precompiled WASI module and (given QuickJS-NG's reactor module) a JavaScript one-liner
-//! in the wasm sandbox. HELPER is the `mcpguard` binary (started as
+//! in the wasm sandbox; given a Docker engine's socket (with the image
+//! `mcpguard-sandbox:busybox`), `true` in a container, RUNS / 10 times. HELPER is the `mcpguard` binary (started as
 //! `mcpguard __sandbox-helper`). Prints a markdown table of p50/p90/p99/mean in ms.
 
 use std::time::{Duration, Instant};
@@ -16,6 +17,39 @@ fn summary(mut samples: Vec<Duration>) -> [f64; 4] {
     let at = |q: f64| ms(samples[((samples.len() - 1) as f64 * q).round() as usize]);
     let mean = samples.iter().map(|d| ms(*d)).sum::<f64>() / samples.len() as f64;
     [at(0.5), at(0.9), at(0.99), mean]
+}
+
+/// `true` in a container through the Docker Engine API (create, attach, start, wait,
+/// inspect, remove).
+async fn docker(socket: &str, runs: usize) -> Result<(String, Vec<Duration>), String> {
+    use mcpguard_sandbox::docker::{DockerOptions, DockerSandbox};
+    let sandbox = DockerSandbox::connect(DockerOptions {
+        socket: socket.into(),
+        ..DockerOptions::new()
+    })
+    .await;
+    if let Availability::Unavailable { reason } = sandbox.availability() {
+        return Err(format!("the docker sandbox cannot run: {reason}"));
+    }
+    let spec = Spec {
+        program: "true".into(),
+        ..Spec::default()
+    };
+    let mut samples = Vec::new();
+    for i in 0..runs + 2 {
+        let started = Instant::now();
+        let outcome = sandbox.run(&spec, b"").await.map_err(|e| e.to_string())?;
+        if !outcome.success() {
+            return Err(format!("`true` failed in docker: {outcome:?}"));
+        }
+        if i >= 2 {
+            samples.push(started.elapsed());
+        }
+    }
+    Ok((
+        format!("`true` in a docker container ({runs} runs after 2 warm-up runs)"),
+        samples,
+    ))
 }
 
 #[cfg(feature = "wasm")]
@@ -92,7 +126,8 @@ async fn main() -> Result<(), String> {
     let mut args = std::env::args().skip(1);
     let helper = args.next().ok_or("usage: sandbox-bench HELPER [RUNS]")?;
     let runs: usize = args.next().and_then(|r| r.parse().ok()).unwrap_or(200);
-    let quickjs = args.next();
+    let quickjs = args.next().filter(|q| !q.is_empty());
+    let docker_socket = args.next();
     let sandbox = NativeSandbox::new(NativeOptions::new(HelperCommand {
         program: helper.into(),
         args: vec![HELPER_ARG.into()],
@@ -137,6 +172,9 @@ async fn main() -> Result<(), String> {
     ];
     #[cfg(feature = "wasm")]
     rows.extend(wasm::measure(runs, quickjs).await?);
+    if let Some(socket) = docker_socket {
+        rows.push(docker(&socket, (runs / 10).max(5)).await?);
+    }
     #[cfg(not(feature = "wasm"))]
     let _ = quickjs;
     println!("{runs} runs each (after 10 warm-up runs)\n");
