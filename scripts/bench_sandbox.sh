@@ -17,7 +17,13 @@ cargo build --release --locked --quiet -p mcpguard -p mcpguard-bench
 bin=$(pwd)/target/release
 work=$(mktemp -d)
 pids=()
-cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; stop_docker 2>/dev/null || true; }
+cleanup() {
+  # Gateways start in command substitutions (subshells): their PIDs are in files.
+  for pid in "${pids[@]}" $(cat "$work"/*.pid 2>/dev/null); do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$work"
+  stop_docker 2>/dev/null || true
+}
 trap cleanup EXIT
 
 # The private Docker engine of the tests, for the docker row (stopped at the end).
@@ -48,7 +54,7 @@ sandbox:
       processes: ${MCPGUARD_BENCH_PROCESSES:-64}
 YAML
   "$bin/mcpguard" serve --config "$work/$1.yaml" >"$work/$1.out" 2>"$work/$1.log" &
-  pids+=($!)
+  echo $! >"$work/$1.pid"
   until grep -q listening "$work/$1.out" 2>/dev/null; do sleep 0.01; done
   local url port
   url=$(sed -n 's/^listening on //p' "$work/$1.out")
