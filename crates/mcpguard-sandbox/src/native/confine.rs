@@ -1,5 +1,5 @@
 //! The last steps in the program's own process, just before it becomes the program:
-//! a new session, limits, no capabilities, no new privileges, Landlock, seccomp, exec.
+//! limits, no capabilities, no new privileges, Landlock, seccomp, exec.
 
 use std::ffi::CString;
 use std::path::Path;
@@ -50,7 +50,10 @@ fn confine_and_exec(
     let setup = Failure::Setup;
     sigprocmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::empty()), None)
         .map_err(|e| setup(format!("sigprocmask: {e}")))?;
-    nix::unistd::setsid().map_err(|e| setup(format!("setsid: {e}")))?;
+    // No setsid(): a new session would put the program in its own scheduler autogroup,
+    // which halved a confined server's throughput under load (BENCHMARKS.md). Terminal
+    // injection is closed instead by the seccomp filter (ioctl TIOCSTI/TIOCLINUX) and by
+    // the sandbox having no terminal device and inheriting only pipes.
     nix::unistd::chdir(WORKDIR).map_err(|e| setup(format!("chdir {WORKDIR}: {e}")))?;
     close_inherited_descriptors();
     limit(spec)?;

@@ -1,7 +1,8 @@
 //! The seccomp filters every native sandbox runs under. A deny list (the program keeps
 //! the ordinary system calls it needs) of calls that reach the kernel's most exposed
 //! surfaces or could undo the sandbox: mounting, namespaces, tracing other processes,
-//! BPF, keyrings, loading kernel code, io_uring, clocks, swap, reboot. They fail with
+//! BPF, keyrings, loading kernel code, io_uring, clocks, swap, reboot, and the terminal
+//! ioctls that inject input (TIOCSTI, TIOCLINUX). They fail with
 //! `EPERM`. `clone3` fails with `ENOSYS` (its flags cannot be inspected, and C libraries
 //! then fall back to `clone`, whose namespace flags are refused).
 
@@ -110,6 +111,21 @@ pub(crate) fn build() -> Result<Filters, String> {
         })
         .collect::<Result<Vec<_>, String>>()?;
     denied.insert(libc::SYS_clone, clone_rules);
+    // Injecting input into a terminal (TIOCSTI) or poking the console (TIOCLINUX).
+    let ioctl_rules = [libc::TIOCSTI, libc::TIOCLINUX]
+        .iter()
+        .map(|request| {
+            let condition = SeccompCondition::new(
+                1,
+                SeccompCmpArgLen::Dword,
+                SeccompCmpOp::Eq,
+                *request as u64,
+            )
+            .map_err(|e| format!("seccomp condition: {e}"))?;
+            SeccompRule::new(vec![condition]).map_err(|e| format!("seccomp rule: {e}"))
+        })
+        .collect::<Result<Vec<_>, String>>()?;
+    denied.insert(libc::SYS_ioctl, ioctl_rules);
     let eperm = SeccompFilter::new(
         denied,
         SeccompAction::Allow,
