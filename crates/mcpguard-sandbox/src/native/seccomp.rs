@@ -112,16 +112,12 @@ pub(crate) fn build() -> Result<Filters, String> {
         .collect::<Result<Vec<_>, String>>()?;
     denied.insert(libc::SYS_clone, clone_rules);
     // Injecting input into a terminal (TIOCSTI) or poking the console (TIOCLINUX).
-    let ioctl_rules = [libc::TIOCSTI, libc::TIOCLINUX]
+    let ioctl_rules: Vec<SeccompRule> = [libc::TIOCSTI, libc::TIOCLINUX]
         .iter()
         .map(|request| {
-            let condition = SeccompCondition::new(
-                1,
-                SeccompCmpArgLen::Dword,
-                SeccompCmpOp::Eq,
-                *request as u64,
-            )
-            .map_err(|e| format!("seccomp condition: {e}"))?;
+            let condition =
+                SeccompCondition::new(1, SeccompCmpArgLen::Dword, SeccompCmpOp::Eq, *request)
+                    .map_err(|e| format!("seccomp condition: {e}"))?;
             SeccompRule::new(vec![condition]).map_err(|e| format!("seccomp rule: {e}"))
         })
         .collect::<Result<Vec<_>, String>>()?;
