@@ -39,40 +39,35 @@ fn sandbox() -> WasmSandbox {
     sandbox
 }
 
+/// JavaScript given as its argument (the `-` form, code on stdin, is what the gateway
+/// uses: `crates/mcpguard/tests/sandbox.rs`).
 fn js(code: &str) -> Spec {
     Spec {
         program: JAVASCRIPT.into(),
-        args: vec!["-".into()],
+        args: vec![code.into()],
         ..Spec::default()
     }
-    .with_stdin_code(code)
 }
 
-/// A spec and the code it reads on stdin.
-trait WithCode {
-    fn with_stdin_code(self, code: &str) -> Spec;
-}
-
-impl WithCode for Spec {
-    fn with_stdin_code(mut self, code: &str) -> Spec {
-        self.env.insert("MCPGUARD_TEST_CODE".into(), code.into());
-        self
+/// A module that comes on stdin (WAT text).
+fn module() -> Spec {
+    Spec {
+        program: WASM_STDIN.into(),
+        ..Spec::default()
     }
 }
 
-/// Runs `spec` with the code of `with_stdin_code` as its stdin.
-async fn run(sandbox: &WasmSandbox, spec: &Spec) -> Result<Outcome, String> {
-    let code = spec
-        .env
-        .get("MCPGUARD_TEST_CODE")
-        .cloned()
-        .unwrap_or_default();
-    let mut spec = spec.clone();
-    spec.env.remove("MCPGUARD_TEST_CODE");
+/// Runs `spec` with `stdin`.
+async fn run_with(sandbox: &WasmSandbox, spec: &Spec, stdin: &str) -> Result<Outcome, String> {
     sandbox
-        .run(&spec, code.as_bytes())
+        .run(spec, stdin.as_bytes())
         .await
         .map_err(|e| e.to_string())
+}
+
+/// Runs `spec` with empty stdin.
+async fn run(sandbox: &WasmSandbox, spec: &Spec) -> Result<Outcome, String> {
+    run_with(sandbox, spec, "").await
 }
 
 fn limited(mut spec: Spec, limits: impl FnOnce(&mut Limits)) -> Spec {
@@ -95,12 +90,7 @@ const HELLO_WAT: &str = r#"(module
 #[tokio::test]
 async fn runs_a_module_and_reports_its_end() {
     let sandbox = sandbox();
-    let spec = Spec {
-        program: WASM_STDIN.into(),
-        ..Spec::default()
-    }
-    .with_stdin_code(HELLO_WAT);
-    let outcome = run(&sandbox, &spec).await.unwrap();
+    let outcome = run_with(&sandbox, &module(), HELLO_WAT).await.unwrap();
     assert_eq!(outcome.exit, Exit::Code(3));
     assert_eq!(outcome.stopped, Stop::Exited);
     assert_eq!(outcome.stdout.text(), "hello\n");
@@ -208,12 +198,7 @@ async fn has_no_sockets_and_no_processes() {
     // A module that asks for a socket-creating host function cannot even start.
     let wat = r#"(module (import "wasi_snapshot_preview1" "sock_open" (func (param i32 i32 i32) (result i32)))
                  (memory (export "memory") 1) (func (export "_start")))"#;
-    let spec = Spec {
-        program: WASM_STDIN.into(),
-        ..Spec::default()
-    }
-    .with_stdin_code(wat);
-    let outcome = run(&sandbox, &spec).await.unwrap();
+    let outcome = run_with(&sandbox, &module(), wat).await.unwrap();
     assert_ne!(outcome.exit, Exit::Code(0));
     assert!(outcome.stderr.text().contains("sock_open"), "{outcome:?}");
 }

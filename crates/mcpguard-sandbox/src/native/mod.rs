@@ -36,7 +36,6 @@ use std::path::PathBuf;
 use async_trait::async_trait;
 
 pub use helper::helper_main;
-pub use seccomp::denied_syscalls;
 
 use crate::{Availability, Outcome, SandboxError, Spec, WORKDIR};
 use wire::{HelperLimits, HelperSpec, MountPlan};

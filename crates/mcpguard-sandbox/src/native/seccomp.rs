@@ -83,11 +83,6 @@ const NAMESPACE_FLAGS: [libc::c_int; 7] = [
     libc::CLONE_NEWCGROUP,
 ];
 
-/// The names of the refused system calls (for documentation and tests).
-pub fn denied_syscalls() -> Vec<&'static str> {
-    DENIED.iter().map(|(name, _)| *name).collect()
-}
-
 /// Compiles the filters (in the helper, before any namespace exists).
 pub(crate) fn build() -> Result<Filters, String> {
     let arch: TargetArch = std::env::consts::ARCH
