@@ -210,7 +210,7 @@ impl DockerSandbox {
             host_config: Some(HostConfig {
                 // Docker's `none` keeps a private loopback, so both modes map to it.
                 network_mode: Some(match spec.network {
-                    Network::None | Network::Loopback => "none".into(),
+                    Network::None | Network::Loopback | Network::Egress => "none".into(),
                 }),
                 readonly_rootfs: Some(true),
                 cap_drop: Some(vec!["ALL".into()]),
@@ -283,6 +283,7 @@ impl crate::Sandbox for DockerSandbox {
 
     async fn run(&self, spec: &Spec, stdin: &[u8]) -> Result<Outcome, SandboxError> {
         let docker = self.engine()?;
+        crate::refuse_egress(NAME, spec)?;
         if spec.program.is_empty() {
             return Err(SandboxError::Spec("the program is empty".into()));
         }

@@ -12,10 +12,15 @@
 //! Every backend passes the same containment suite (`tests/containment.rs`).
 
 pub mod docker;
+pub mod egress;
+pub mod firecracker;
+pub mod microsandbox;
 pub mod native;
 mod outcome;
 pub mod probe;
 mod spec;
+mod supervise;
+pub mod vm;
 #[cfg(feature = "wasm")]
 pub mod wasm;
 
@@ -95,6 +100,18 @@ impl Availability {
             }),
         }
     }
+}
+
+/// Refuses [`Network::Egress`] for backends that have no way to reach the gateway's
+/// egress proxy.
+pub fn refuse_egress(backend: &'static str, spec: &Spec) -> Result<(), SandboxError> {
+    if spec.network == Network::Egress {
+        return Err(SandboxError::Unsupported {
+            backend,
+            what: "network egress through the gateway (only the native backend has it; use `network: none` or `loopback` here)".into(),
+        });
+    }
+    Ok(())
 }
 
 /// A sandbox backend.

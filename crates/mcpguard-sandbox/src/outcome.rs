@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// The result of one sandboxed run.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -27,13 +27,25 @@ impl Outcome {
 }
 
 /// How the program ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Exit {
     /// It exited with this status.
     Code(i32),
     /// A signal ended it.
     Signal(i32),
+}
+
+impl From<std::process::ExitStatus> for Exit {
+    /// A status from `wait`: its exit code, or the signal that ended it.
+    fn from(status: std::process::ExitStatus) -> Exit {
+        use std::os::unix::process::ExitStatusExt;
+        match (status.code(), status.signal()) {
+            (Some(code), _) => Exit::Code(code),
+            (None, Some(signal)) => Exit::Signal(signal),
+            (None, None) => Exit::Signal(libc::SIGKILL),
+        }
+    }
 }
 
 impl std::fmt::Display for Exit {
@@ -46,7 +58,7 @@ impl std::fmt::Display for Exit {
 }
 
 /// Why a run stopped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Stop {
     /// The program ended on its own (whatever its status).
@@ -124,4 +136,6 @@ pub struct Usage {
     pub memory_peak_bytes: Option<u64>,
     /// A process could not be created because of the process limit.
     pub process_limit_hit: bool,
+    /// The connections it asked the egress proxy for (with `network: egress`).
+    pub egress: Vec<crate::egress::EgressAttempt>,
 }

@@ -1,6 +1,6 @@
-//! What this machine offers the backends that are not built yet (Firecracker and
-//! microsandbox microVMs): whether their programs are installed and what kind of KVM the
-//! kernel has, so `mcpguard sandbox-check` can say exactly why they cannot run here.
+//! What this machine offers the microVM backends (Firecracker and microsandbox): whether
+//! their programs are installed and what kind of KVM the kernel has, so they can say
+//! exactly why they cannot run here.
 
 use std::path::{Path, PathBuf};
 
@@ -29,7 +29,12 @@ pub enum Kvm {
 impl Kvm {
     /// Finds out, from `/dev/kvm` and `/sys/module`.
     pub fn detect() -> Kvm {
-        Kvm::detect_at(Path::new("/dev/kvm"), Path::new("/sys/module"))
+        Kvm::detect_device(Path::new("/dev/kvm"))
+    }
+
+    /// Finds out for `device` (normally `/dev/kvm`).
+    pub fn detect_device(device: &Path) -> Kvm {
+        Kvm::detect_at(device, Path::new("/sys/module"))
     }
 
     fn detect_at(device: &Path, modules: &Path) -> Kvm {
@@ -61,19 +66,6 @@ impl Kvm {
     }
 }
 
-/// What `sandbox-check` says about a microVM backend: its programs and KVM.
-pub fn microvm_notes(programs: &[&str], kvm: &Kvm) -> Vec<String> {
-    let mut notes: Vec<String> = programs
-        .iter()
-        .map(|program| match on_path(program) {
-            Some(path) => format!("`{program}` at {}", path.display()),
-            None => format!("no `{program}` on PATH"),
-        })
-        .collect();
-    notes.push(kvm.describe());
-    notes
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -96,7 +88,5 @@ mod tests {
     fn programs_are_found_on_path() {
         assert!(on_path("sh").is_some());
         assert!(on_path("no-such-program-xyz").is_none());
-        let notes = microvm_notes(&["no-such-program-xyz"], &Kvm::Absent);
-        assert_eq!(notes, ["no `no-such-program-xyz` on PATH", "no /dev/kvm"]);
     }
 }

@@ -24,6 +24,9 @@ pub struct Spec {
     pub mounts: Vec<Mount>,
     /// What the program may reach over the network.
     pub network: Network,
+    /// With [`Network::Egress`]: the destinations the gateway's proxy may open.
+    #[serde(default)]
+    pub egress: crate::egress::EgressPolicy,
     /// How much it may use.
     pub limits: Limits,
 }
@@ -70,6 +73,10 @@ pub enum Network {
     /// A private loopback interface: processes inside may talk to each other; nothing of
     /// the host's network (its loopback included) is reachable.
     Loopback,
+    /// A private loopback interface and, on it, a proxy (`127.0.0.1:3128`, in the
+    /// `HTTPS_PROXY` family of variables) to the gateway, which opens tunnels only to the
+    /// destinations of [`Spec::egress`].
+    Egress,
 }
 
 impl Network {
@@ -78,6 +85,7 @@ impl Network {
         match self {
             Network::None => "none",
             Network::Loopback => "loopback",
+            Network::Egress => "egress",
         }
     }
 }

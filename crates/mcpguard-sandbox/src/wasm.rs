@@ -478,6 +478,7 @@ impl crate::Sandbox for WasmSandbox {
 
     async fn run(&self, spec: &Spec, stdin: &[u8]) -> Result<Outcome, SandboxError> {
         self.ready()?;
+        crate::refuse_egress(NAME, spec)?;
         let plan = self.plan(spec, stdin)?;
         let scratch =
             tempfile::tempdir().map_err(|e| setup(format!("a scratch directory: {e}")))?;

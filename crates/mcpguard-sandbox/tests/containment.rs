@@ -94,7 +94,8 @@ const BUSYBOX_KIT: Kit = Kit {
     },
     loopback: || {
         shell(
-            "nc -l -p 4567 > /tmp/got & sleep 0.3; echo ping | nc -w 1 127.0.0.1 4567; sleep 0.3; cat /tmp/got",
+            "nc -l -p 4567 > /tmp/got & for i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do \
+             echo ping | nc -w 1 127.0.0.1 4567 2>/dev/null && break; sleep 0.1; done; wait; cat /tmp/got",
         )
     },
     memory_bomb: || shell("x=$(head -c 1073741824 /dev/zero | tr '\\0' a); echo allocated"),
@@ -422,3 +423,44 @@ fn sandbox_owner() -> (u32, u32) {
 
 containment_suite!(native_backend, native(), NATIVE_KIT);
 containment_suite!(docker_backend, docker().await, BUSYBOX_KIT);
+
+/// A file system mounted on the host beneath a directory that a profile mounts
+/// read-only must be read-only inside too (a bind remount alone changes only the top).
+/// Landlock would refuse the write anyway; this checks the mount layer by itself.
+#[tokio::test]
+async fn native_read_only_mounts_are_read_only_all_the_way_down() {
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "this test mounts a tmpfs on the host: run it as root"
+    );
+    struct Unmount(std::path::PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = nix::mount::umount2(&self.0, nix::mount::MntFlags::MNT_DETACH);
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let sub = dir.path().join("sub");
+    std::fs::create_dir(&sub).unwrap();
+    nix::mount::mount(
+        Some("tmpfs"),
+        &sub,
+        Some("tmpfs"),
+        nix::mount::MsFlags::empty(),
+        Some("size=1m,mode=1777"),
+    )
+    .unwrap();
+    let _unmount = Unmount(sub.clone());
+    let spec = Spec {
+        mounts: vec![Mount {
+            source: dir.path().to_path_buf(),
+            target: Some("/data".into()),
+            writable: false,
+        }],
+        ..shell(
+            "awk '$5 == \"/data\" || $5 == \"/data/sub\" { split($6, o, \",\"); print $5, o[1] }' /proc/self/mountinfo",
+        )
+    };
+    let outcome = run(&native(), &spec).await.unwrap();
+    assert_eq!(text(&outcome).0, "/data ro\n/data/sub ro\n", "{outcome:?}");
+}

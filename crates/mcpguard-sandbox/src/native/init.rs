@@ -11,6 +11,7 @@ use nix::sys::wait::{WaitStatus, waitpid};
 use nix::unistd::{ForkResult, Pid};
 
 use super::confine;
+use super::forwarder;
 use super::helper::{Reporter, SETUP_FAILED, owned};
 use super::rootfs;
 use super::seccomp::Filters;
@@ -75,8 +76,11 @@ fn setup(context: &Context<'_>) -> Result<Pid, String> {
     nix::unistd::setresuid(root_uid, root_uid, root_uid).map_err(|e| format!("setresuid: {e}"))?;
     rootfs::build(context.spec, &prepared)?;
     nix::unistd::sethostname("mcpguard-sandbox").map_err(|e| format!("sethostname: {e}"))?;
-    if context.spec.network == Network::Loopback {
+    if matches!(context.spec.network, Network::Loopback | Network::Egress) {
         confine::loopback_up()?;
+    }
+    if context.spec.network == Network::Egress {
+        forwarder::start()?;
     }
     if let Some(seconds) = context.spec.limits.backstop_seconds {
         let action = SigAction::new(

@@ -14,6 +14,11 @@ mod cgroup;
 mod confine;
 #[allow(
     unsafe_code,
+    reason = "fork of the single-threaded init; every block states why it is sound"
+)]
+mod forwarder;
+#[allow(
+    unsafe_code,
     reason = "clone, signal handlers and the inherited report descriptor; every block states why it is sound"
 )]
 mod helper;
@@ -22,6 +27,10 @@ mod helper;
     reason = "fork and signal handlers; every block states why it is sound"
 )]
 mod init;
+#[allow(
+    unsafe_code,
+    reason = "mount_setattr has no safe wrapper; the block states why it is sound"
+)]
 mod rootfs;
 #[allow(
     unsafe_code,
@@ -35,9 +44,11 @@ use std::path::PathBuf;
 
 use async_trait::async_trait;
 
+pub(crate) use confine::loopback_up;
 pub use helper::helper_main;
 
-use crate::{Availability, Outcome, SandboxError, Spec, WORKDIR};
+use crate::egress::{EgressPolicy, EgressProxy};
+use crate::{Availability, Network, Outcome, SandboxError, Spec, WORKDIR};
 use wire::{HelperLimits, HelperSpec, MountPlan};
 
 /// The first argument that turns the `mcpguard` binary into the sandbox helper.
@@ -112,6 +123,8 @@ pub struct NativeSandbox {
     options: NativeOptions,
     cgroups: Option<cgroup::Layout>,
     availability: Availability,
+    /// Egress proxies of confined servers, one per policy, as long as the sandbox lives.
+    server_proxies: std::sync::Mutex<Vec<(EgressPolicy, std::sync::Arc<EgressProxy>)>>,
 }
 
 impl NativeSandbox {
@@ -153,6 +166,7 @@ impl NativeSandbox {
             options,
             cgroups,
             availability,
+            server_proxies: std::sync::Mutex::default(),
         }
     }
 
@@ -179,6 +193,7 @@ impl NativeSandbox {
         spec: &Spec,
         cgroups: Vec<wire::CgroupDir>,
         report: bool,
+        proxy: Option<&EgressProxy>,
     ) -> Result<HelperSpec, SandboxError> {
         if spec.program.is_empty() {
             return Err(SandboxError::Spec("the program is empty".into()));
@@ -202,6 +217,32 @@ impl NativeSandbox {
                 optional: false,
             });
         }
+        let mut env: Vec<(String, String)> = spec
+            .env
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        match (spec.network, proxy) {
+            (Network::Egress, Some(proxy)) => {
+                mounts.push(MountPlan {
+                    source: proxy.socket().to_path_buf(),
+                    target: PathBuf::from(forwarder::SOCKET_INSIDE),
+                    writable: false,
+                    optional: false,
+                });
+                for (key, value) in crate::egress::proxy_env() {
+                    if !spec.env.contains_key(key) {
+                        env.push((key.to_string(), value));
+                    }
+                }
+            }
+            (Network::Egress, None) => {
+                return Err(SandboxError::Spec(
+                    "egress needs the gateway's proxy".into(),
+                ));
+            }
+            _ => {}
+        }
         if let Some(workdir) = &spec.workdir
             && !workdir.is_absolute()
         {
@@ -217,11 +258,7 @@ impl NativeSandbox {
         Ok(HelperSpec {
             program: spec.program.clone(),
             args: spec.args.clone(),
-            env: spec
-                .env
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect(),
+            env,
             workdir: spec.workdir.clone(),
             mounts,
             network: spec.network,
@@ -237,6 +274,32 @@ impl NativeSandbox {
             host_ids: self.host_ids(),
             report,
         })
+    }
+
+    /// The proxy for confined servers with `policy`, started on first use and kept (a
+    /// server restarted by its supervisor reuses it).
+    fn server_proxy(
+        &self,
+        policy: &EgressPolicy,
+    ) -> Result<std::sync::Arc<EgressProxy>, SandboxError> {
+        let mut proxies = self
+            .server_proxies
+            .lock()
+            .map_err(|_| SandboxError::Setup {
+                backend: NAME,
+                reason: "the egress proxy registry is poisoned".into(),
+            })?;
+        if let Some((_, proxy)) = proxies.iter().find(|(p, _)| p == policy) {
+            return Ok(proxy.clone());
+        }
+        let proxy = std::sync::Arc::new(EgressProxy::start(policy.clone()).map_err(|e| {
+            SandboxError::Setup {
+                backend: NAME,
+                reason: format!("starting the egress proxy: {e}"),
+            }
+        })?);
+        proxies.push((policy.clone(), proxy.clone()));
+        Ok(proxy)
     }
 
     fn cgroup_plan(&self, spec: &Spec) -> Vec<wire::CgroupDir> {
@@ -342,10 +405,24 @@ impl crate::Sandbox for NativeSandbox {
 
     async fn run(&self, spec: &Spec, stdin: &[u8]) -> Result<Outcome, SandboxError> {
         self.ready()?;
+        let proxy =
+            match spec.network {
+                Network::Egress => Some(EgressProxy::start(spec.egress.clone()).map_err(|e| {
+                    SandboxError::Setup {
+                        backend: NAME,
+                        reason: format!("starting the egress proxy: {e}"),
+                    }
+                })?),
+                _ => None,
+            };
         let cgroups = self.cgroup_plan(spec);
-        let helper_spec = self.helper_spec(spec, cgroups, true)?;
+        let helper_spec = self.helper_spec(spec, cgroups, true, proxy.as_ref())?;
         let command = self.helper_command(&helper_spec)?;
-        run::run(command, &helper_spec, spec, stdin).await
+        let mut outcome = run::run(command, &helper_spec, spec, stdin).await?;
+        if let Some(proxy) = proxy {
+            outcome.usage.egress = proxy.attempts();
+        }
+        Ok(outcome)
     }
 
     fn confine(&self, spec: &Spec) -> Result<tokio::process::Command, SandboxError> {
@@ -354,8 +431,12 @@ impl crate::Sandbox for NativeSandbox {
             limits: spec.limits.for_server(),
             ..spec.clone()
         };
+        let proxy = match server.network {
+            Network::Egress => Some(self.server_proxy(&server.egress)?),
+            _ => None,
+        };
         let cgroups = self.cgroup_plan(&server);
-        let helper_spec = self.helper_spec(&server, cgroups, false)?;
+        let helper_spec = self.helper_spec(&server, cgroups, false, proxy.as_deref())?;
         self.helper_command(&helper_spec)
     }
 }

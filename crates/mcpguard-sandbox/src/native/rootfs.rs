@@ -152,7 +152,51 @@ fn bind(fd: &OwnedFd, target: &Path, writable: bool, device: bool) -> Result<(),
         flags |= MsFlags::MS_NODEV;
     }
     mount(None::<&str>, target, None::<&str>, flags, None::<&str>)
-        .map_err(|e| format!("remounting `{}` with {flags:?}: {e}", target.display()))
+        .map_err(|e| format!("remounting `{}` with {flags:?}: {e}", target.display()))?;
+    // The remount changed the top mount only: file systems mounted beneath the host path
+    // (a separate /usr/local, say) would keep their own flags. Make the whole tree
+    // read-only, nosuid (and nodev) at once.
+    let mut attributes = libc::MOUNT_ATTR_NOSUID;
+    if !writable {
+        attributes |= libc::MOUNT_ATTR_RDONLY;
+    }
+    if !device {
+        attributes |= libc::MOUNT_ATTR_NODEV;
+    }
+    set_recursively(target, attributes)
+}
+
+/// `mount_setattr(2)` with `AT_RECURSIVE`: sets `attributes` on the mount at `target` and
+/// every mount beneath it.
+fn set_recursively(target: &Path, attributes: u64) -> Result<(), String> {
+    let path = std::ffi::CString::new(target.as_os_str().as_encoded_bytes())
+        .map_err(|_| format!("`{}` holds a NUL byte", target.display()))?;
+    let attr = libc::mount_attr {
+        attr_set: attributes,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    // SAFETY: mount_setattr(2) reads `path` (a live NUL-terminated string) and `attr` (a
+    // live mount_attr whose size is passed) and writes no memory of ours.
+    let result = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            libc::AT_FDCWD,
+            path.as_ptr(),
+            libc::AT_RECURSIVE,
+            &attr as *const libc::mount_attr,
+            std::mem::size_of::<libc::mount_attr>(),
+        )
+    };
+    if result < 0 {
+        return Err(format!(
+            "making the mounts beneath `{}` read-only (mount_setattr, Linux 5.12 or later): {}",
+            target.display(),
+            std::io::Error::last_os_error()
+        ));
+    }
+    Ok(())
 }
 
 /// Builds the root and moves into it (in the init, inside the new namespaces).

@@ -5,19 +5,13 @@
 use std::io::Read;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::process::Stdio;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
-use tokio::sync::Notify;
 
 use super::NAME;
 use super::cgroup;
 use super::wire::{HelperSpec, REPORT_FD, Report};
+use crate::supervise::{DRAIN, supervise};
 use crate::{Captured, Exit, Outcome, SandboxError, Spec, Stop, Usage};
-
-/// How long to wait for output and reports after the helper has gone.
-const DRAIN: Duration = Duration::from_secs(5);
 
 fn io_error(what: &str, e: impl std::fmt::Display) -> SandboxError {
     SandboxError::Io {
@@ -58,43 +52,20 @@ pub(super) async fn run(
         });
     }
     let started = Instant::now();
-    let mut child = command
+    let child = command
         .spawn()
         .map_err(|e| io_error("starting the sandbox helper", e))?;
     drop(report_write);
     let reports = tokio::task::spawn_blocking(move || read_reports(report_read));
-    let limit = spec.limits.output_bytes;
-    let exceeded = Arc::new(Notify::new());
-    let (Some(mut input), Some(stdout), Some(stderr)) =
-        (child.stdin.take(), child.stdout.take(), child.stderr.take())
-    else {
-        return Err(io_error("the helper's streams", "not piped"));
-    };
-    let stdout = tokio::spawn(capture(stdout, limit, exceeded.clone()));
-    let stderr = tokio::spawn(capture(stderr, limit, exceeded.clone()));
-    let stdin = stdin.to_vec();
-    tokio::spawn(async move {
-        // A program that does not read its input is not an error.
-        let _ = input.write_all(&stdin).await;
-        let _ = input.shutdown().await;
-    });
-    let deadline = tokio::time::sleep(spec.limits.wall_time.min(Duration::from_secs(86400 * 365)));
-    let mut killed = None;
-    let status = tokio::select! {
-        status = child.wait() => status,
-        () = deadline => {
-            killed = Some(Stop::WallTime);
-            let _ = child.start_kill();
-            child.wait().await
-        }
-        () = exceeded.notified() => {
-            killed = Some(Stop::Output);
-            let _ = child.start_kill();
-            child.wait().await
-        }
-    }
+    let finished = supervise(
+        child,
+        stdin,
+        spec.limits.wall_time,
+        spec.limits.output_bytes,
+        started,
+    )
+    .await
     .map_err(|e| io_error("waiting for the sandbox helper", e))?;
-    let wall = started.elapsed();
     // The helper removes its cgroups; after a kill they may hold dying processes for a
     // moment, and removal retries (sleeping), so it runs off the async workers.
     let cgroups = helper_spec.cgroups.clone();
@@ -104,53 +75,19 @@ pub(super) async fn run(
             tracing::warn!(%failure, "sandbox cleanup");
         }
     }
-    let stdout = join(stdout).await;
-    let stderr = join(stderr).await;
     let reports = match tokio::time::timeout(DRAIN, reports).await {
         Ok(Ok(reports)) => reports,
         _ => Vec::new(),
     };
     outcome(Parts {
         reports,
-        killed,
-        status,
-        stdout,
-        stderr,
-        wall,
+        killed: finished.killed,
+        status: finished.status,
+        stdout: finished.stdout,
+        stderr: finished.stderr,
+        wall: finished.wall,
         spec,
     })
-}
-
-async fn join(task: tokio::task::JoinHandle<Captured>) -> Captured {
-    match tokio::time::timeout(DRAIN, task).await {
-        Ok(Ok(captured)) => captured,
-        _ => Captured::default(),
-    }
-}
-
-/// Reads one stream, keeping at most `limit` bytes; past it, notifies `exceeded` once and
-/// keeps draining (so the writer never blocks) until the stream ends.
-async fn capture(
-    mut stream: impl AsyncRead + Unpin,
-    limit: u64,
-    exceeded: Arc<Notify>,
-) -> Captured {
-    let mut captured = Captured::default();
-    let mut buffer = vec![0u8; 64 * 1024];
-    loop {
-        let n = match stream.read(&mut buffer).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => n,
-        };
-        let room = limit.saturating_sub(captured.bytes.len() as u64) as usize;
-        captured.bytes.extend_from_slice(&buffer[..n.min(room)]);
-        captured.total_bytes += n as u64;
-        if n > room && !captured.truncated {
-            captured.truncated = true;
-            exceeded.notify_one();
-        }
-    }
-    captured
 }
 
 fn read_reports(pipe: OwnedFd) -> Vec<Report> {
