@@ -3,6 +3,7 @@
 #   .venv/                    Python venv with the official MCP Python SDK (and QuickJS-NG's
 #                             WASI module, for the wasm sandbox backend)
 #   tests/peers/node_modules  the TypeScript SDK, reference servers, conformance suite, Node 22
+#   .tools/promtool           Prometheus's metrics checker
 # Safe to run again: it skips what is already in place.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,8 +12,9 @@ say() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
 if ! .venv/bin/python -c 'import mcp, sys; sys.exit(0 if mcp.__name__ else 1)' 2>/dev/null \
    || ! .venv/bin/pip freeze 2>/dev/null | grep -qx 'mcp==2.3.0' \
-   || [ ! -f .venv/lib/python3.11/site-packages/qjs-wasi-reactor/qjs-wasi-reactor.wasm ]; then
-  say "creating .venv with the MCP Python SDK and QuickJS-NG for the wasm sandbox"
+   || [ ! -f .venv/lib/python3.11/site-packages/qjs-wasi-reactor/qjs-wasi-reactor.wasm ] \
+   || [ ! -x .venv/bin/msb ]; then
+  say "creating .venv with the MCP Python SDK, QuickJS-NG for the wasm sandbox and microsandbox's msb"
   python3 -m venv .venv
   .venv/bin/pip install --quiet --disable-pip-version-check -r tests/peers/requirements.txt
 fi
@@ -33,6 +35,19 @@ if [ ${#missing[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get install -y -qq "${missing[@]}" >/dev/null 2>&1 \
     || { apt-get update -qq >/dev/null && apt-get install -y -qq "${missing[@]}" >/dev/null; }
+fi
+
+# promtool (from Debian's `prometheus` package, unpacked into .tools/ rather than installed,
+# so no Prometheus server is set up or started): the tests check /metrics with it.
+if [ ! -x .tools/promtool ]; then
+  say "fetching promtool (Debian package prometheus, unpacked into .tools/)"
+  tmp=$(mktemp -d)
+  (cd "$tmp" && { apt-get download prometheus >/dev/null 2>&1 \
+     || { apt-get update -qq >/dev/null && apt-get download prometheus >/dev/null; }; })
+  dpkg-deb -x "$tmp"/prometheus_*.deb "$tmp/unpacked"
+  mkdir -p .tools
+  cp "$tmp/unpacked/usr/bin/promtool" .tools/promtool
+  rm -rf "$tmp"
 fi
 
 if ! command -v cargo-nextest >/dev/null 2>&1 && ! cargo nextest --version >/dev/null 2>&1; then

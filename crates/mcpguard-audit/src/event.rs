@@ -232,6 +232,23 @@ pub struct SandboxRecord {
     /// Why it could not run, when it did not.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The connections it asked the egress proxy for (`network: egress`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub egress: Vec<EgressRecord>,
+}
+
+/// One connection a sandboxed run asked for: where, and whether the proxy opened it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EgressRecord {
+    /// The host it named.
+    pub host: String,
+    /// The port.
+    pub port: u16,
+    /// Whether the tunnel was opened.
+    pub allowed: bool,
+    /// Why not, when it was refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 impl AuditEvent {

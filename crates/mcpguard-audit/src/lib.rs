@@ -25,7 +25,9 @@ pub mod writer;
 
 pub use checkpoint::{Checkpoint, NoteSigner, NoteVerifier};
 pub use error::AuditError;
-pub use event::{AuditEvent, DecisionRecord, FindingRecord, FlowRecord, Outcome, SandboxRecord};
+pub use event::{
+    AuditEvent, DecisionRecord, EgressRecord, FindingRecord, FlowRecord, Outcome, SandboxRecord,
+};
 pub use postgres::PostgresStore;
 pub use sqlite::{Durability, SqliteStore};
 pub use store::{AuditStore, Entry, Filter, Payloads, Trace};

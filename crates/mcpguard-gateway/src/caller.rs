@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use mcpguard_protocol::mcp::Era;
 
+use crate::auth::Identity;
 use crate::session::Session;
 
 /// The agent side of the connection a call came on.
@@ -36,6 +37,8 @@ pub struct Caller {
     /// HTTP headers of the agent's request that go on to a stateless HTTP upstream as they
     /// are (the `Mcp-Name` of methods the gateway does not interpret).
     pub forwarded_headers: Vec<(String, String)>,
+    /// Who the caller authenticated as (none when authentication is off).
+    pub identity: Option<Arc<Identity>>,
 }
 
 impl Caller {
@@ -54,6 +57,7 @@ impl Caller {
             downstream,
             remote,
             forwarded_headers: Vec::new(),
+            identity: session.identity(),
         }
     }
 

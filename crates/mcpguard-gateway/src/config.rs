@@ -9,7 +9,9 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+mod auth;
 mod sandbox;
+pub use auth::AuthConfig;
 pub use sandbox::*;
 
 /// The whole configuration.
@@ -34,6 +36,10 @@ pub struct Config {
     pub envelopes: EnvelopeConfig,
     /// Sandboxed execution: backends, profiles, `mcpguard.run_code`, code tools.
     pub sandbox: SandboxConfig,
+    /// Authentication of HTTP callers.
+    pub auth: AuthConfig,
+    /// Rate limits per caller, per caller and tool, and global.
+    pub rate_limits: crate::ratelimit::RateLimitConfig,
 }
 
 /// Signed, replayable execution envelopes.
@@ -561,6 +567,17 @@ impl Config {
     pub fn check(&self) -> Vec<ConfigProblem> {
         let mut problems = Vec::new();
         let mut push = |key: String, message: String| problems.push(ConfigProblem { key, message });
+        if self.auth.enabled
+            && !self.auth.anonymous
+            && self.auth.api_keys.is_empty()
+            && self.auth.api_keys_file.is_none()
+            && self.auth.jwt.is_none()
+        {
+            push(
+                "auth".into(),
+                "auth is enabled but no credential is configured: set `auth.api_keys_file` and create a key with `mcpguard keys create --identity NAME`, or allow unauthenticated callers with `auth.anonymous: true`".into(),
+            );
+        }
         if self.audit.enabled && self.audit.signing_key.is_none() {
             push(
                 "audit.signing_key".into(),
@@ -603,6 +620,9 @@ impl Config {
                 "the separator must not be empty; the default is `__`".into(),
             );
         }
+        for (key, message) in self.rate_limits.problems() {
+            push(key, message);
+        }
         for (key, message) in self.sandbox.problems() {
             push(key, message);
         }
@@ -621,10 +641,19 @@ impl Config {
                 {
                     push(key("sandbox"), message);
                 }
-                if sandbox.backend.unwrap_or(self.sandbox.backend) == SandboxBackend::Docker {
+                let backend = sandbox.backend.unwrap_or(self.sandbox.backend);
+                if matches!(
+                    backend,
+                    SandboxBackend::Docker
+                        | SandboxBackend::Firecracker
+                        | SandboxBackend::Microsandbox
+                ) {
                     push(
                         key("sandbox"),
-                        "the docker backend runs code, not long-lived stdio servers: confine servers with `backend: native`".into(),
+                        format!(
+                            "the {} backend runs code, not long-lived stdio servers: confine servers with `backend: native`",
+                            backend.as_str()
+                        ),
                     );
                 }
             }

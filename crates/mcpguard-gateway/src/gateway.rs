@@ -43,6 +43,10 @@ pub struct Gateway {
     calls: TaskTracker,
     /// Resolve each named call's upstream before the pipeline (plugins judge by it).
     locate_targets: bool,
+    /// Who may call.
+    auth: Arc<crate::auth::Authenticator>,
+    /// The counters and histograms of `/metrics`.
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl Gateway {
@@ -55,6 +59,9 @@ impl Gateway {
         agents: Agents,
         sandboxes: Option<Arc<crate::sandboxing::SandboxHub>>,
     ) -> Result<Arc<Gateway>, String> {
+        let auth = Arc::new(
+            crate::auth::Authenticator::new(&config.auth).map_err(|e| format!("auth: {e}"))?,
+        );
         let shutdown = CancellationToken::new();
         let sessions = Arc::new(SessionStore::new());
         let listeners = Arc::new(crate::listeners::Listeners::new());
@@ -88,22 +95,87 @@ impl Gateway {
         let locate_targets = !plugins.is_empty();
         let mut all: Vec<Arc<dyn Plugin>> = plugins;
         all.push(Arc::new(CallLog));
+        let metrics = Arc::new(crate::metrics::Metrics::new());
+        all.push(Arc::new(crate::metrics::MetricsPlugin::new(
+            metrics.clone(),
+        )));
         all.push(Arc::new(Forward::new(router.clone())));
         let gateway = Arc::new(Gateway {
             config: Arc::new(config),
             router,
-            pipeline: Pipeline::new(all),
+            pipeline: Pipeline::new(all).with_metrics(metrics.clone()),
             sessions,
             shutdown,
             draining: CancellationToken::new(),
             calls: TaskTracker::new(),
             locate_targets,
+            auth,
+            metrics,
         });
         gateway.spawn_housekeeping();
         Ok(gateway)
     }
 
+    /// The OpenMetrics exposition of the gateway's metrics, as of now.
+    pub fn render_metrics(&self) -> String {
+        let upstreams: Vec<(String, bool, u64)> = self
+            .router
+            .upstreams()
+            .iter()
+            .map(|u| (u.name.clone(), u.health().0, u.restarts()))
+            .collect();
+        self.metrics.render(&upstreams)
+    }
+
+    /// Who may call.
+    pub fn auth(&self) -> &crate::auth::Authenticator {
+        &self.auth
+    }
+
+    /// Writes the log phase (the audit event) for a call refused before the pipeline
+    /// (authentication), with `answer` as its answer.
+    pub async fn record_refusal(&self, caller: Caller, request: Message, answer: Message) {
+        let mut ctx = CallContext::new(caller, request, Arc::new(crate::upstream::NoRelay));
+        ctx.response = Some(answer);
+        ctx.answered_in = Some((crate::pipeline::Phase::Access, "auth"));
+        self.pipeline.log_only(&ctx).await;
+    }
+
     fn spawn_housekeeping(self: &Arc<Self>) {
+        if let Some(interval) = self.auth.jwt().and_then(|j| j.refresh_interval()) {
+            let auth = self.auth.clone();
+            let shutdown = self.shutdown.clone();
+            tokio::spawn(async move {
+                loop {
+                    if let Some(jwt) = auth.jwt() {
+                        match jwt.refresh().await {
+                            Ok(keys) => tracing::debug!(keys, "JWKS fetched"),
+                            Err(error) => {
+                                tracing::warn!(%error, "fetching the JWKS failed; the previous keys stay in force")
+                            }
+                        }
+                    }
+                    tokio::select! {
+                        _ = tokio::time::sleep(interval) => {}
+                        _ = shutdown.cancelled() => return,
+                    }
+                }
+            });
+        }
+        if self.auth.enabled() {
+            let auth = self.auth.clone();
+            let shutdown = self.shutdown.clone();
+            tokio::spawn(async move {
+                loop {
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                        _ = shutdown.cancelled() => return,
+                    }
+                    let auth = auth.clone();
+                    let _ = tokio::task::spawn_blocking(move || auth.reload_if_changed()).await;
+                }
+            });
+        }
         // Probe HTTP upstreams now so /readyz and the first call do not wait.
         for upstream in self.router.upstreams().iter().cloned() {
             let shutdown = self.shutdown.clone();

@@ -6,14 +6,17 @@
 //! Start with [`gateway::Gateway::start`], then serve it with [`server::http::serve`] or
 //! [`server::stdio::serve`]. `docs/life-of-a-call.md` walks one call through the code.
 
+pub mod auth;
 pub mod bridge;
 pub mod caller;
 pub mod config;
 pub mod error;
 pub mod gateway;
 pub mod listeners;
+pub mod metrics;
 pub mod parking;
 pub mod pipeline;
+pub mod ratelimit;
 pub mod relay;
 pub mod router;
 pub mod sandboxing;

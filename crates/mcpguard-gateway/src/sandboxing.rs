@@ -7,6 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mcpguard_sandbox::docker::{DockerOptions, DockerSandbox};
+use mcpguard_sandbox::firecracker::FirecrackerSandbox;
+use mcpguard_sandbox::microsandbox::MicrosandboxSandbox;
 use mcpguard_sandbox::native::{HelperCommand, NativeOptions, NativeSandbox};
 use mcpguard_sandbox::{Availability, Limits, Mount, Network, Sandbox, Spec};
 
@@ -64,8 +66,8 @@ impl std::fmt::Debug for CodeJob {
 }
 
 impl SandboxHub {
-    /// Sets up the backends `config` uses (native always; docker when it is the default
-    /// backend); `helper` starts the native backend's helper process (the running
+    /// Sets up the backends `config` uses (native always; the others when they are the
+    /// default backend); `helper` starts the native backend's helper process (the running
     /// `mcpguard` binary). What each backend found is logged.
     pub async fn new(config: &SandboxConfig, helper: HelperCommand) -> SandboxHub {
         let mut options = NativeOptions::new(helper);
@@ -91,6 +93,19 @@ impl SandboxHub {
             })
             .await;
             backends.insert(SandboxBackend::Docker, Arc::new(docker));
+        }
+        if config.backend == SandboxBackend::Firecracker {
+            let firecracker = FirecrackerSandbox::new(config.firecracker.options());
+            backends.insert(SandboxBackend::Firecracker, Arc::new(firecracker));
+        }
+        if config.backend == SandboxBackend::Microsandbox {
+            let options = config.microsandbox.options();
+            // `msb doctor` is a process run: keep it off the async workers.
+            let microsandbox =
+                tokio::task::spawn_blocking(move || MicrosandboxSandbox::new(options)).await;
+            if let Ok(microsandbox) = microsandbox {
+                backends.insert(SandboxBackend::Microsandbox, Arc::new(microsandbox));
+            }
         }
         for sandbox in backends.values() {
             log_availability(sandbox.as_ref());
@@ -185,9 +200,16 @@ impl SandboxHub {
             "name": RUN_CODE_TOOL,
             "title": "Run code in a sandbox",
             "description": format!(
-                "Runs a program in an isolated sandbox (no network, no access to the host's \
+                "Runs a program in an isolated sandbox ({}, no access to the host's \
                  files, {} s and {} MiB at most) and returns its output. The code is the \
                  program's source; it reads nothing from stdin. Languages: {}.",
+                match profile.network {
+                    SandboxNetwork::Egress => format!(
+                        "network only to {} through the HTTPS proxy in HTTPS_PROXY",
+                        profile.egress.join(", ")
+                    ),
+                    _ => "no network".to_string(),
+                },
                 profile.wall_time_seconds,
                 profile.memory_mb,
                 languages.join(", ")
@@ -343,7 +365,10 @@ fn spec_of(
         network: match profile.network {
             SandboxNetwork::None => Network::None,
             SandboxNetwork::Loopback => Network::Loopback,
+            SandboxNetwork::Egress => Network::Egress,
         },
+        // Checked when the configuration was loaded; a rule that fails here allows nothing.
+        egress: mcpguard_sandbox::egress::EgressPolicy::parse(&profile.egress).unwrap_or_default(),
         limits: Limits {
             wall_time: seconds(profile.wall_time_seconds),
             cpu_time: seconds(profile.cpu_time_seconds),

@@ -227,11 +227,32 @@ pub struct Session {
     subscribed_uris: Mutex<std::collections::HashSet<String>>,
     /// Messages for the agent that belong to no call and found no `GET` stream yet.
     backlog: Mutex<VecDeque<Message>>,
+    /// Who opened the session (when authentication is on); only they may use it.
+    identity: std::sync::OnceLock<Arc<crate::auth::Identity>>,
 }
 
 const BACKLOG_LIMIT: usize = 256;
 
 impl Session {
+    /// Records who opened the session (once).
+    pub fn set_identity(&self, identity: Arc<crate::auth::Identity>) {
+        let _ = self.identity.set(identity);
+    }
+
+    /// Who opened the session, when authentication is on.
+    pub fn identity(&self) -> Option<Arc<crate::auth::Identity>> {
+        self.identity.get().cloned()
+    }
+
+    /// Whether `identity` may use this session: the same identity that opened it.
+    pub fn belongs_to(&self, identity: Option<&crate::auth::Identity>) -> bool {
+        match (self.identity.get(), identity) {
+            (None, _) => true,
+            (Some(owner), Some(identity)) => owner.name == identity.name,
+            (Some(_), None) => false,
+        }
+    }
+
     /// A new session with a fresh random id.
     pub fn new(initialize_params: &str, protocol_version: &str, replay_capacity: usize) -> Session {
         let client_info = mcpguard_protocol::json::member(initialize_params, "clientInfo")
@@ -261,6 +282,8 @@ impl Session {
             subscriptions: Mutex::new(HashMap::new()),
             subscribed_uris: Mutex::new(std::collections::HashSet::new()),
             backlog: Mutex::new(VecDeque::new()),
+
+            identity: std::sync::OnceLock::new(),
         }
     }
 

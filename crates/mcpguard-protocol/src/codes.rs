@@ -54,3 +54,10 @@ pub const ERA_BRIDGE_UNSUPPORTED: i64 = -32053;
 pub const DENIED: i64 = -32054;
 /// MCPGuard: the gateway is shutting down.
 pub const SHUTTING_DOWN: i64 = -32055;
+/// MCPGuard: the caller did not authenticate, or its credential was refused (HTTP 401).
+pub const UNAUTHENTICATED: i64 = -32056;
+/// MCPGuard: the caller may not use this session (it belongs to another identity).
+pub const FORBIDDEN: i64 = -32057;
+/// MCPGuard: a rate limit was exceeded (HTTP 429 when the answer is sent as JSON);
+/// `data.retry_after_ms` says when to retry.
+pub const RATE_LIMITED: i64 = -32058;

@@ -64,6 +64,10 @@ pub enum Command {
     /// Policy tools.
     #[command(subcommand)]
     Policy(PolicyCommand),
+    /// API keys for callers of the HTTP endpoint (`auth.enabled`): the keys file keeps
+    /// only their SHA-256; a key is shown once, when it is created.
+    #[command(subcommand)]
+    Keys(KeysCommand),
     /// Find secrets and personal data in text or JSON (a file, or `-` for stdin).
     ///
     /// Exit status: 0 nothing found, 1 something found, 2 error (as secret scanners do).
@@ -412,6 +416,58 @@ pub enum PolicyCommand {
     /// Run policy unit tests: YAML fixtures naming a call, its labels or session history,
     /// and the expected decision (like `opa test`). Exit 0 when all pass.
     Test(PolicyTestArgs),
+}
+
+/// `mcpguard keys ...`.
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Create a key for an identity and print it (once).
+    Create(KeysCreateArgs),
+    /// List the keys: id, identity, roles, dates, state (never the keys).
+    List(KeysFileArgs),
+    /// Revoke a key by id; a running gateway refuses it within a second.
+    Revoke(KeysRevokeArgs),
+}
+
+/// `mcpguard keys create`.
+#[derive(Debug, Args)]
+pub struct KeysCreateArgs {
+    /// The identity the key authenticates (what policy rules' `identities` match).
+    #[arg(long, value_name = "NAME")]
+    pub identity: String,
+    /// A role of the identity (repeatable; what policy rules' `roles` match).
+    #[arg(long, value_name = "ROLE")]
+    pub role: Vec<String>,
+    /// A note for people (who holds it, what for).
+    #[arg(long)]
+    pub description: Option<String>,
+    /// The key stops working after this many days.
+    #[arg(long, value_name = "DAYS")]
+    pub expires_in_days: Option<u32>,
+    /// The keys file (default: `auth.api_keys_file`).
+    #[arg(long, value_name = "PATH")]
+    pub file: Option<PathBuf>,
+    /// Print the stored record (for `auth.api_keys`) instead of writing a keys file.
+    #[arg(long)]
+    pub print_record: bool,
+}
+
+/// `mcpguard keys list`.
+#[derive(Debug, Args)]
+pub struct KeysFileArgs {
+    /// The keys file (default: `auth.api_keys_file`).
+    #[arg(long, value_name = "PATH")]
+    pub file: Option<PathBuf>,
+}
+
+/// `mcpguard keys revoke`.
+#[derive(Debug, Args)]
+pub struct KeysRevokeArgs {
+    /// The key's id (`mcpguard keys list`).
+    pub id: String,
+    /// The keys file (default: `auth.api_keys_file`).
+    #[arg(long, value_name = "PATH")]
+    pub file: Option<PathBuf>,
 }
 
 /// `mcpguard policy test`.

@@ -200,6 +200,10 @@ pub fn load(explicit: Option<&Path>, overrides: Overrides) -> anyhow::Result<Loa
             config.envelopes.payload_key.as_mut(),
             config.taint.digest_key.as_mut(),
             config.sandbox.wasm.quickjs.as_mut(),
+            config.auth.api_keys_file.as_mut(),
+            config.auth.jwt.as_mut().and_then(|j| j.jwks_file.as_mut()),
+            Some(&mut config.sandbox.firecracker.kernel),
+            Some(&mut config.sandbox.firecracker.rootfs),
         ]
         .into_iter()
         .flatten()

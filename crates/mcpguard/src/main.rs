@@ -6,6 +6,7 @@ mod config_load;
 mod detect_cmd;
 mod guard_setup;
 mod init;
+mod keys_cmd;
 mod policy_cmd;
 mod sandbox_cmd;
 mod table;
@@ -63,6 +64,14 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::ValidatePolicy(args) => policy_cmd::validate(&args),
         Command::Policy(cli::PolicyCommand::Test(args)) => policy_cmd::test(&args),
         Command::Detect(args) => detect_cmd::run(&args),
+        Command::Keys(command) => {
+            let config = quiet_config(cli.config.as_deref())?;
+            match command {
+                cli::KeysCommand::Create(args) => keys_cmd::create(&config, &args),
+                cli::KeysCommand::List(args) => keys_cmd::list(&config, args.file.as_deref()),
+                cli::KeysCommand::Revoke(args) => keys_cmd::revoke(&config, &args),
+            }
+        }
         Command::Keygen(args) => audit_cmd::keygen(&args),
         Command::AuditVerify(args) => {
             let config = quiet_config(cli.config.as_deref())?;
@@ -277,7 +286,7 @@ fn serve(config: Config) -> anyhow::Result<()> {
 type Plugins = Vec<Arc<dyn mcpguard_gateway::pipeline::Plugin>>;
 
 /// The configured plugins (the guard when a policy is configured, the sandbox runner when
-/// sandboxes are, the audit log when on) and the sandboxes.
+/// sandboxes are, the rate limiter and the audit log when on) and the sandboxes.
 async fn plugins(
     config: &Config,
     audit: Option<&Arc<mcpguard_audit::AuditWriter>>,
@@ -288,6 +297,11 @@ async fn plugins(
         plugins.push(Arc::new(
             mcpguard_gateway::pipeline::sandbox::SandboxRunner::new(hub.clone()),
         ));
+    }
+    if config.rate_limits.enabled {
+        let limiter = mcpguard_gateway::ratelimit::RateLimiter::new(&config.rate_limits)
+            .map_err(|e| anyhow::anyhow!("rate_limits: {e}"))?;
+        plugins.push(Arc::new(limiter));
     }
     if let Some(writer) = audit {
         let mut plugin = mcpguard_gateway::pipeline::audit::AuditLog::new(

@@ -7,8 +7,9 @@ use std::time::Instant;
 use mcpguard_gateway::Config;
 use mcpguard_gateway::config::SandboxBackend;
 use mcpguard_sandbox::docker::{DockerOptions, DockerSandbox};
+use mcpguard_sandbox::firecracker::FirecrackerSandbox;
+use mcpguard_sandbox::microsandbox::MicrosandboxSandbox;
 use mcpguard_sandbox::native::{HelperCommand, NativeOptions, NativeSandbox};
-use mcpguard_sandbox::probe::{Kvm, microvm_notes};
 use mcpguard_sandbox::{Availability, Sandbox, Spec};
 
 /// One backend's line.
@@ -111,18 +112,26 @@ async fn rows(config: &Config) -> anyhow::Result<Vec<Row>> {
     .await;
     rows.push(row(SandboxBackend::Docker, &docker, Some(trivial("true"))).await);
     rows.push(wasm_row(config).await);
-    let kvm = Kvm::detect();
-    for (backend, programs) in [
-        (SandboxBackend::Firecracker, &["firecracker", "jailer"][..]),
-        (SandboxBackend::Microsandbox, &["msb"][..]),
-    ] {
-        rows.push(Row {
-            backend,
-            ready: false,
-            state: "not built".into(),
-            notes: microvm_notes(programs, &kvm),
-        });
-    }
+    let firecracker = FirecrackerSandbox::new(config.sandbox.firecracker.options());
+    rows.push(
+        row(
+            SandboxBackend::Firecracker,
+            &firecracker,
+            Some(trivial("true")),
+        )
+        .await,
+    );
+    let options = config.sandbox.microsandbox.options();
+    let microsandbox =
+        tokio::task::spawn_blocking(move || MicrosandboxSandbox::new(options)).await?;
+    rows.push(
+        row(
+            SandboxBackend::Microsandbox,
+            &microsandbox,
+            Some(trivial("true")),
+        )
+        .await,
+    );
     Ok(rows)
 }
 

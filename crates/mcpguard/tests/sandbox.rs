@@ -407,6 +407,86 @@ fn run_code_runs_javascript_and_wasm_modules_on_the_wasm_backend() {
     );
 }
 
+/// A plain HTTP server on the host's loopback that answers every request with `hello`;
+/// it lives as long as the test process.
+fn hello_server() -> u16 {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut head = [0u8; 4096];
+            let _ = stream.read(&mut head);
+            let _ = stream.write_all(
+                b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello",
+            );
+        }
+    });
+    port
+}
+
+#[test]
+fn run_code_with_egress_reaches_only_its_destinations_and_the_audit_log_lists_them() {
+    let port = hello_server();
+    let keys = keys();
+    let db = keys.path().join("audit.db");
+    let config = format!(
+        "policy:\n  policy_paths: [{policy}]\n\
+         sandbox:\n  run_code:\n    enabled: true\n    languages: [python]\n  profiles:\n    default:\n      \
+         network: egress\n      egress: ['127.0.0.1:{port}']\n      wall_time_seconds: 10\n{audit}",
+        policy = strict_policy(),
+        audit = audit_yaml(keys.path(), &db, ""),
+    );
+    let gateway = Gateway::start(&config);
+    let fetch = |host: &str, port: u16| {
+        json!({"op": "call_tool", "name": "mcpguard.run_code", "arguments": {"language": "python", "code": format!(
+            "import http.client\n\
+             c = http.client.HTTPConnection('127.0.0.1', 3128, timeout=5)\n\
+             c.set_tunnel('{host}', {port})\n\
+             try:\n    c.request('GET', '/')\n    print('got', c.getresponse().read().decode())\n\
+             except OSError as e:\n    print('refused', e)"
+        )}})
+    };
+    let script = json!([
+        {"op": "list_tools"},
+        fetch("127.0.0.1", port),
+        fetch("example.com", 443),
+    ]);
+    let run = py_client(&gateway.url(), "legacy", &script, &[]);
+    let tools = run.ok("list_tools", 0)["tools"].as_array().unwrap().clone();
+    let description = tools
+        .iter()
+        .find(|t| t["name"] == "mcpguard.run_code")
+        .map(|t| t["description"].as_str().unwrap_or_default().to_string())
+        .unwrap_or_default();
+    assert!(
+        description.contains(&format!("network only to 127.0.0.1:{port}")),
+        "{description}"
+    );
+    assert_eq!(structured(&run, 0)["stdout"], "got hello\n");
+    let refused = structured(&run, 1)["stdout"].as_str().unwrap().to_string();
+    assert!(
+        refused.starts_with("refused") && refused.contains("403"),
+        "{refused}"
+    );
+    drop(gateway);
+
+    let egress: Vec<Value> = records(&db)
+        .into_iter()
+        .map(|r| r["event"].clone())
+        .filter(|e| e["tool"] == "mcpguard.run_code")
+        .map(|e| e["sandbox"]["egress"][0].clone())
+        .collect();
+    assert_eq!(
+        egress,
+        [
+            json!({"host": "127.0.0.1", "port": port, "allowed": true}),
+            json!({"host": "example.com", "port": 443, "allowed": false, "reason": "no egress rule allows it"}),
+        ]
+    );
+}
+
 #[test]
 fn sandbox_check_says_what_each_backend_found() {
     let dir = tempfile::tempdir().unwrap();
@@ -416,8 +496,11 @@ fn sandbox_check_says_what_each_backend_found() {
         std::fs::write(
             &path,
             format!(
-                "sandbox:\n  backend: {backend}\n  docker: {{socket: {}}}\n",
-                yaml_str(&missing.display().to_string())
+                "sandbox:\n  backend: {backend}\n  docker: {{socket: {}}}\n  \
+                 microsandbox: {{msb: {}, home: {}}}\n  firecracker: {{kernel: vmlinux}}\n",
+                yaml_str(&missing.display().to_string()),
+                yaml_str(&repo().join(".venv/bin/msb").display().to_string()),
+                yaml_str(&dir.path().join("msb-home").display().to_string()),
             ),
         )
         .unwrap();
@@ -443,11 +526,24 @@ fn sandbox_check_says_what_each_backend_found() {
         line("docker").contains("unavailable") && line("docker").contains("no-docker.sock"),
         "{report}"
     );
+    // The microVM backends say what is missing (a relative kernel path is the config
+    // file's neighbour); microsandbox asks the real `msb doctor`.
+    let firecracker = line("firecracker");
     assert!(
-        line("firecracker").contains("not built") && line("firecracker").contains("/dev/kvm"),
+        firecracker.contains("unavailable")
+            && firecracker.contains(&format!(
+                "no guest kernel at {}",
+                dir.path().join("vmlinux").display()
+            )),
         "{report}"
     );
-    assert!(line("microsandbox").contains("`msb`"), "{report}");
+    let microsandbox = line("microsandbox");
+    assert!(
+        microsandbox.contains("ready")
+            || microsandbox.contains("failing")
+            || microsandbox.contains("`msb doctor` failed: error:"),
+        "{report}"
+    );
     // The configured backend cannot run: exit 1.
     let docker = write("docker.yaml", "docker");
     let out = mcpguard(&["--config", s(&docker), "sandbox-check"]);

@@ -18,6 +18,7 @@ fn caller() -> Caller {
         downstream: Downstream::Http,
         remote: None,
         forwarded_headers: Vec::new(),
+        identity: None,
     }
 }
 

@@ -32,6 +32,137 @@ pub struct SandboxConfig {
     pub docker: DockerConfig,
     /// The wasm backend.
     pub wasm: WasmConfig,
+    /// The firecracker backend.
+    pub firecracker: FirecrackerConfig,
+    /// The microsandbox backend.
+    pub microsandbox: MicrosandboxConfig,
+}
+
+/// The firecracker backend: a fresh microVM per run, its guest agent reached over vsock.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct FirecrackerConfig {
+    /// The `firecracker` binary (a bare name is looked up on `PATH`).
+    pub binary: PathBuf,
+    /// The `jailer` binary; `null` runs Firecracker without it (no chroot, cgroups or
+    /// privilege drop around the VMM: development only).
+    pub jailer: Option<PathBuf>,
+    /// The guest kernel (`vmlinux`). Relative to the configuration file.
+    pub kernel: PathBuf,
+    /// The guest root filesystem (ext4) with `mcpguard-vm-agent` and the interpreters
+    /// of the languages you enable. Relative to the configuration file.
+    pub rootfs: PathBuf,
+    /// Where the agent is inside the guest (it is started as `init`).
+    pub agent_path: String,
+    /// vCPUs per VM.
+    pub vcpus: u8,
+    /// Guest memory on top of the profile's `memory_mb`, for the guest kernel, in MiB.
+    pub guest_overhead_mb: u64,
+    /// Where per-VM directories (sockets, jails) are made.
+    pub state_dir: PathBuf,
+    /// The user and group the jailed VMM runs as.
+    pub uid_gid: (u32, u32),
+    /// How long a VM may take to boot and answer, in seconds.
+    pub boot_timeout_seconds: f64,
+    /// Run even when `/dev/kvm` is software (PVM), where guests run very slowly.
+    pub allow_software_kvm: bool,
+}
+
+impl Default for FirecrackerConfig {
+    fn default() -> Self {
+        let defaults = mcpguard_sandbox::firecracker::FirecrackerOptions::default();
+        FirecrackerConfig {
+            binary: defaults.firecracker,
+            jailer: defaults.jailer,
+            kernel: defaults.kernel,
+            rootfs: defaults.rootfs,
+            agent_path: defaults.agent_path,
+            vcpus: defaults.vcpus,
+            guest_overhead_mb: defaults.guest_overhead_mib,
+            state_dir: defaults.state_dir,
+            uid_gid: defaults.uid_gid,
+            boot_timeout_seconds: defaults.boot_timeout.as_secs_f64(),
+            allow_software_kvm: defaults.allow_software_kvm,
+        }
+    }
+}
+
+impl FirecrackerConfig {
+    /// The backend's options.
+    pub fn options(&self) -> mcpguard_sandbox::firecracker::FirecrackerOptions {
+        mcpguard_sandbox::firecracker::FirecrackerOptions {
+            firecracker: self.binary.clone(),
+            jailer: self.jailer.clone(),
+            kernel: self.kernel.clone(),
+            rootfs: self.rootfs.clone(),
+            agent_path: self.agent_path.clone(),
+            vcpus: self.vcpus,
+            guest_overhead_mib: self.guest_overhead_mb,
+            state_dir: self.state_dir.clone(),
+            uid_gid: self.uid_gid,
+            boot_timeout: std::time::Duration::from_secs_f64(
+                self.boot_timeout_seconds.clamp(0.1, 600.0),
+            ),
+            allow_software_kvm: self.allow_software_kvm,
+            ..mcpguard_sandbox::firecracker::FirecrackerOptions::default()
+        }
+    }
+}
+
+/// The microsandbox backend, driven through its `msb` CLI.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct MicrosandboxConfig {
+    /// The `msb` program (PyPI `microsandbox` installs it; a bare name is looked up on
+    /// `PATH`).
+    pub msb: PathBuf,
+    /// The image every sandbox starts from: an OCI reference `msb` can pull or has
+    /// loaded, or a root filesystem directory. It needs the interpreters of the
+    /// languages you enable.
+    pub image: String,
+    /// microsandbox's state directory (`MSB_HOME`); default: its own default.
+    pub home: Option<PathBuf>,
+    /// vCPUs per sandbox.
+    pub cpus: u8,
+    /// The guest user programs run as (default: the image's).
+    pub user: Option<String>,
+    /// Do not run `msb doctor` at start (it refuses machines without hardware
+    /// virtualisation).
+    pub skip_doctor: bool,
+    /// How long creating a sandbox may take, image pull included, in seconds.
+    pub create_timeout_seconds: f64,
+}
+
+impl Default for MicrosandboxConfig {
+    fn default() -> Self {
+        let defaults = mcpguard_sandbox::microsandbox::MicrosandboxOptions::default();
+        MicrosandboxConfig {
+            msb: defaults.msb,
+            image: defaults.image,
+            home: defaults.home,
+            cpus: defaults.cpus,
+            user: defaults.user,
+            skip_doctor: defaults.skip_doctor,
+            create_timeout_seconds: defaults.create_timeout.as_secs_f64(),
+        }
+    }
+}
+
+impl MicrosandboxConfig {
+    /// The backend's options.
+    pub fn options(&self) -> mcpguard_sandbox::microsandbox::MicrosandboxOptions {
+        mcpguard_sandbox::microsandbox::MicrosandboxOptions {
+            msb: self.msb.clone(),
+            image: self.image.clone(),
+            home: self.home.clone(),
+            cpus: self.cpus,
+            user: self.user.clone(),
+            skip_doctor: self.skip_doctor,
+            create_timeout: std::time::Duration::from_secs_f64(
+                self.create_timeout_seconds.clamp(1.0, 3600.0),
+            ),
+        }
+    }
 }
 
 /// The wasm backend.
@@ -76,6 +207,8 @@ impl Default for SandboxConfig {
             native_host_ids: (65534, 65534),
             docker: DockerConfig::default(),
             wasm: WasmConfig::default(),
+            firecracker: FirecrackerConfig::default(),
+            microsandbox: MicrosandboxConfig::default(),
         }
     }
 }
@@ -99,6 +232,39 @@ impl SandboxConfig {
         if let Some(message) = self.backend.unbuilt() {
             push("sandbox.backend".into(), message);
         }
+        let fc = &self.firecracker;
+        if !(1..=32).contains(&fc.vcpus) || (fc.vcpus > 1 && fc.vcpus % 2 == 1) {
+            push(
+                "sandbox.firecracker.vcpus".into(),
+                "Firecracker takes 1 or an even number of vCPUs up to 32".into(),
+            );
+        }
+        for (field, value) in [
+            ("firecracker.boot_timeout_seconds", fc.boot_timeout_seconds),
+            (
+                "microsandbox.create_timeout_seconds",
+                self.microsandbox.create_timeout_seconds,
+            ),
+        ] {
+            if !value.is_finite() || value <= 0.0 {
+                push(
+                    format!("sandbox.{field}"),
+                    "must be a number of seconds above 0".into(),
+                );
+            }
+        }
+        if self.microsandbox.cpus == 0 {
+            push(
+                "sandbox.microsandbox.cpus".into(),
+                "must be at least 1".into(),
+            );
+        }
+        if self.microsandbox.image.trim().is_empty() {
+            push(
+                "sandbox.microsandbox.image".into(),
+                "name an image (e.g. `python`) or a root filesystem directory".into(),
+            );
+        }
         for (name, profile) in &self.profiles {
             let key = |field: &str| format!("sandbox.profiles.{name}.{field}");
             for (field, value) in [
@@ -119,6 +285,33 @@ impl SandboxConfig {
                 if value == 0 {
                     push(key(field), "must be at least 1".into());
                 }
+            }
+            if let Err(errors) = mcpguard_sandbox::egress::EgressPolicy::parse(&profile.egress) {
+                for error in errors {
+                    push(key("egress"), error);
+                }
+            }
+            match (profile.network, profile.egress.is_empty()) {
+                (SandboxNetwork::Egress, true) => push(
+                    key("egress"),
+                    "`network: egress` needs at least one allowed destination (host[:port])"
+                        .into(),
+                ),
+                (SandboxNetwork::None | SandboxNetwork::Loopback, false) => push(
+                    key("network"),
+                    "`egress` is set but `network` is not `egress`: set `network: egress` to use it"
+                        .into(),
+                ),
+                _ => {}
+            }
+            if profile.network == SandboxNetwork::Egress && self.backend != SandboxBackend::Native {
+                push(
+                    key("network"),
+                    format!(
+                        "`network: egress` works on the native backend only, not `{}`",
+                        self.backend.as_str()
+                    ),
+                );
             }
             for (i, mount) in profile.mounts.iter().enumerate() {
                 let inside = mount.target.as_ref().unwrap_or(&mount.source);
@@ -195,9 +388,9 @@ pub enum SandboxBackend {
     Wasm,
     /// Docker Engine containers, for code runs (not for confined servers).
     Docker,
-    /// Firecracker microVMs (not built yet).
+    /// Firecracker microVMs (a fresh VM per run), for code runs.
     Firecracker,
-    /// microsandbox (not built yet).
+    /// microsandbox microVMs through its `msb` CLI, for code runs.
     Microsandbox,
 }
 
@@ -205,16 +398,15 @@ impl SandboxBackend {
     /// Why this backend cannot be used yet, for backends that are not built.
     pub fn unbuilt(self) -> Option<String> {
         match self {
-            SandboxBackend::Native | SandboxBackend::Docker => None,
+            SandboxBackend::Native
+            | SandboxBackend::Docker
+            | SandboxBackend::Firecracker
+            | SandboxBackend::Microsandbox => None,
             SandboxBackend::Wasm if cfg!(feature = "wasm") => None,
             SandboxBackend::Wasm => Some(
                 "this mcpguard was built without the `wasm` feature (cargo build --features wasm)"
                     .into(),
             ),
-            _ => Some(format!(
-                "the `{}` sandbox backend is not built yet; `native`, `docker` and `wasm` are (see the README's status table)",
-                self.as_str()
-            )),
         }
     }
 
@@ -234,9 +426,14 @@ impl SandboxBackend {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct SandboxProfile {
-    /// `none` (no network at all) or `loopback` (a private loopback interface; the host's
-    /// network, its loopback included, stays unreachable).
+    /// `none` (no network at all), `loopback` (a private loopback interface; the host's
+    /// network, its loopback included, stays unreachable) or `egress` (a private loopback
+    /// and, through the gateway's proxy, the destinations in `egress`; native backend).
     pub network: SandboxNetwork,
+    /// With `network: egress`: the destinations allowed, as `host[:port]` (port 443 when
+    /// absent), `*.domain[:port]` or an IP address. A name must resolve to public
+    /// addresses; a private or loopback address is reachable only when named itself.
+    pub egress: Vec<String>,
     /// Wall-clock limit of one run, in seconds (not applied to confined upstreams).
     pub wall_time_seconds: f64,
     /// CPU-time limit of one run, in seconds (not applied to confined upstreams).
@@ -263,6 +460,7 @@ impl Default for SandboxProfile {
         let limits = mcpguard_sandbox::Limits::default();
         SandboxProfile {
             network: SandboxNetwork::None,
+            egress: Vec::new(),
             wall_time_seconds: limits.wall_time.as_secs_f64(),
             cpu_time_seconds: limits.cpu_time.as_secs_f64(),
             memory_mb: limits.memory_bytes >> 20,
@@ -287,6 +485,8 @@ pub enum SandboxNetwork {
     None,
     /// A private loopback interface only.
     Loopback,
+    /// A private loopback and the gateway's egress proxy (native backend).
+    Egress,
 }
 
 /// A host path shown inside a sandbox.
@@ -417,11 +617,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn unbuilt_backends_and_unknown_profiles_are_named() {
+    fn bad_settings_and_unknown_profiles_are_named() {
         let mut config = SandboxConfig {
             backend: SandboxBackend::Firecracker,
             ..SandboxConfig::default()
         };
+        config.firecracker.vcpus = 3;
+        config.microsandbox.create_timeout_seconds = 0.0;
         config.run_code.enabled = true;
         config.run_code.profile = "tight".into();
         config.profiles.insert(
@@ -442,23 +644,63 @@ mod tests {
         assert_eq!(
             keys,
             [
-                "sandbox.backend",
+                "sandbox.firecracker.vcpus",
+                "sandbox.microsandbox.create_timeout_seconds",
                 "sandbox.profiles.bad.wall_time_seconds",
                 "sandbox.profiles.bad.memory_mb",
                 "sandbox.profiles.bad.mounts[0]",
                 "sandbox.run_code.profile",
             ]
         );
+        assert!(problems[0].1.contains("1 or an even number"));
         assert!(
-            problems[0]
-                .1
-                .contains("`firecracker` sandbox backend is not built yet")
-        );
-        assert!(
-            problems[4]
+            problems[5]
                 .1
                 .contains("no sandbox profile `tight` (defined: bad;")
         );
+    }
+
+    #[test]
+    fn egress_settings_are_checked() {
+        let profile = |network, egress: &[&str]| SandboxProfile {
+            network,
+            egress: egress.iter().map(|e| e.to_string()).collect(),
+            ..SandboxProfile::default()
+        };
+        let mut config = SandboxConfig::default();
+        config.profiles.insert(
+            "ok".into(),
+            profile(
+                SandboxNetwork::Egress,
+                &["api.github.com", "*.pypi.org:443"],
+            ),
+        );
+        assert!(config.problems().is_empty(), "{:?}", config.problems());
+        config
+            .profiles
+            .insert("empty".into(), profile(SandboxNetwork::Egress, &[]));
+        config
+            .profiles
+            .insert("bad".into(), profile(SandboxNetwork::Egress, &["*.com"]));
+        config.profiles.insert(
+            "unused".into(),
+            profile(SandboxNetwork::None, &["a.example"]),
+        );
+        let problems = config.problems();
+        let keys: Vec<&str> = problems.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "sandbox.profiles.bad.egress",
+                "sandbox.profiles.empty.egress",
+                "sandbox.profiles.unused.network",
+            ]
+        );
+        config.backend = SandboxBackend::Docker;
+        config.profiles.retain(|name, _| name == "ok");
+        let problems = config.problems();
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(problems[0].1.contains("native backend only"));
     }
 
     #[test]

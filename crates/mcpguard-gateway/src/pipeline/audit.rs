@@ -7,7 +7,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use mcpguard_audit::{
-    AuditEvent, AuditWriter, DecisionRecord, FindingRecord, FlowRecord, Outcome, SandboxRecord,
+    AuditEvent, AuditWriter, DecisionRecord, EgressRecord, FindingRecord, FlowRecord, Outcome,
+    SandboxRecord,
 };
 use mcpguard_detect::Finding;
 use mcpguard_protocol::{Kind, Message, RpcError, codes, json, mcp};
@@ -100,6 +101,21 @@ fn client_of(ctx: &CallContext) -> Option<String> {
 }
 
 fn outcome(ctx: &CallContext, verdict: Option<&Verdict>) -> Outcome {
+    if ctx.response.as_ref().is_some_and(|answer| {
+        matches!(
+            error_code(answer),
+            Some(codes::UNAUTHENTICATED | codes::FORBIDDEN)
+        )
+    }) {
+        return Outcome::Unauthenticated;
+    }
+    if ctx
+        .response
+        .as_ref()
+        .is_some_and(|answer| error_code(answer) == Some(codes::RATE_LIMITED))
+    {
+        return Outcome::RateLimited;
+    }
     if ctx.request.kind() != Kind::Request {
         return Outcome::Notified;
     }
@@ -161,8 +177,13 @@ pub fn event_of(ctx: &CallContext) -> AuditEvent {
         time: mcpguard_audit::event::format_time(time_unix_us),
         time_unix_us,
         session: ctx.caller.session_log_id().map(str::to_string),
-        identity: None,
-        roles: Vec::new(),
+        identity: ctx.caller.identity.as_ref().map(|i| i.name.clone()),
+        roles: ctx
+            .caller
+            .identity
+            .as_ref()
+            .map(|i| i.roles.clone())
+            .unwrap_or_default(),
         client: client_of(ctx),
         client_address: ctx.caller.remote.map(|a| a.to_string()),
         era: if ctx.caller.era == mcp::Era::Stateless {
@@ -250,6 +271,20 @@ fn sandbox_record(run: &SandboxRun) -> SandboxRecord {
         memory_peak_bytes: outcome.and_then(|o| o.usage.memory_peak_bytes),
         process_limit_hit: outcome.is_some_and(|o| o.usage.process_limit_hit),
         error: run.error.clone(),
+        egress: outcome
+            .map(|o| {
+                o.usage
+                    .egress
+                    .iter()
+                    .map(|a| EgressRecord {
+                        host: a.host.clone(),
+                        port: a.port,
+                        allowed: a.allowed,
+                        reason: a.reason.clone(),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
     }
 }
 

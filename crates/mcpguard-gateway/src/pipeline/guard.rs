@@ -311,7 +311,7 @@ fn redactions<'f>(
 
 /// The policy's view of the call in `ctx`: its method, its target (the upstream-side
 /// name when the gateway resolved it, else `exposed`), server, arguments and labels.
-/// Nothing authenticates callers yet, so identity and roles are empty.
+/// Identity and roles are the authenticated caller's (empty when authentication is off).
 fn call_of<'a>(
     ctx: &'a CallContext,
     exposed: Option<&'a str>,
@@ -326,8 +326,12 @@ fn call_of<'a>(
         server: ctx.target.as_ref().map(|t| t.server.as_str()),
         arguments,
         labels,
-        identity: None,
-        roles: &[],
+        identity: ctx.caller.identity.as_ref().map(|i| i.name.as_str()),
+        roles: ctx
+            .caller
+            .identity
+            .as_ref()
+            .map_or(&[][..], |i| i.roles.as_slice()),
         session,
     }
 }

@@ -48,6 +48,19 @@ pub enum Phase {
     Log,
 }
 
+impl Phase {
+    /// The name in metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Access => "access",
+            Phase::PreExecution => "pre_execution",
+            Phase::Execution => "execution",
+            Phase::PostExecution => "post_execution",
+            Phase::Log => "log",
+        }
+    }
+}
+
 /// One call on its way through the pipeline.
 pub struct CallContext {
     /// Who is calling and in which protocol era.
@@ -168,13 +181,39 @@ pub struct LogFailure {
 #[derive(Clone, Default)]
 pub struct Pipeline {
     plugins: Vec<Arc<dyn Plugin>>,
+    metrics: Option<Arc<crate::metrics::Metrics>>,
 }
 
 impl Pipeline {
     /// A pipeline of `plugins`, ordered by descending priority (stable for ties).
     pub fn new(mut plugins: Vec<Arc<dyn Plugin>>) -> Pipeline {
         plugins.sort_by_key(|p| std::cmp::Reverse(p.priority()));
-        Pipeline { plugins }
+        Pipeline {
+            plugins,
+            metrics: None,
+        }
+    }
+
+    /// Times every phase (and each plugin's log phase) into `metrics`.
+    pub fn with_metrics(mut self, metrics: Arc<crate::metrics::Metrics>) -> Pipeline {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    /// Runs a phase, timing it when metrics are on.
+    async fn timed_phase(&self, phase: Phase, ctx: &mut CallContext) -> bool {
+        let started = Instant::now();
+        let answered = self.run_phase(phase, ctx).await;
+        if let Some(metrics) = &self.metrics {
+            let took = started.elapsed();
+            metrics.phase(phase.as_str(), took);
+            if phase == Phase::Execution
+                && let Some(upstream) = &ctx.upstream
+            {
+                metrics.upstream(upstream, took);
+            }
+        }
+        answered
     }
 
     /// Plugin names in running order.
@@ -187,18 +226,26 @@ impl Pipeline {
     pub async fn run(&self, mut ctx: CallContext) -> CallContext {
         'phases: {
             for phase in [Phase::Access, Phase::PreExecution] {
-                if self.run_phase(phase, &mut ctx).await {
+                if self.timed_phase(phase, &mut ctx).await {
                     break 'phases;
                 }
             }
-            self.run_phase(Phase::Execution, &mut ctx).await;
-            self.run_phase(Phase::PostExecution, &mut ctx).await;
+            self.timed_phase(Phase::Execution, &mut ctx).await;
+            self.timed_phase(Phase::PostExecution, &mut ctx).await;
         }
         let mut failure = None;
+        let log_started = Instant::now();
         for plugin in &self.plugins {
+            let started = Instant::now();
             if let Err(e) = plugin.log(&ctx).await {
                 failure.get_or_insert((plugin.name(), e));
             }
+            if let Some(metrics) = &self.metrics {
+                metrics.plugin_log(plugin.name(), started.elapsed());
+            }
+        }
+        if let Some(metrics) = &self.metrics {
+            metrics.phase(Phase::Log.as_str(), log_started.elapsed());
         }
         if let Some((plugin, e)) = failure
             && ctx.request.kind() == mcpguard_protocol::Kind::Request

@@ -37,8 +37,59 @@ pub fn app(gateway: Arc<Gateway>) -> AxumRouter {
     AxumRouter::new()
         .route("/mcp", get(get_mcp).post(post_mcp).delete(delete_mcp))
         .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .route(
+            "/.well-known/oauth-protected-resource",
+            get(resource_metadata),
+        )
+        .route(
+            "/.well-known/oauth-protected-resource/{*path}",
+            get(resource_metadata),
+        )
         .route("/readyz", get(readyz))
         .with_state(gateway)
+}
+
+/// The metrics: OpenMetrics when the scraper asks for it, else the Prometheus text
+/// format 0.0.4.
+async fn metrics(State(gateway): State<Arc<Gateway>>, headers: HeaderMap) -> Response {
+    if let Some(refusal) = check_origin(&gateway, &headers) {
+        return refusal;
+    }
+    let openmetrics = gateway.render_metrics();
+    // Asked for by name (Prometheus does), not through `*/*`.
+    let wants_openmetrics = header_str(&headers, "accept")
+        .is_some_and(|accept| accept.contains("application/openmetrics-text"));
+    if wants_openmetrics {
+        return (
+            [(
+                http::header::CONTENT_TYPE,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )],
+            openmetrics,
+        )
+            .into_response();
+    }
+    (
+        [(
+            http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        crate::metrics::to_prometheus_text(&openmetrics),
+    )
+        .into_response()
+}
+
+/// The protected-resource metadata (RFC 9728), when `auth.resource` is configured.
+async fn resource_metadata(State(gateway): State<Arc<Gateway>>) -> Response {
+    match gateway.auth().metadata() {
+        Some(metadata) => (
+            [(http::header::CONTENT_TYPE, "application/json")],
+            metadata.to_string(),
+        )
+            .into_response(),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
 }
 
 async fn healthz(State(gateway): State<Arc<Gateway>>, headers: HeaderMap) -> Response {
@@ -98,6 +149,9 @@ fn json_response(message: &Message, era: Era, extra: &[(&'static str, HeaderValu
     };
     let mut response = Response::new(Body::from(message.bytes().clone()));
     *response.status_mut() = status;
+    if message.kind() == Kind::Error {
+        rate_limit_headers(message, &mut response);
+    }
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
@@ -106,6 +160,37 @@ fn json_response(message: &Message, era: Era, extra: &[(&'static str, HeaderValu
         response.headers_mut().insert(*name, value.clone());
     }
     response
+}
+
+/// A rate-limited answer sent as JSON: HTTP 429 with `Retry-After` and `X-RateLimit-*`.
+fn rate_limit_headers(message: &Message, response: &mut Response) {
+    let Some(error) = message.error() else {
+        return;
+    };
+    if json::member(error, "code").and_then(|c| c.parse::<i64>().ok()) != Some(codes::RATE_LIMITED)
+    {
+        return;
+    }
+    let data = json::member(error, "data").unwrap_or("{}");
+    let number = |key: &str| {
+        json::member(data, key)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    let retry_ms = number("retry_after_ms");
+    *response.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+    let headers = response.headers_mut();
+    let seconds = ((retry_ms / 1000.0).ceil() as u64).max(1).to_string();
+    for (name, value) in [
+        ("retry-after", seconds.clone()),
+        ("x-ratelimit-limit", (number("burst") as u64).to_string()),
+        ("x-ratelimit-remaining", "0".to_string()),
+        ("x-ratelimit-reset", seconds),
+    ] {
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            headers.insert(name, value);
+        }
+    }
 }
 
 fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
@@ -266,6 +351,24 @@ async fn post_mcp(
             );
         }
     };
+    let identity = match gateway.auth().authenticate(&headers).await {
+        Ok(identity) => identity,
+        Err(error) => return unauthenticated(&gateway, remote, message, &error).await,
+    };
+    if let Some(identity) = &identity
+        && let Some(method) = message.method()
+    {
+        let tool = message
+            .params()
+            .and_then(|p| json::member_str(p, "name"))
+            .map(|n| n.into_owned());
+        let missing = gateway
+            .auth()
+            .missing_scopes(identity, method, tool.as_deref());
+        if !missing.is_empty() {
+            return insufficient_scope(&gateway, remote, message, identity, &missing).await;
+        }
+    }
     let version_header = header_str(&headers, mcp::header::PROTOCOL_VERSION).map(str::to_string);
     let session_header = header_str(&headers, mcp::header::SESSION_ID).map(str::to_string);
 
@@ -277,6 +380,9 @@ async fn post_mcp(
         else {
             return session_problem(session_header.as_deref());
         };
+        if !session.belongs_to(identity.as_deref()) {
+            return not_your_session(message.id());
+        }
         session.touch();
         if !session.deliver_answer(message) {
             tracing::debug!(
@@ -289,12 +395,15 @@ async fn post_mcp(
 
     let is_initialize = message.method() == Some(mcp::method::INITIALIZE);
     if is_initialize && version_header.as_deref().and_then(Era::of) != Some(Era::Stateless) {
-        return initialize(gateway, remote, message, &headers).await;
+        return initialize(gateway, remote, message, &headers, identity).await;
     }
     if let Some(id) = session_header.as_deref() {
         let Some(session) = gateway.sessions().get(id) else {
             return session_problem(Some(id));
         };
+        if !session.belongs_to(identity.as_deref()) {
+            return not_your_session(message.id());
+        }
         if let Some(version) = version_header.as_deref()
             && Era::of(version) != Some(Era::Handshake)
         {
@@ -306,7 +415,7 @@ async fn post_mcp(
     }
     match version_header.as_deref() {
         Some(version) if Era::of(version) == Some(Era::Stateless) => {
-            stateless(gateway, remote, message, &headers, version).await
+            stateless(gateway, remote, message, &headers, version, identity).await
         }
         Some(version) if Era::of(version).is_none() => {
             unsupported_version(message.id(), version, Era::Stateless)
@@ -318,6 +427,121 @@ async fn post_mcp(
             "missing `Mcp-Session-Id` header: send `initialize` first, or use protocol revision 2026-07-28 (which needs no session)",
         ),
     }
+}
+
+/// The caller of a request refused before the pipeline, for its audit event.
+fn refused_caller(remote: SocketAddr, identity: Option<Arc<crate::auth::Identity>>) -> Caller {
+    Caller {
+        era: Era::Handshake,
+        protocol_version: mcp::LATEST_HANDSHAKE_VERSION.into(),
+        session: None,
+        client_info: None,
+        client_capabilities: None,
+        downstream: Downstream::Http,
+        remote: Some(remote),
+        forwarded_headers: Vec::new(),
+        identity,
+    }
+}
+
+/// The answer to a caller that did not authenticate (HTTP 401 with a `WWW-Authenticate`
+/// challenge, RFC 6750); the refusal is audited.
+async fn unauthenticated(
+    gateway: &Gateway,
+    remote: SocketAddr,
+    message: Message,
+    error: &crate::auth::AuthError,
+) -> Response {
+    tracing::warn!(%remote, method = message.method().unwrap_or("-"), reason = %error, "caller refused: not authenticated");
+    let rpc = RpcError::new(codes::UNAUTHENTICATED, error.to_string());
+    let answer = Message::error_response(message.id(), &rpc);
+    gateway
+        .record_refusal(refused_caller(remote, None), message.clone(), answer)
+        .await;
+    let mut response = rpc_error_with(StatusCode::UNAUTHORIZED, message.id(), rpc);
+    response.headers_mut().insert(
+        http::header::WWW_AUTHENTICATE,
+        challenge(gateway, error.challenge_error(), None),
+    );
+    response
+}
+
+/// The answer to a token without the scopes a call needs (HTTP 403, RFC 6750
+/// `insufficient_scope`); audited.
+async fn insufficient_scope(
+    gateway: &Gateway,
+    remote: SocketAddr,
+    message: Message,
+    identity: &Arc<crate::auth::Identity>,
+    missing: &[String],
+) -> Response {
+    let needed = missing.join(" ");
+    tracing::warn!(%remote, identity = %identity.name, scopes = %needed, "call refused: insufficient scope");
+    let rpc = RpcError::new(
+        codes::FORBIDDEN,
+        format!("the token lacks the scope this call needs: {needed}"),
+    );
+    let answer = Message::error_response(message.id(), &rpc);
+    gateway
+        .record_refusal(
+            refused_caller(remote, Some(identity.clone())),
+            message.clone(),
+            answer,
+        )
+        .await;
+    let mut response = rpc_error_with(StatusCode::FORBIDDEN, message.id(), rpc);
+    response.headers_mut().insert(
+        http::header::WWW_AUTHENTICATE,
+        challenge(gateway, Some("insufficient_scope"), Some(&needed)),
+    );
+    response
+}
+
+/// The `WWW-Authenticate` challenge (RFC 6750; with `resource_metadata`, RFC 9728, when
+/// the gateway has a resource URI).
+fn challenge(gateway: &Gateway, error: Option<&str>, scope: Option<&str>) -> HeaderValue {
+    let mut text = "Bearer realm=\"mcpguard\"".to_string();
+    if let Some(url) = gateway.auth().metadata_url() {
+        text.push_str(&format!(", resource_metadata=\"{url}\""));
+    }
+    if let Some(code) = error {
+        text.push_str(&format!(", error=\"{code}\""));
+    }
+    if let Some(scope) = scope {
+        text.push_str(&format!(", scope=\"{scope}\""));
+    }
+    HeaderValue::from_str(&text).unwrap_or(HeaderValue::from_static("Bearer"))
+}
+
+/// The answer to a caller using a session another identity opened.
+fn not_your_session(id: Option<&str>) -> Response {
+    rpc_error(
+        StatusCode::FORBIDDEN,
+        id,
+        codes::FORBIDDEN,
+        "this session was opened by another identity; start your own with `initialize`",
+    )
+}
+
+/// Authenticates a GET or DELETE (no message to audit: the refusal is logged).
+async fn authenticate_stream(
+    gateway: &Gateway,
+    headers: &HeaderMap,
+) -> Result<Option<Arc<crate::auth::Identity>>, Box<Response>> {
+    gateway.auth().authenticate(headers).await.map_err(|error| {
+        tracing::warn!(reason = %error, "stream request refused: not authenticated");
+        let mut response = rpc_error(
+            StatusCode::UNAUTHORIZED,
+            None,
+            codes::UNAUTHENTICATED,
+            error.to_string(),
+        );
+        response.headers_mut().insert(
+            http::header::WWW_AUTHENTICATE,
+            challenge(gateway, error.challenge_error(), None),
+        );
+        Box::new(response)
+    })
 }
 
 fn session_problem(id: Option<&str>) -> Response {
@@ -362,6 +586,7 @@ async fn initialize(
     remote: SocketAddr,
     message: Message,
     headers: &HeaderMap,
+    identity: Option<Arc<crate::auth::Identity>>,
 ) -> Response {
     let limit = gateway.config().proxy.max_sessions;
     if gateway.sessions().len() >= limit {
@@ -386,6 +611,9 @@ async fn initialize(
         &version,
         gateway.config().proxy.replay_buffer_events,
     ));
+    if let Some(identity) = identity {
+        session.set_identity(identity);
+    }
     let caller = Caller::of_session(&session, Downstream::Http, Some(remote));
     let relay: Arc<dyn Relay> = Arc::new(CallRelay::new(
         Some(session.clone()),
@@ -431,6 +659,7 @@ async fn stateless(
     message: Message,
     headers: &HeaderMap,
     header_version: &str,
+    identity: Option<Arc<crate::auth::Identity>>,
 ) -> Response {
     let id = message.id();
     let mismatch =
@@ -517,6 +746,7 @@ async fn stateless(
         session: None,
         downstream: Downstream::Http,
         remote: Some(remote),
+        identity,
     };
     dispatch(gateway, caller, message, headers, None).await
 }
@@ -825,10 +1055,17 @@ async fn get_mcp(State(gateway): State<Arc<Gateway>>, request: Request) -> Respo
             "GET /mcp serves only `text/event-stream`",
         );
     }
+    let identity = match authenticate_stream(&gateway, headers).await {
+        Ok(identity) => identity,
+        Err(response) => return *response,
+    };
     let session_id = header_str(headers, mcp::header::SESSION_ID);
     let Some(session) = session_id.and_then(|id| gateway.sessions().get(id)) else {
         return session_problem(session_id);
     };
+    if !session.belongs_to(identity.as_deref()) {
+        return not_your_session(None);
+    }
     session.touch();
     let events = match header_str(headers, mcp::header::LAST_EVENT_ID) {
         Some(last) => {
@@ -856,7 +1093,16 @@ async fn delete_mcp(State(gateway): State<Arc<Gateway>>, headers: HeaderMap) -> 
     if let Some(refusal) = check_origin(&gateway, &headers) {
         return refusal;
     }
+    let identity = match authenticate_stream(&gateway, &headers).await {
+        Ok(identity) => identity,
+        Err(response) => return *response,
+    };
     let session_id = header_str(&headers, mcp::header::SESSION_ID);
+    if let Some(session) = session_id.and_then(|id| gateway.sessions().get(id))
+        && !session.belongs_to(identity.as_deref())
+    {
+        return not_your_session(None);
+    }
     match session_id {
         Some(id) if gateway.sessions().end(id).await => {
             tracing::info!(

@@ -136,6 +136,7 @@ fn caller_for(
                     .map(Into::into),
                 downstream: Downstream::Stdio,
                 remote: None,
+                identity: None,
             });
         }
         return None;

@@ -126,6 +126,14 @@ impl Upstream {
         }
     }
 
+    /// How many times a stdio upstream was restarted (0 for HTTP upstreams).
+    pub fn restarts(&self) -> u64 {
+        match &self.kind {
+            Kind::Stdio(stdio) => stdio.restarts(),
+            Kind::Http(_) => 0,
+        }
+    }
+
     /// Whether the upstream is usable now, and a one-line description.
     pub fn health(&self) -> (bool, String) {
         match &self.kind {

@@ -65,6 +65,8 @@ pub struct StdioUpstream {
     stopped: CancellationToken,
     /// Where the server runs confined, when `sandbox` is set.
     sandboxes: Option<Arc<crate::sandboxing::SandboxHub>>,
+    /// How many times the server was started again after it died.
+    restarts: std::sync::atomic::AtomicU64,
 }
 
 /// One running child.
@@ -100,6 +102,7 @@ impl StdioUpstream {
             shutdown,
             stopped: CancellationToken::new(),
             sandboxes,
+            restarts: std::sync::atomic::AtomicU64::new(0),
         });
         tokio::spawn(upstream.clone().supervise());
         upstream
@@ -113,6 +116,11 @@ impl StdioUpstream {
     /// Waits up to `wait` for a set-up child; returns whether there is one.
     pub async fn wait_ready(&self, wait: Duration) -> bool {
         self.ready_process(wait).await.is_ok()
+    }
+
+    /// How many times the server was started again after it died.
+    pub fn restarts(&self) -> u64 {
+        self.restarts.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Resolves once the child has been stopped after shutdown.
@@ -138,6 +146,8 @@ impl StdioUpstream {
                 attempt = 0;
             }
             attempt += 1;
+            self.restarts
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             let delay = backoff(attempt);
             tracing::warn!(
                 upstream = %self.name,

@@ -688,3 +688,45 @@ pub fn records(db: &Path) -> Vec<Value> {
         .map(|l| serde_json::from_str(l).unwrap())
         .collect()
 }
+
+/// The events of the audit log at `db` (without their chain fields).
+pub fn events(db: &Path) -> Vec<Value> {
+    records(db)
+        .into_iter()
+        .map(|r| r["event"].clone())
+        .collect()
+}
+
+/// A policy that allows everything but an `echo` whose `message` says `forbidden`
+/// (rule `T-001`).
+pub const DENY_FORBIDDEN_POLICY: &str = "version: 1\nname: t\ndefault_action: allow\nrules:\n  \
+  - id: T-001\n    name: No forbidden words\n    action: deny\n    tool_patterns: [echo]\n    \
+  argument_patterns:\n      - {key: message, match: forbidden}\n    owasp_asi: [ASI02]\n";
+
+/// A client script step calling the echo server's `echo` with `message`.
+pub fn echo_call(message: &str) -> Value {
+    serde_json::json!({"op": "call_tool", "name": "echo", "arguments": {"message": message}})
+}
+
+/// The value of response header `name` (lowercase), or empty.
+pub fn header_of(headers: &[(String, String)], name: &str) -> String {
+    headers
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.clone())
+        .unwrap_or_default()
+}
+
+/// A gateway config: the echo server, [`DENY_FORBIDDEN_POLICY`] (written into `dir`),
+/// a per-tool rate limit of `per_tool` (YAML flow map) and the audit log at `db`.
+pub fn policy_and_rate_limit_config(dir: &Path, db: &Path, per_tool: &str) -> String {
+    let policy = dir.join("p.yaml");
+    std::fs::write(&policy, DENY_FORBIDDEN_POLICY).unwrap();
+    format!(
+        "{upstream}policy:\n  policy_paths: [{policy}]\nrate_limits:\n  enabled: true\n  \
+         per_tool: {per_tool}\n{audit}",
+        upstream = echo_stdio_config(""),
+        policy = yaml_str(&policy.display().to_string()),
+        audit = audit_yaml(dir, db, ""),
+    )
+}
