@@ -11,7 +11,7 @@ use crate::walk::{self, PathSeg, render_path};
 use crate::{Detector, Finding, Label, ScanError};
 
 /// Where a tainted value was first seen.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct Provenance {
     /// The tool (or method) whose output held it.
     pub tool: String,
@@ -27,6 +27,36 @@ struct Entry {
     label: Label,
     fingerprint: Fingerprint,
     source: Arc<Provenance>,
+}
+
+/// One ledger value as replicas of the gateway exchange it: its type, label, keyed
+/// fingerprint and provenance — never the value. Only replicas sharing the digest key
+/// can use each other's entries.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SharedEntry {
+    /// The finding's type (`secret.aws_access_key`).
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// `secret` or `pii`.
+    pub label: Label,
+    /// Length of the canonical form.
+    pub len: u32,
+    /// Keyed rolling hash of the canonical form.
+    pub rolling: u64,
+    /// The keyed digest (32 hex digits).
+    pub mac: String,
+    /// Where it was first seen.
+    pub source: Provenance,
+}
+
+/// The catalogue's type name for `kind`; types this build does not know (a newer
+/// replica's) are kept as `unknown` rather than dropped: more taint, never less.
+fn static_kind(kind: &str) -> &'static str {
+    static KINDS: std::sync::OnceLock<std::collections::HashSet<&'static str>> =
+        std::sync::OnceLock::new();
+    let kinds = KINDS.get_or_init(|| crate::all_types().into_iter().map(|(_, k)| k).collect());
+    kinds.get(kind).copied().unwrap_or("unknown")
 }
 
 /// A sensitive value from an earlier output found in a new call.
@@ -87,29 +117,73 @@ impl TaintLedger {
             .iter()
             .flat_map(|f| std::iter::once((f, f.fingerprint)).chain(f.compact.map(|c| (f, c))));
         for (finding, fp) in prints {
-            if (fp.len as usize) < MIN_TRACKED_LEN
-                || self.entries.iter().any(|e| e.fingerprint == fp)
-            {
-                continue;
-            }
-            if self.entries.len() == self.capacity
-                && let Some(old) = self.entries.pop_front()
-            {
-                self.unindex(&old);
-            }
-            *self
-                .index
-                .entry(fp.len)
-                .or_default()
-                .entry(fp.rolling)
-                .or_default() += 1;
-            self.entries.push_back(Entry {
+            self.insert(Entry {
                 kind: finding.kind,
                 label: finding.label,
                 fingerprint: fp,
                 source: source.clone(),
             });
         }
+    }
+
+    /// What [`record`](Self::record) would remember of these findings, in the form
+    /// replicas exchange.
+    pub fn shareable(findings: &[Finding], source: &Provenance) -> Vec<SharedEntry> {
+        findings
+            .iter()
+            .flat_map(|f| std::iter::once((f, f.fingerprint)).chain(f.compact.map(|c| (f, c))))
+            .filter(|(_, fp)| fp.len as usize >= MIN_TRACKED_LEN)
+            .map(|(f, fp)| SharedEntry {
+                kind: f.kind.to_string(),
+                label: f.label,
+                len: fp.len,
+                rolling: fp.rolling,
+                mac: hex_of(&fp.mac),
+                source: source.clone(),
+            })
+            .collect()
+    }
+
+    /// Remembers entries another replica recorded. An entry whose digest is not 32 hex
+    /// digits is refused (the count of refused entries is returned).
+    pub fn import(&mut self, entries: impl IntoIterator<Item = SharedEntry>) -> usize {
+        let mut refused = 0;
+        for entry in entries {
+            let Some(mac) = mac_of(&entry.mac) else {
+                refused += 1;
+                continue;
+            };
+            self.insert(Entry {
+                kind: static_kind(&entry.kind),
+                label: entry.label,
+                fingerprint: Fingerprint {
+                    len: entry.len,
+                    rolling: entry.rolling,
+                    mac,
+                },
+                source: Arc::new(entry.source),
+            });
+        }
+        refused
+    }
+
+    fn insert(&mut self, entry: Entry) {
+        let fp = entry.fingerprint;
+        if (fp.len as usize) < MIN_TRACKED_LEN || self.entries.iter().any(|e| e.fingerprint == fp) {
+            return;
+        }
+        if self.entries.len() == self.capacity
+            && let Some(old) = self.entries.pop_front()
+        {
+            self.unindex(&old);
+        }
+        *self
+            .index
+            .entry(fp.len)
+            .or_default()
+            .entry(fp.rolling)
+            .or_default() += 1;
+        self.entries.push_back(entry);
     }
 
     fn unindex(&mut self, entry: &Entry) {
@@ -177,6 +251,21 @@ impl TaintLedger {
             }
         }
     }
+}
+
+fn hex_of(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn mac_of(text: &str) -> Option<[u8; 16]> {
+    if text.len() != 32 || !text.is_ascii() {
+        return None;
+    }
+    let mut mac = [0u8; 16];
+    for (i, byte) in mac.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&text[2 * i..2 * i + 2], 16).ok()?;
+    }
+    Some(mac)
 }
 
 struct Search<'l> {

@@ -21,7 +21,7 @@ use std::collections::HashSet;
 
 pub use catalog::{Label, all_types};
 pub use fingerprint::{DigestKey, Fingerprint};
-pub use ledger::{Provenance, TaintFlow, TaintLedger};
+pub use ledger::{Provenance, SharedEntry, TaintFlow, TaintLedger};
 pub use redact::{Redaction, redact_json};
 pub use scan::BuildError;
 pub use tools::{Indicator, ToolReport, indicators_in, inspect_tool};

@@ -570,6 +570,52 @@ fn taint_follows_values_into_later_calls() {
 }
 
 #[test]
+fn shared_entries_carry_taint_to_another_ledger_without_the_value() {
+    let d = detector();
+    let key = aws();
+    let text = format!(r#"{{"content":"aws_access_key_id={key}"}}"#);
+    let findings = d.scan_json(&text).unwrap();
+    let source = Provenance {
+        tool: "read_file".into(),
+        server: "fs".into(),
+        call: "7".into(),
+    };
+    let shared = TaintLedger::shareable(&findings, &source);
+    assert!(!shared.is_empty());
+    let wire = serde_json::to_string(&shared).unwrap();
+    assert!(
+        !wire.contains(&key),
+        "the value itself must never be shared"
+    );
+    let back: Vec<crate::SharedEntry> = serde_json::from_str(&wire).unwrap();
+    let mut other = TaintLedger::new(16);
+    assert_eq!(other.import(back.clone()), 0);
+    let flows = other
+        .flows(&d, &format!(r#"{{"body":"x{key}y"}}"#))
+        .unwrap();
+    assert_eq!(flows.len(), 1);
+    assert_eq!(flows[0].kind, "secret.aws_access_key");
+    assert_eq!(flows[0].source.tool, "read_file");
+    // Importing the same entries again adds nothing; a bad digest is refused.
+    let held = other.len();
+    other.import(back.clone());
+    assert_eq!(other.len(), held);
+    let mut bad = back[0].clone();
+    bad.mac = "zz".into();
+    assert_eq!(other.import([bad]), 1);
+    // A ledger with another key finds nothing: replicas must share the digest key.
+    let stranger = Detector::new(DigestKey::new([9; 32]), Limits::default()).unwrap();
+    let mut foreign = TaintLedger::new(16);
+    foreign.import(back);
+    assert!(
+        foreign
+            .flows(&stranger, &format!(r#"{{"body":"{key}"}}"#))
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[test]
 fn taint_of_numbers_ignores_separators() {
     let d = detector();
     let ledger = ledger_with(&d, r#"{"card":"4111-1111-1111-1111"}"#);

@@ -11,8 +11,10 @@ use serde::{Deserialize, Serialize};
 
 mod auth;
 mod sandbox;
+mod state;
 pub use auth::AuthConfig;
 pub use sandbox::*;
+pub use state::{StateBackend, StateConfig, StateRedisConfig};
 
 /// The whole configuration.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema, Default)]
@@ -40,6 +42,8 @@ pub struct Config {
     pub auth: AuthConfig,
     /// Rate limits per caller, per caller and tool, and global.
     pub rate_limits: crate::ratelimit::RateLimitConfig,
+    /// Where state that replicas share lives (sessions, taint ledgers, tool pins).
+    pub state: StateConfig,
 }
 
 /// Signed, replayable execution envelopes.
@@ -619,6 +623,17 @@ impl Config {
                 "federation.separator".into(),
                 "the separator must not be empty; the default is `__`".into(),
             );
+        }
+        if self.state.backend == StateBackend::Redis {
+            if self.taint.digest_key.is_none() {
+                push(
+                    "taint.digest_key".into(),
+                    "replicas sharing state (`state.backend: redis`) must share the key of taint fingerprints, or one replica cannot recognise what another recorded: run `mcpguard keygen --digest-key`, give every replica the file and set `taint.digest_key`".into(),
+                );
+            }
+            if self.state.redis.timeout_ms == 0 {
+                push("state.redis.timeout_ms".into(), "must be at least 1".into());
+            }
         }
         for (key, message) in self.rate_limits.problems() {
             push(key, message);

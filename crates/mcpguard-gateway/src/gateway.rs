@@ -15,7 +15,7 @@ use crate::pipeline::logging::CallLog;
 use crate::pipeline::{CallContext, Pipeline, Plugin};
 use crate::relay::BroadcastRelay;
 use crate::router::Router;
-use crate::session::SessionStore;
+use crate::session::{Session, SessionStore};
 use crate::upstream::Relay;
 use crate::upstream::registry::Upstream;
 
@@ -47,6 +47,8 @@ pub struct Gateway {
     auth: Arc<crate::auth::Authenticator>,
     /// The counters and histograms of `/metrics`.
     metrics: Arc<crate::metrics::Metrics>,
+    /// State shared with other replicas (sessions), when configured.
+    shared: Option<Arc<crate::shared::SharedState>>,
 }
 
 impl Gateway {
@@ -62,6 +64,7 @@ impl Gateway {
         let auth = Arc::new(
             crate::auth::Authenticator::new(&config.auth).map_err(|e| format!("auth: {e}"))?,
         );
+        let shared = crate::shared::SharedState::from_config(&config)?;
         let shutdown = CancellationToken::new();
         let sessions = Arc::new(SessionStore::new());
         let listeners = Arc::new(crate::listeners::Listeners::new());
@@ -111,6 +114,7 @@ impl Gateway {
             locate_targets,
             auth,
             metrics,
+            shared,
         });
         gateway.spawn_housekeeping();
         Ok(gateway)
@@ -218,6 +222,61 @@ impl Gateway {
     /// The configuration in force.
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// The session `id`: this replica's, or with shared state one that another replica
+    /// opened (served here from now on). `Ok(None)` when it is unknown or has ended
+    /// anywhere; `Err` when the shared state cannot answer.
+    pub async fn find_session(&self, id: &str) -> Result<Option<Arc<Session>>, String> {
+        let local = self.sessions.get(id);
+        let Some(shared) = &self.shared else {
+            return Ok(local);
+        };
+        match (local, shared.load_session(id).await?) {
+            (Some(session), Some(_)) => Ok(Some(session)),
+            (Some(_), None) => {
+                // Ended on another replica, or expired: end this replica's part too.
+                self.sessions.end(id).await;
+                Ok(None)
+            }
+            (None, Some(record)) => {
+                let session = Arc::new(Session::restore(
+                    id.to_string(),
+                    &record.initialize_params,
+                    &record.protocol_version,
+                    record.owner,
+                    self.config.proxy.replay_buffer_events,
+                ));
+                tracing::info!(
+                    session = session.log_id(),
+                    "serving a session another replica opened"
+                );
+                Ok(Some(self.sessions.adopt(session)))
+            }
+            (None, None) => Ok(None),
+        }
+    }
+
+    /// Publishes a new session to the other replicas (nothing without shared state).
+    pub async fn publish_session(&self, session: &Session) -> Result<(), String> {
+        let Some(shared) = &self.shared else {
+            return Ok(());
+        };
+        let record = crate::shared::SessionRecord {
+            protocol_version: session.protocol_version.clone(),
+            initialize_params: session.initialize_params.clone(),
+            owner: session.owner().map(str::to_string),
+        };
+        shared.save_session(session.id(), &record).await
+    }
+
+    /// Ends the session `id` here and on every replica. False when it was unknown.
+    pub async fn end_session(&self, id: &str) -> Result<bool, String> {
+        let here = self.sessions.end(id).await;
+        match &self.shared {
+            Some(shared) => Ok(shared.end_session(id).await? || here),
+            None => Ok(here),
+        }
     }
 
     /// The sessions.

@@ -17,11 +17,13 @@ pub mod metrics;
 pub mod parking;
 pub mod pipeline;
 pub mod ratelimit;
+pub mod redis_link;
 pub mod relay;
 pub mod router;
 pub mod sandboxing;
 pub mod server;
 pub mod session;
+pub mod shared;
 pub mod upstream;
 
 pub use config::Config;

@@ -227,8 +227,10 @@ pub struct Session {
     subscribed_uris: Mutex<std::collections::HashSet<String>>,
     /// Messages for the agent that belong to no call and found no `GET` stream yet.
     backlog: Mutex<VecDeque<Message>>,
-    /// Who opened the session (when authentication is on); only they may use it.
+    /// Who opened the session (when authentication is on).
     identity: std::sync::OnceLock<Arc<crate::auth::Identity>>,
+    /// The name of who opened it; only they may use it.
+    owner: std::sync::OnceLock<String>,
 }
 
 const BACKLOG_LIMIT: usize = 256;
@@ -236,7 +238,13 @@ const BACKLOG_LIMIT: usize = 256;
 impl Session {
     /// Records who opened the session (once).
     pub fn set_identity(&self, identity: Arc<crate::auth::Identity>) {
+        let _ = self.owner.set(identity.name.clone());
         let _ = self.identity.set(identity);
+    }
+
+    /// The name of who opened the session, when authentication is on.
+    pub fn owner(&self) -> Option<&str> {
+        self.owner.get().map(String::as_str)
     }
 
     /// Who opened the session, when authentication is on.
@@ -246,15 +254,32 @@ impl Session {
 
     /// Whether `identity` may use this session: the same identity that opened it.
     pub fn belongs_to(&self, identity: Option<&crate::auth::Identity>) -> bool {
-        match (self.identity.get(), identity) {
+        match (self.owner.get(), identity) {
             (None, _) => true,
-            (Some(owner), Some(identity)) => owner.name == identity.name,
+            (Some(owner), Some(identity)) => *owner == identity.name,
             (Some(_), None) => false,
         }
     }
 
     /// A new session with a fresh random id.
     pub fn new(initialize_params: &str, protocol_version: &str, replay_capacity: usize) -> Session {
+        Session::restore(
+            uuid::Uuid::new_v4().simple().to_string(),
+            initialize_params,
+            protocol_version,
+            None,
+            replay_capacity,
+        )
+    }
+
+    /// A session opened elsewhere (by another replica) under `id`, owned by `owner`.
+    pub fn restore(
+        id: String,
+        initialize_params: &str,
+        protocol_version: &str,
+        owner: Option<String>,
+        replay_capacity: usize,
+    ) -> Session {
         let client_info = mcpguard_protocol::json::member(initialize_params, "clientInfo")
             .unwrap_or("{}")
             .into();
@@ -262,8 +287,12 @@ impl Session {
             mcpguard_protocol::json::member(initialize_params, "capabilities")
                 .unwrap_or("{}")
                 .into();
+        let owned = std::sync::OnceLock::new();
+        if let Some(owner) = owner {
+            let _ = owned.set(owner);
+        }
         Session {
-            id: uuid::Uuid::new_v4().simple().to_string(),
+            id,
             protocol_version: protocol_version.to_string(),
             initialize_params: initialize_params.to_string(),
             client_info,
@@ -284,6 +313,7 @@ impl Session {
             backlog: Mutex::new(VecDeque::new()),
 
             identity: std::sync::OnceLock::new(),
+            owner: owned,
         }
     }
 
@@ -539,6 +569,15 @@ impl SessionStore {
     /// Finds a live session.
     pub fn get(&self, id: &str) -> Option<Arc<Session>> {
         self.sessions.lock().get(id).cloned()
+    }
+
+    /// Adds a session unless one with its id is already here; answers the one kept.
+    pub fn adopt(&self, session: Arc<Session>) -> Arc<Session> {
+        self.sessions
+            .lock()
+            .entry(session.id().to_string())
+            .or_insert(session)
+            .clone()
     }
 
     /// Removes and closes a session. False when unknown.

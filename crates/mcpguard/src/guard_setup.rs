@@ -1,6 +1,7 @@
 //! Wiring the guard: read the policy files, compile them, build the detector, and keep
 //! the policy fresh when its files change.
 
+use mcpguard_gateway::shared::SharedState;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -152,7 +153,8 @@ pub fn plugins(
         config.taint.clone(),
         config.policy.denial,
     )
-    .map_err(|e| anyhow::anyhow!(e))?;
+    .map_err(|e| anyhow::anyhow!(e))?
+    .with_shared(SharedState::from_config(config).map_err(|e| anyhow::anyhow!(e))?);
     if let Some(hub) = sandboxes {
         guard = guard.with_sandboxes(hub.clone());
     }

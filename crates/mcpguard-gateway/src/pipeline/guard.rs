@@ -47,6 +47,8 @@ struct TaintState {
     window_start: std::time::Instant,
     window_calls: u64,
     previous_window_calls: u64,
+    /// With shared state: the last ledger entry read from Redis.
+    cursor: String,
 }
 
 /// A stateless agent's taint state is forgotten after this long without a call (its
@@ -66,6 +68,7 @@ impl TaintState {
             window_start: now,
             window_calls: 0,
             previous_window_calls: 0,
+            cursor: String::new(),
         }
     }
 
@@ -135,6 +138,8 @@ pub struct Guard {
     tool_flags: Mutex<HashMap<String, BTreeSet<String>>>,
     /// Where calls the policy sends to a sandbox can run; none: they are denied.
     sandboxes: Option<Arc<crate::sandboxing::SandboxHub>>,
+    /// Taint state and pins shared with other replicas, when configured.
+    shared: Option<Arc<crate::shared::SharedState>>,
 }
 
 impl Guard {
@@ -166,6 +171,7 @@ impl Guard {
             tool_flags: Mutex::new(HashMap::new()),
             approvals: super::approval::Approvals::new(),
             sandboxes: None,
+            shared: None,
         })
     }
 
@@ -174,6 +180,77 @@ impl Guard {
     pub fn with_sandboxes(mut self, hub: Arc<crate::sandboxing::SandboxHub>) -> Guard {
         self.sandboxes = Some(hub);
         self
+    }
+
+    /// Shares taint state and tool pins with other replicas through `shared`.
+    pub fn with_shared(mut self, shared: Option<Arc<crate::shared::SharedState>>) -> Guard {
+        self.shared = shared;
+        self
+    }
+
+    /// Brings the caller's taint state up to date from the shared state and counts this
+    /// call there.
+    async fn sync_shared(
+        &self,
+        shared: &crate::shared::SharedState,
+        ctx: &CallContext,
+        state: &Mutex<TaintState>,
+        tool: Option<&str>,
+    ) -> Result<crate::shared::TaintSync, String> {
+        let cursor = state.lock().cursor.clone();
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        let mut sync = shared
+            .sync_taint(&caller_key(ctx), tool, &cursor, now_ms)
+            .await?;
+        let mut st = state.lock();
+        let refused = st.ledger.import(std::mem::take(&mut sync.entries)) + sync.unreadable;
+        if refused > 0 {
+            // An entry that cannot be followed is taint that could be lost: refuse.
+            return Err(format!(
+                "{refused} shared taint ledger entries are unreadable"
+            ));
+        }
+        st.cursor = sync.cursor.clone();
+        st.facts.calls = sync.calls;
+        st.facts.untrusted |= sync.untrusted;
+        st.facts.tools = sync.tools.clone();
+        Ok(sync)
+    }
+
+    /// Shares what a call's output taught; an answer to send instead of the result when
+    /// the shared state cannot take it (the taint would be lost to other replicas).
+    async fn share_taint(
+        &self,
+        ctx: &CallContext,
+        untrusted: bool,
+        entries: &[mcpguard_detect::SharedEntry],
+    ) -> Option<Flow> {
+        let shared = self.shared.as_ref()?;
+        if !untrusted && entries.is_empty() {
+            return None;
+        }
+        let recorded = shared
+            .record_taint(
+                &caller_key(ctx),
+                untrusted,
+                entries,
+                self.config.ledger_capacity,
+            )
+            .await;
+        let error = recorded.err()?;
+        tracing::error!(target: "mcpguard::decisions", reason = %error, "result withheld: its taint could not be shared with the other replicas");
+        let error = RpcError::new(
+            codes::DENIED,
+            format!(
+                "the result was withheld: it holds sensitive or untrusted content and the shared taint state is unavailable ({error}); denied (fail closed)"
+            ),
+        );
+        Some(Flow::Respond(Message::error_response(
+            ctx.request.id(),
+            &error,
+        )))
     }
 
     /// Why a call to `tool` that the policy sends to a sandbox cannot run in one (`None`:
@@ -467,6 +544,19 @@ impl Guard {
         self.policy.load().evaluate(&call).modifiers
     }
 
+    /// The digest each tool was first pinned with (by this replica or, with shared
+    /// state, by any replica); pins what is new.
+    async fn pinned(&self, digests: &[(String, [u8; 32])]) -> Result<Vec<[u8; 32]>, String> {
+        if let Some(shared) = &self.shared {
+            return shared.pin_tools(digests).await;
+        }
+        let mut pins = self.pins.lock();
+        Ok(digests
+            .iter()
+            .map(|(tool, digest)| *pins.entry(tool.clone()).or_insert(*digest))
+            .collect())
+    }
+
     /// `json` with the findings that `modifiers` redact masked; `None` when nothing is.
     fn redact(
         &self,
@@ -493,7 +583,7 @@ impl Guard {
 
     /// Pins each listed tool's definition, flags poisoned or changed ones, and removes
     /// from the list the tools the policy would deny whatever the arguments.
-    fn review_tools(&self, ctx: &mut CallContext) -> Flow {
+    async fn review_tools(&self, ctx: &mut CallContext) -> Flow {
         let Some(result) = ctx
             .response
             .as_ref()
@@ -510,9 +600,10 @@ impl Guard {
         let no_args = SessionFacts::default();
         let mut kept: Vec<&str> = Vec::with_capacity(page.tools.len());
         let mut hidden = Vec::new();
+        let mut reviewed = Vec::with_capacity(page.tools.len());
         for raw in &page.tools {
             let Ok(tool) = serde_json::from_str::<serde_json::Value>(raw.get()) else {
-                kept.push(raw.get());
+                reviewed.push((raw, None));
                 continue;
             };
             let exposed = tool
@@ -524,18 +615,53 @@ impl Guard {
             let (server, name) =
                 target.map_or((String::new(), exposed.clone()), |t| (t.server, t.name));
             let report = mcpguard_detect::inspect_tool(&tool);
+            reviewed.push((raw, Some((exposed, server, name, report))));
+        }
+        let digests: Vec<(String, [u8; 32])> = reviewed
+            .iter()
+            .filter_map(|(_, tool)| tool.as_ref())
+            .map(|(_, server, name, report)| (format!("{server}/{name}"), report.digest))
+            .collect();
+        let pinned = match self.pinned(&digests).await {
+            Ok(pinned) => pinned,
+            Err(e) => {
+                let error = RpcError::new(
+                    codes::DENIED,
+                    format!(
+                        "the tool list cannot be checked against the shared tool pins ({e}); withheld (fail closed)"
+                    ),
+                );
+                return Flow::Respond(Message::error_response(ctx.request.id(), &error));
+            }
+        };
+        let mut pinned = pinned.into_iter();
+        for (raw, tool) in reviewed {
+            let Some((exposed, server, name, report)) = tool else {
+                kept.push(raw.get());
+                continue;
+            };
+            let Some(pin) = pinned.next() else {
+                hidden.push(exposed);
+                continue;
+            };
             let mut flags = BTreeSet::new();
-            {
-                let mut pins = self.pins.lock();
-                let pin = pins
-                    .entry(format!("{server}/{name}"))
-                    .or_insert(report.digest);
-                if *pin != report.digest {
-                    flags.insert("rug_pull".to_string());
-                }
+            if pin != report.digest {
+                flags.insert("rug_pull".to_string());
             }
             if !report.indicators.is_empty() {
                 flags.insert("tool_poisoning".to_string());
+            }
+            if !flags.is_empty()
+                && let Some(shared) = &self.shared
+            {
+                match shared.flag_tool(&exposed, &flags).await {
+                    Ok(all) => flags = all,
+                    Err(e) => {
+                        tracing::error!(target: "mcpguard::decisions", tool = exposed.as_str(), reason = %e, "tool flags could not be shared; the tool is hidden (fail closed)");
+                        hidden.push(exposed);
+                        continue;
+                    }
+                }
             }
             if !flags.is_empty() {
                 let mut known = self.tool_flags.lock();
@@ -675,6 +801,19 @@ impl Plugin for Guard {
         let json = Self::judged_json(&ctx.request);
         let state = self.state(ctx);
         let (mut findings, mut flows, mut scan_error) = (Vec::new(), Vec::new(), None);
+        let synced = match &self.shared {
+            None => None,
+            Some(shared) => {
+                let tool = ctx.request.param_str(name_member(method));
+                match self.sync_shared(shared, ctx, &state, tool.as_deref()).await {
+                    Ok(sync) => Some(sync),
+                    Err(e) => {
+                        scan_error = Some(format!("the shared taint state is unavailable ({e})"));
+                        None
+                    }
+                }
+            }
+        };
         if self.config.enabled
             && let Some(json) = &json
         {
@@ -707,12 +846,18 @@ impl Plugin for Guard {
         {
             labels.extend(flags.iter().cloned());
         }
+        if let Some(sync) = &synced {
+            labels.extend(sync.tool_flags.iter().cloned());
+        }
         let facts = {
             let mut st = state.lock();
             if st.facts.untrusted {
                 labels.insert("untrusted".into());
             }
-            let recent_calls = st.count_call(std::time::Instant::now());
+            let recent_calls = match &synced {
+                Some(sync) => sync.recent_calls,
+                None => st.count_call(std::time::Instant::now()),
+            };
             SessionFacts {
                 sensitive: !st.ledger.is_empty(),
                 recent_calls,
@@ -824,7 +969,7 @@ impl Plugin for Guard {
 
     async fn post_execution(&self, ctx: &mut CallContext) -> Flow {
         if ctx.method() == method::TOOLS_LIST {
-            return self.review_tools(ctx);
+            return self.review_tools(ctx).await;
         }
         if !GUARDED.contains(&ctx.method()) || ctx.extensions.get::<Verdict>().is_none() {
             return Flow::Continue;
@@ -842,11 +987,15 @@ impl Plugin for Guard {
             .target
             .as_ref()
             .map_or(exposed.clone(), |t| t.name.clone());
-        if self.untrusted.is_match(&tool) || self.untrusted.is_match(&exposed) {
+        let untrusted = self.untrusted.is_match(&tool) || self.untrusted.is_match(&exposed);
+        if untrusted {
             state.lock().facts.untrusted = true;
         }
         if !self.config.enabled {
-            return Flow::Continue;
+            return self
+                .share_taint(ctx, untrusted, &[])
+                .await
+                .unwrap_or(Flow::Continue);
         }
         // Error answers are scanned too: an upstream can leak through `message`/`data`.
         let Some((result, is_error)) = ctx.response.as_ref().and_then(|r| {
@@ -868,7 +1017,15 @@ impl Plugin for Guard {
                             .unwrap_or_default(),
                         call: ctx.request.id().unwrap_or_default().to_string(),
                     };
+                    if let Some(withheld) = self
+                        .share_taint(ctx, untrusted, &TaintLedger::shareable(&findings, &source))
+                        .await
+                    {
+                        return withheld;
+                    }
                     state.lock().ledger.record(&findings, source);
+                } else if let Some(withheld) = self.share_taint(ctx, untrusted, &[]).await {
+                    return withheld;
                 }
                 let redacted = if findings.is_empty() {
                     Ok(None)

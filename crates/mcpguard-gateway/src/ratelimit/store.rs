@@ -118,72 +118,49 @@ return {1, remaining, 0}
 
 /// Buckets in Redis.
 pub struct RedisStore {
-    client: redis::Client,
-    connection: tokio::sync::Mutex<Option<redis::aio::ConnectionManager>>,
+    link: crate::redis_link::RedisLink,
     script: redis::Script,
     prefix: String,
-    timeout: Duration,
 }
 
 impl RedisStore {
     /// A store on the Redis at `url` (connected on first use, reconnected when lost);
     /// keys start with `prefix`; each call gives up after `timeout`.
     pub fn new(url: &str, prefix: &str, timeout: Duration) -> Result<RedisStore, String> {
-        let client =
-            redis::Client::open(url).map_err(|e| format!("`{url}` is not a Redis URL: {e}"))?;
         Ok(RedisStore {
-            client,
-            connection: tokio::sync::Mutex::new(None),
+            link: crate::redis_link::RedisLink::new(url, timeout)?,
             script: redis::Script::new(SCRIPT),
             prefix: prefix.to_string(),
-            timeout,
         })
-    }
-
-    async fn connection(&self) -> Result<redis::aio::ConnectionManager, StoreError> {
-        let mut slot = self.connection.lock().await;
-        if let Some(connection) = slot.as_ref() {
-            return Ok(connection.clone());
-        }
-        let connection = redis::aio::ConnectionManager::new(self.client.clone())
-            .await
-            .map_err(|e| StoreError(format!("connecting to Redis: {e}")))?;
-        *slot = Some(connection.clone());
-        Ok(connection)
     }
 }
 
 #[async_trait]
 impl BucketStore for RedisStore {
     async fn take(&self, keys: &[(String, Limit)]) -> Result<Take, StoreError> {
-        let call = async {
-            let mut connection = self.connection().await?;
-            let mut invocation = self.script.prepare_invoke();
-            for (key, limit) in keys {
-                invocation
-                    .key(format!("{}{key}", self.prefix))
-                    .arg(limit.per_ms())
-                    .arg(limit.burst);
-            }
-            let answer: Vec<i64> = invocation
-                .invoke_async(&mut connection)
-                .await
-                .map_err(|e| StoreError(format!("the rate-limit script failed: {e}")))?;
-            match answer.as_slice() {
-                [1, remaining, _] => Ok(Take::Allowed {
-                    remaining: (*remaining).max(0) as u64,
-                }),
-                [0, retry, index] => Ok(Take::Limited {
-                    index: (*index).max(0) as usize,
-                    retry_after_ms: (*retry).max(1) as u64,
-                }),
-                other => Err(StoreError(format!(
-                    "the rate-limit script answered {other:?}"
-                ))),
-            }
-        };
-        tokio::time::timeout(self.timeout, call)
+        let mut invocation = self.script.prepare_invoke();
+        for (key, limit) in keys {
+            invocation
+                .key(format!("{}{key}", self.prefix))
+                .arg(limit.per_ms())
+                .arg(limit.burst);
+        }
+        let answer: Vec<i64> = self
+            .link
+            .invoke(&invocation, "the rate-limit script")
             .await
-            .map_err(|_| StoreError(format!("Redis did not answer within {:?}", self.timeout)))?
+            .map_err(StoreError)?;
+        match answer.as_slice() {
+            [1, remaining, _] => Ok(Take::Allowed {
+                remaining: (*remaining).max(0) as u64,
+            }),
+            [0, retry, index] => Ok(Take::Limited {
+                index: (*index).max(0) as usize,
+                retry_after_ms: (*retry).max(1) as u64,
+            }),
+            other => Err(StoreError(format!(
+                "the rate-limit script answered {other:?}"
+            ))),
+        }
     }
 }

@@ -374,15 +374,14 @@ async fn post_mcp(
 
     // An agent answering one of our server→client requests.
     if message.is_reply() {
-        let Some(session) = session_header
-            .as_deref()
-            .and_then(|id| gateway.sessions().get(id))
-        else {
-            return session_problem(session_header.as_deref());
+        let session = match lookup_session(&gateway, session_header.as_deref()).await {
+            Ok(session) => session,
+            Err(problem) => return *problem,
         };
         if !session.belongs_to(identity.as_deref()) {
-            return not_your_session(message.id());
+            return foreign_session(&gateway, remote, message, identity.clone()).await;
         }
+        adopt_identity(&session, identity.as_ref());
         session.touch();
         if !session.deliver_answer(message) {
             tracing::debug!(
@@ -398,12 +397,14 @@ async fn post_mcp(
         return initialize(gateway, remote, message, &headers, identity).await;
     }
     if let Some(id) = session_header.as_deref() {
-        let Some(session) = gateway.sessions().get(id) else {
-            return session_problem(Some(id));
+        let session = match lookup_session(&gateway, Some(id)).await {
+            Ok(session) => session,
+            Err(problem) => return *problem,
         };
         if !session.belongs_to(identity.as_deref()) {
-            return not_your_session(message.id());
+            return foreign_session(&gateway, remote, message, identity.clone()).await;
         }
+        adopt_identity(&session, identity.as_ref());
         if let Some(version) = version_header.as_deref()
             && Era::of(version) != Some(Era::Handshake)
         {
@@ -511,6 +512,36 @@ fn challenge(gateway: &Gateway, error: Option<&str>, scope: Option<&str>) -> Hea
         text.push_str(&format!(", scope=\"{scope}\""));
     }
     HeaderValue::from_str(&text).unwrap_or(HeaderValue::from_static("Bearer"))
+}
+
+/// Refuses (and audits) a call in a session that another identity opened.
+async fn foreign_session(
+    gateway: &Gateway,
+    remote: SocketAddr,
+    message: Message,
+    identity: Option<Arc<crate::auth::Identity>>,
+) -> Response {
+    tracing::warn!(%remote, identity = identity.as_ref().map_or("", |i| i.name.as_str()), "call refused: the session belongs to another identity");
+    let rpc = RpcError::new(
+        codes::FORBIDDEN,
+        "this session was opened by another identity; start your own with `initialize`",
+    );
+    let answer = Message::error_response(message.id(), &rpc);
+    let id = message.id().map(str::to_string);
+    gateway
+        .record_refusal(refused_caller(remote, identity), message, answer)
+        .await;
+    not_your_session(id.as_deref())
+}
+
+/// A session another replica opened knows its owner's name only: the first call its
+/// owner makes here gives it the owner's identity (roles, scopes) for policy and audit.
+fn adopt_identity(session: &Session, identity: Option<&Arc<crate::auth::Identity>>) {
+    if session.identity().is_none()
+        && let Some(identity) = identity
+    {
+        session.set_identity(identity.clone());
+    }
 }
 
 /// The answer to a caller using a session another identity opened.
@@ -631,6 +662,10 @@ async fn initialize(
     if answer.kind() != Kind::Response {
         session.close().await;
         return json_response(&answer, Era::Handshake, &[]);
+    }
+    if let Err(e) = gateway.publish_session(&session).await {
+        session.close().await;
+        return shared_state_down(&e);
     }
     gateway.sessions().insert(session.clone());
     tracing::info!(session = session.log_id(), version = %version, "session started");
@@ -1060,12 +1095,18 @@ async fn get_mcp(State(gateway): State<Arc<Gateway>>, request: Request) -> Respo
         Err(response) => return *response,
     };
     let session_id = header_str(headers, mcp::header::SESSION_ID);
-    let Some(session) = session_id.and_then(|id| gateway.sessions().get(id)) else {
-        return session_problem(session_id);
+    let session = match lookup_session(&gateway, session_id).await {
+        Ok(session) => session,
+        Err(problem) => return *problem,
     };
     if !session.belongs_to(identity.as_deref()) {
+        tracing::warn!(
+            session = session.log_id(),
+            "stream refused: the session belongs to another identity"
+        );
         return not_your_session(None);
     }
+    adopt_identity(&session, identity.as_ref());
     session.touch();
     let events = match header_str(headers, mcp::header::LAST_EVENT_ID) {
         Some(last) => {
@@ -1098,21 +1139,47 @@ async fn delete_mcp(State(gateway): State<Arc<Gateway>>, headers: HeaderMap) -> 
         Err(response) => return *response,
     };
     let session_id = header_str(&headers, mcp::header::SESSION_ID);
-    if let Some(session) = session_id.and_then(|id| gateway.sessions().get(id))
-        && !session.belongs_to(identity.as_deref())
-    {
+    let session = match lookup_session(&gateway, session_id).await {
+        Ok(session) => session,
+        Err(problem) => return *problem,
+    };
+    if !session.belongs_to(identity.as_deref()) {
         return not_your_session(None);
     }
-    match session_id {
-        Some(id) if gateway.sessions().end(id).await => {
-            tracing::info!(
-                session = &id[..id.len().min(8)],
-                "session ended by the agent"
-            );
+    match gateway.end_session(session.id()).await {
+        Ok(true) => {
+            tracing::info!(session = session.log_id(), "session ended by the agent");
             StatusCode::OK.into_response()
         }
-        other => session_problem(other),
+        Ok(false) => session_problem(session_id),
+        Err(e) => shared_state_down(&e),
     }
+}
+
+/// The session the agent names: 400 without a name, 404 when unknown or ended, 503 when
+/// the shared state of the replicas cannot answer.
+async fn lookup_session(
+    gateway: &Gateway,
+    id: Option<&str>,
+) -> Result<Arc<Session>, Box<Response>> {
+    let Some(id) = id else {
+        return Err(Box::new(session_problem(None)));
+    };
+    match gateway.find_session(id).await {
+        Ok(Some(session)) => Ok(session),
+        Ok(None) => Err(Box::new(session_problem(Some(id)))),
+        Err(e) => Err(Box::new(shared_state_down(&e))),
+    }
+}
+
+fn shared_state_down(error: &str) -> Response {
+    tracing::error!(reason = %error, "the shared session state is unavailable");
+    rpc_error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        None,
+        codes::INTERNAL_ERROR,
+        format!("the gateway cannot reach the state its replicas share ({error}); retry later"),
+    )
 }
 
 /// Serves `app` on `listener` until `gateway` starts draining.

@@ -1,0 +1,359 @@
+//! State that replicas of the gateway share through Redis, so that any replica serves any
+//! request: handshake-era sessions, each session's taint state (its ledger of sensitive
+//! values, whether it read untrusted content, its call history) and the pins of tool
+//! definitions.
+//!
+//! Every operation is one Lua script, so one round trip, atomic in Redis. Keys never
+//! hold a session id (the id is the session's credential): they hold its SHA-256. The
+//! ledger is a Redis stream per session; each replica keeps a local copy and reads only
+//! the entries added since it last looked. Values are never stored, only their keyed
+//! fingerprints, which is why replicas must share `taint.digest_key`.
+//!
+//! What stays local to a replica: open SSE streams and their replay buffers, server→client
+//! requests awaiting the agent's answer, and calls in flight (see `docs/replicas.md`).
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use mcpguard_detect::SharedEntry;
+use sha2::{Digest, Sha256};
+
+use crate::config::{Config, StateBackend, StateRedisConfig};
+use crate::redis_link::RedisLink;
+
+/// What a replica needs to serve a session another replica opened.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct SessionRecord {
+    /// The revision agreed at `initialize`.
+    pub protocol_version: String,
+    /// The `initialize` params the agent sent (replayed to upstreams the replica opens).
+    pub initialize_params: String,
+    /// Who opened it, when authentication is on; only they may use it.
+    pub owner: Option<String>,
+}
+
+/// A session's taint state as Redis holds it, after counting the call being judged.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TaintSync {
+    /// Calls judged before this one.
+    pub calls: u64,
+    /// The session has read untrusted content.
+    pub untrusted: bool,
+    /// Tools called before this one (oldest first, bounded).
+    pub tools: Vec<String>,
+    /// Calls in about the last minute, this one included.
+    pub recent_calls: u64,
+    /// Labels the called tool's definition earned on any replica.
+    pub tool_flags: Vec<String>,
+    /// Ledger entries added since the caller's cursor.
+    pub entries: Vec<SharedEntry>,
+    /// Where to read from next time.
+    pub cursor: String,
+    /// Entries that could not be read (counted, skipped).
+    pub unreadable: usize,
+}
+
+/// Tools remembered per session.
+const TOOL_HISTORY: usize = 64;
+
+/// `session:` lookups: the record, touched so that it lives another idle period.
+const LOAD_SESSION: &str = r"
+local record = redis.call('GET', KEYS[1])
+if record then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+return record
+";
+
+/// Counts the call, reads the facts before it, the tool's flags and the new ledger entries.
+/// KEYS: facts, tools, ledger, flags. ARGV: ttl ms, cursor, tool name ('' for none),
+/// current minute, history length.
+const SYNC_TAINT: &str = r"
+local ttl = tonumber(ARGV[1])
+local calls = tonumber(redis.call('HGET', KEYS[1], 'calls') or '0')
+local untrusted = redis.call('HGET', KEYS[1], 'untrusted') or '0'
+local minute = tonumber(ARGV[4])
+local current = redis.call('HINCRBY', KEYS[1], 'w:' .. minute, 1)
+local previous = tonumber(redis.call('HGET', KEYS[1], 'w:' .. (minute - 1)) or '0')
+redis.call('HDEL', KEYS[1], 'w:' .. (minute - 2))
+redis.call('HINCRBY', KEYS[1], 'calls', 1)
+local tools = redis.call('LRANGE', KEYS[2], 0, -1)
+local flags = {}
+if ARGV[3] ~= '' then
+  redis.call('RPUSH', KEYS[2], ARGV[3])
+  redis.call('LTRIM', KEYS[2], -tonumber(ARGV[5]), -1)
+  flags = redis.call('SMEMBERS', KEYS[4])
+end
+local entries = redis.call('XRANGE', KEYS[3], ARGV[2], '+')
+for i = 1, 3 do redis.call('PEXPIRE', KEYS[i], ttl) end
+return {calls, untrusted, tools, current, previous, flags, entries}
+";
+
+/// Records what a call's output taught: untrusted content, sensitive values.
+/// KEYS: facts, ledger. ARGV: ttl ms, untrusted ('1' or '0'), ledger length, entries...
+const RECORD_TAINT: &str = r"
+if ARGV[2] == '1' then redis.call('HSET', KEYS[1], 'untrusted', '1') end
+for i = 4, #ARGV do
+  redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[3], '*', 'e', ARGV[i])
+end
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
+if #ARGV >= 4 then redis.call('PEXPIRE', KEYS[2], ARGV[1]) end
+return 1
+";
+
+/// Pins tool definitions (the first digest seen wins) and answers the pinned digests.
+/// KEYS: pins. ARGV: tool, digest, tool, digest, ...
+const PIN_TOOLS: &str = r"
+local pinned = {}
+for i = 1, #ARGV, 2 do
+  redis.call('HSETNX', KEYS[1], ARGV[i], ARGV[i + 1])
+  pinned[#pinned + 1] = redis.call('HGET', KEYS[1], ARGV[i])
+end
+return pinned
+";
+
+/// Adds labels to a tool and answers all it has. KEYS: flags. ARGV: labels.
+const FLAG_TOOL: &str = r"
+for i = 1, #ARGV do redis.call('SADD', KEYS[1], ARGV[i]) end
+return redis.call('SMEMBERS', KEYS[1])
+";
+
+/// The shared state of a replicated gateway.
+pub struct SharedState {
+    link: RedisLink,
+    prefix: String,
+    ttl_ms: u64,
+    load_session: redis::Script,
+    sync_taint: redis::Script,
+    record_taint: redis::Script,
+    pin_tools: redis::Script,
+    flag_tool: redis::Script,
+    save_session: redis::Script,
+    delete: redis::Script,
+}
+
+fn hashed(text: &str) -> String {
+    hex::encode(&Sha256::digest(text.as_bytes())[..16])
+}
+
+impl SharedState {
+    /// Shared state on the Redis of `config`; sessions and taint state idle for longer
+    /// than `idle` are forgotten. Connects on first use.
+    pub fn new(config: &StateRedisConfig, idle: Duration) -> Result<SharedState, String> {
+        Ok(SharedState {
+            link: RedisLink::new(&config.url, Duration::from_millis(config.timeout_ms.max(1)))?,
+            prefix: config.key_prefix.clone(),
+            ttl_ms: idle.as_millis().clamp(1_000, u128::from(u64::MAX)) as u64,
+            load_session: redis::Script::new(LOAD_SESSION),
+            sync_taint: redis::Script::new(SYNC_TAINT),
+            record_taint: redis::Script::new(RECORD_TAINT),
+            pin_tools: redis::Script::new(PIN_TOOLS),
+            flag_tool: redis::Script::new(FLAG_TOOL),
+            save_session: redis::Script::new(
+                "redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1",
+            ),
+            delete: redis::Script::new("return redis.call('DEL', unpack(KEYS))"),
+        })
+    }
+
+    /// The shared state `config` asks for: none for the embedded `memory` backend.
+    pub fn from_config(config: &Config) -> Result<Option<Arc<SharedState>>, String> {
+        match config.state.backend {
+            StateBackend::Memory => Ok(None),
+            StateBackend::Redis => {
+                let idle = Duration::from_secs_f64(
+                    config.proxy.session_idle_timeout_seconds.clamp(1.0, 1e9),
+                );
+                SharedState::new(&config.state.redis, idle)
+                    .map(|s| Some(Arc::new(s)))
+                    .map_err(|e| format!("state.redis.url: {e}"))
+            }
+        }
+    }
+
+    fn key(&self, kind: &str, name: &str) -> String {
+        format!("{}{kind}:{}", self.prefix, hashed(name))
+    }
+
+    /// Publishes a session so other replicas can serve it.
+    pub async fn save_session(&self, id: &str, record: &SessionRecord) -> Result<(), String> {
+        let text = serde_json::to_string(record).map_err(|e| e.to_string())?;
+        let mut invocation = self.save_session.prepare_invoke();
+        invocation
+            .key(self.key("session", id))
+            .arg(text)
+            .arg(self.ttl_ms);
+        self.link
+            .invoke::<i64>(&invocation, "saving the session")
+            .await
+            .map(|_| ())
+    }
+
+    /// The session `id`, touched (it lives another idle period); `None` when it is
+    /// unknown, has ended or has expired.
+    pub async fn load_session(&self, id: &str) -> Result<Option<SessionRecord>, String> {
+        let mut invocation = self.load_session.prepare_invoke();
+        invocation.key(self.key("session", id)).arg(self.ttl_ms);
+        let text: Option<String> = self
+            .link
+            .invoke(&invocation, "looking the session up")
+            .await?;
+        match text {
+            None => Ok(None),
+            Some(text) => serde_json::from_str(&text)
+                .map(Some)
+                .map_err(|e| format!("the shared record of a session is unreadable: {e}")),
+        }
+    }
+
+    /// Ends the session `id` for every replica. False when it was unknown.
+    pub async fn end_session(&self, id: &str) -> Result<bool, String> {
+        let session = self.key("session", id);
+        let taint = format!("session:{id}");
+        let mut invocation = self.delete.prepare_invoke();
+        invocation.key(&session);
+        for key in self.taint_keys(&taint, "") {
+            invocation.key(key);
+        }
+        let session_gone: i64 = self.link.invoke(&invocation, "ending the session").await?;
+        Ok(session_gone > 0)
+    }
+
+    fn taint_keys(&self, caller: &str, tool: &str) -> [String; 4] {
+        let base = self.key("taint", caller);
+        [
+            format!("{base}:facts"),
+            format!("{base}:tools"),
+            format!("{base}:ledger"),
+            self.key("flags", tool),
+        ]
+    }
+
+    /// Counts a call of `tool` by `caller` (a session or a stateless caller's key) and
+    /// reads the caller's taint state: the facts before this call, and the ledger entries
+    /// after `cursor` (empty: from the start).
+    pub async fn sync_taint(
+        &self,
+        caller: &str,
+        tool: Option<&str>,
+        cursor: &str,
+        now_ms: u64,
+    ) -> Result<TaintSync, String> {
+        let tool = tool.unwrap_or_default();
+        let mut invocation = self.sync_taint.prepare_invoke();
+        for key in self.taint_keys(caller, tool) {
+            invocation.key(key);
+        }
+        let from = if cursor.is_empty() {
+            "-".to_string()
+        } else {
+            format!("({cursor}")
+        };
+        invocation
+            .arg(self.ttl_ms)
+            .arg(from)
+            .arg(tool)
+            .arg(now_ms / 60_000)
+            .arg(TOOL_HISTORY);
+        type Reply = (
+            u64,
+            String,
+            Vec<String>,
+            u64,
+            u64,
+            Vec<String>,
+            Vec<(String, Vec<String>)>,
+        );
+        let (calls, untrusted, tools, current, previous, flags, events): Reply = self
+            .link
+            .invoke(&invocation, "reading the session's taint state")
+            .await?;
+        let into_minute = (now_ms % 60_000) as f64 / 60_000.0;
+        let mut sync = TaintSync {
+            calls,
+            untrusted: untrusted == "1",
+            tools,
+            recent_calls: current + (previous as f64 * (1.0 - into_minute)) as u64,
+            tool_flags: flags,
+            cursor: cursor.to_string(),
+            ..TaintSync::default()
+        };
+        for (id, fields) in events {
+            match fields
+                .get(1)
+                .map(|e| serde_json::from_str::<SharedEntry>(e))
+            {
+                Some(Ok(entry)) => sync.entries.push(entry),
+                _ => sync.unreadable += 1,
+            }
+            sync.cursor = id;
+        }
+        Ok(sync)
+    }
+
+    /// Records what a call of `caller` taught: that it read untrusted content, and the
+    /// sensitive values its output held (the ledger keeps the last `capacity`).
+    pub async fn record_taint(
+        &self,
+        caller: &str,
+        untrusted: bool,
+        entries: &[SharedEntry],
+        capacity: usize,
+    ) -> Result<(), String> {
+        let [facts, _, ledger, _] = self.taint_keys(caller, "");
+        let mut invocation = self.record_taint.prepare_invoke();
+        invocation
+            .key(facts)
+            .key(ledger)
+            .arg(self.ttl_ms)
+            .arg(if untrusted { "1" } else { "0" })
+            .arg(capacity.max(1) * 2);
+        for entry in entries {
+            invocation.arg(serde_json::to_string(entry).map_err(|e| e.to_string())?);
+        }
+        self.link
+            .invoke::<i64>(&invocation, "recording the session's taint")
+            .await
+            .map(|_| ())
+    }
+
+    /// Pins tool definitions (`server/tool` → digest); answers, for each, the digest
+    /// pinned first by any replica.
+    pub async fn pin_tools(&self, pins: &[(String, [u8; 32])]) -> Result<Vec<[u8; 32]>, String> {
+        if pins.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut invocation = self.pin_tools.prepare_invoke();
+        invocation.key(format!("{}pins", self.prefix));
+        for (tool, digest) in pins {
+            invocation.arg(tool).arg(hex::encode(digest));
+        }
+        let pinned: Vec<String> = self.link.invoke(&invocation, "pinning tools").await?;
+        pinned
+            .iter()
+            .map(|hex_digest| {
+                hex::decode(hex_digest)
+                    .ok()
+                    .and_then(|b| <[u8; 32]>::try_from(b).ok())
+                    .ok_or_else(|| {
+                        format!("a pinned tool digest in Redis is malformed: `{hex_digest}`")
+                    })
+            })
+            .collect()
+    }
+
+    /// Adds `labels` to the tool exposed as `tool`; answers every label it has earned on
+    /// any replica.
+    pub async fn flag_tool(
+        &self,
+        tool: &str,
+        labels: &BTreeSet<String>,
+    ) -> Result<BTreeSet<String>, String> {
+        let mut invocation = self.flag_tool.prepare_invoke();
+        invocation.key(self.key("flags", tool));
+        for label in labels {
+            invocation.arg(label);
+        }
+        let all: Vec<String> = self.link.invoke(&invocation, "flagging a tool").await?;
+        Ok(all.into_iter().collect())
+    }
+}
