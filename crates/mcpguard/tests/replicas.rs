@@ -333,3 +333,13 @@ fn replicas_without_a_shared_digest_key_are_refused_at_startup() {
         text(&out)
     );
 }
+
+#[test]
+fn the_documented_compose_configuration_is_valid() {
+    let config = repo().join("deploy/config.yaml");
+    let out = mcpguard(&["--config", s(&config), "config-show"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let shown = text(&out);
+    assert!(shown.contains(r#"state.backend = "redis""#), "{shown}");
+    assert!(shown.contains(r#"audit.backend = "postgres""#), "{shown}");
+}
