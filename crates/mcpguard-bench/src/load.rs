@@ -44,10 +44,13 @@ fn percentile(sorted: &[u64], p: f64) -> f64 {
     sorted[rank.min(sorted.len() - 1)] as f64 / 1000.0
 }
 
-/// One client: a session (handshake era) and a loop of calls.
+/// One client: a session (handshake era) and a loop of calls. With several URLs (comma
+/// separated: replicas of one gateway), the session opens on the first and the calls
+/// take the URLs in turn.
 pub struct Client {
     http: reqwest::Client,
-    url: String,
+    urls: Vec<String>,
+    turn: std::sync::atomic::AtomicUsize,
     era: Era,
     session: Option<String>,
 }
@@ -64,7 +67,8 @@ impl Client {
             .map_err(|e| e.to_string())?;
         let mut client = Client {
             http,
-            url: url.to_string(),
+            urls: url.split(',').map(str::to_string).collect(),
+            turn: std::sync::atomic::AtomicUsize::new(0),
             era,
             session: None,
         };
@@ -73,7 +77,7 @@ impl Client {
                 "protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"loadgen","version":"1"}}});
             let response = client
                 .http
-                .post(&client.url)
+                .post(&client.urls[0])
                 .header("content-type", "application/json")
                 .header("accept", "application/json, text/event-stream")
                 .body(body.to_string())
@@ -97,9 +101,10 @@ impl Client {
     }
 
     async fn post(&self, body: String, method: &str) -> Result<bytes::Bytes, String> {
+        let turn = self.turn.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let mut request = self
             .http
-            .post(&self.url)
+            .post(&self.urls[turn % self.urls.len()])
             .header("content-type", "application/json")
             .header("accept", "application/json, text/event-stream");
         match self.era {

@@ -39,6 +39,8 @@ pub struct Caller {
     pub forwarded_headers: Vec<(String, String)>,
     /// Who the caller authenticated as (none when authentication is off).
     pub identity: Option<Arc<Identity>>,
+    /// The agent's W3C trace context, when its request carried one.
+    pub trace_parent: Option<Arc<crate::trace::TraceParent>>,
 }
 
 impl Caller {
@@ -58,6 +60,7 @@ impl Caller {
             remote,
             forwarded_headers: Vec::new(),
             identity: session.identity(),
+            trace_parent: None,
         }
     }
 

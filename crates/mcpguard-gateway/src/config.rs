@@ -533,6 +533,8 @@ pub struct ObservabilityConfig {
     pub log_level: String,
     /// `text` or `json`.
     pub log_format: LogFormat,
+    /// OpenTelemetry traces over OTLP.
+    pub traces: TracesConfig,
 }
 
 impl Default for ObservabilityConfig {
@@ -540,6 +542,41 @@ impl Default for ObservabilityConfig {
         ObservabilityConfig {
             log_level: "info".into(),
             log_format: LogFormat::Text,
+            traces: TracesConfig::default(),
+        }
+    }
+}
+
+/// OpenTelemetry traces: a span per call with a child span per pipeline phase, sent over
+/// OTLP/HTTP (protobuf); W3C trace context is taken from agents and passed to HTTP
+/// upstreams.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(default, deny_unknown_fields)]
+pub struct TracesConfig {
+    /// Send spans.
+    pub enabled: bool,
+    /// The collector's OTLP/HTTP traces endpoint, used as is (include `/v1/traces`).
+    pub endpoint: String,
+    /// `service.name` of the spans.
+    pub service_name: String,
+    /// Share of new traces recorded (0–1); a call that continues an agent's trace follows
+    /// the agent's sampling decision.
+    pub sample_ratio: f64,
+    /// Headers sent to the collector (e.g. its `authorization`).
+    pub headers: BTreeMap<String, String>,
+    /// How long one export may take, in milliseconds.
+    pub timeout_ms: u64,
+}
+
+impl Default for TracesConfig {
+    fn default() -> Self {
+        TracesConfig {
+            enabled: false,
+            endpoint: "http://127.0.0.1:4318/v1/traces".into(),
+            service_name: "mcpguard".into(),
+            sample_ratio: 1.0,
+            headers: BTreeMap::new(),
+            timeout_ms: 10_000,
         }
     }
 }
@@ -623,6 +660,26 @@ impl Config {
                 "federation.separator".into(),
                 "the separator must not be empty; the default is `__`".into(),
             );
+        }
+        let traces = &self.observability.traces;
+        if traces.enabled {
+            if !(traces.endpoint.starts_with("http://") || traces.endpoint.starts_with("https://"))
+                || traces.endpoint.parse::<http::Uri>().is_err()
+            {
+                push(
+                    "observability.traces.endpoint".into(),
+                    format!(
+                        "`{}` is not an http(s) URL; the OTLP/HTTP default is `http://127.0.0.1:4318/v1/traces`",
+                        traces.endpoint
+                    ),
+                );
+            }
+            if !(0.0..=1.0).contains(&traces.sample_ratio) {
+                push(
+                    "observability.traces.sample_ratio".into(),
+                    "must be between 0 and 1".into(),
+                );
+            }
         }
         if self.state.backend == StateBackend::Redis {
             if self.taint.digest_key.is_none() {

@@ -24,6 +24,7 @@ pub mod sandboxing;
 pub mod server;
 pub mod session;
 pub mod shared;
+pub mod trace;
 pub mod upstream;
 
 pub use config::Config;

@@ -249,6 +249,7 @@ impl Router {
         let link = self.link(&ctx.caller, upstream).await?;
         let mut headers = headers;
         headers.extend(ctx.caller.forwarded_headers.iter().cloned());
+        crate::trace::inject_current(&mut headers);
         let options = CallOptions {
             timeout: if request.method() == Some(method::SUBSCRIPTIONS_LISTEN) {
                 // A subscription stream lasts as long as the agent keeps it open.

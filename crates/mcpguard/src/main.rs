@@ -10,6 +10,7 @@ mod keys_cmd;
 mod policy_cmd;
 mod sandbox_cmd;
 mod table;
+mod telemetry;
 mod trace_cmd;
 
 use std::io::Write;
@@ -20,7 +21,7 @@ use anyhow::{Context, bail};
 use clap::{CommandFactory, Parser};
 use cli::{Cli, Command, ShowFormat};
 use config_load::Overrides;
-use mcpguard_gateway::config::{LogFormat, Transport, UpstreamConfig};
+use mcpguard_gateway::config::{Transport, UpstreamConfig};
 use mcpguard_gateway::gateway::Agents;
 use mcpguard_gateway::sandboxing::SandboxHub;
 use mcpguard_gateway::{Config, Gateway};
@@ -123,8 +124,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                 overrides.set("observability.log_level", level);
             }
             let loaded = config_load::load(cli.config.as_deref(), overrides)?;
-            init_logging(&loaded.config)?;
-            serve(loaded.config)
+            let telemetry = telemetry::init(&loaded.config)?;
+            let served = serve(loaded.config);
+            telemetry.shutdown();
+            served
         }
         Command::Stdio(args) => {
             let mut overrides = Overrides::default();
@@ -144,8 +147,10 @@ fn run(cli: Cli) -> anyhow::Result<()> {
                     },
                 );
             }
-            init_logging(&loaded.config)?;
-            runtime(&loaded.config)?.block_on(stdio(loaded.config))
+            let telemetry = telemetry::init(&loaded.config)?;
+            let served = runtime(&loaded.config)?.block_on(stdio(loaded.config));
+            telemetry.shutdown();
+            served
         }
     }
 }
@@ -177,28 +182,6 @@ fn runtime(config: &Config) -> anyhow::Result<tokio::runtime::Runtime> {
         .enable_all()
         .build()
         .context("cannot start the async runtime")
-}
-
-fn init_logging(config: &Config) -> anyhow::Result<()> {
-    let filter = tracing_subscriber::EnvFilter::try_new(&config.observability.log_level)
-        .with_context(|| {
-            format!(
-                "`observability.log_level` is `{}`, which is not a log level or filter",
-                config.observability.log_level
-            )
-        })?;
-    use std::io::IsTerminal;
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        // Colour only for a person at a terminal; log files and collectors get plain text.
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_target(false);
-    match config.observability.log_format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
-    }
-    Ok(())
 }
 
 /// Runs `mcpguard serve`: one current-thread runtime per worker thread, each accepting on

@@ -1,6 +1,7 @@
 //! `loadgen URL CLIENTS SECONDS [handshake|stateless]`: calls `tools/call echo` from CLIENTS
 //! concurrent clients for SECONDS (after a one-second warm-up) and prints one JSON line:
-//! calls, errors, calls_per_second, p50_us, p99_us.
+//! calls, errors, calls_per_second, p50_us, p99_us. URL may list several (comma separated,
+//! replicas of one gateway): each client's requests take them in turn.
 
 use std::time::Duration;
 

@@ -202,8 +202,12 @@ impl Pipeline {
 
     /// Runs a phase, timing it when metrics are on.
     async fn timed_phase(&self, phase: Phase, ctx: &mut CallContext) -> bool {
+        use tracing::Instrument as _;
         let started = Instant::now();
-        let answered = self.run_phase(phase, ctx).await;
+        let answered = self
+            .run_phase(phase, ctx)
+            .instrument(crate::trace::phase_span(phase))
+            .await;
         if let Some(metrics) = &self.metrics {
             let took = started.elapsed();
             metrics.phase(phase.as_str(), took);
@@ -223,7 +227,16 @@ impl Pipeline {
 
     /// Runs a call through every phase and returns its context, with `response` set
     /// unless the call was a notification nobody answered.
-    pub async fn run(&self, mut ctx: CallContext) -> CallContext {
+    pub async fn run(&self, ctx: CallContext) -> CallContext {
+        use tracing::Instrument as _;
+        let span = crate::trace::call_span(&ctx);
+        let ctx = self.run_phases(ctx).instrument(span.clone()).await;
+        crate::trace::finish(&span, &ctx);
+        ctx
+    }
+
+    async fn run_phases(&self, mut ctx: CallContext) -> CallContext {
+        use tracing::Instrument as _;
         'phases: {
             for phase in [Phase::Access, Phase::PreExecution] {
                 if self.timed_phase(phase, &mut ctx).await {
@@ -235,15 +248,19 @@ impl Pipeline {
         }
         let mut failure = None;
         let log_started = Instant::now();
-        for plugin in &self.plugins {
-            let started = Instant::now();
-            if let Err(e) = plugin.log(&ctx).await {
-                failure.get_or_insert((plugin.name(), e));
-            }
-            if let Some(metrics) = &self.metrics {
-                metrics.plugin_log(plugin.name(), started.elapsed());
+        async {
+            for plugin in &self.plugins {
+                let started = Instant::now();
+                if let Err(e) = plugin.log(&ctx).await {
+                    failure.get_or_insert((plugin.name(), e));
+                }
+                if let Some(metrics) = &self.metrics {
+                    metrics.plugin_log(plugin.name(), started.elapsed());
+                }
             }
         }
+        .instrument(crate::trace::phase_span(Phase::Log))
+        .await;
         if let Some(metrics) = &self.metrics {
             metrics.phase(Phase::Log.as_str(), log_started.elapsed());
         }

@@ -19,6 +19,7 @@ fn caller() -> Caller {
         remote: None,
         forwarded_headers: Vec::new(),
         identity: None,
+        trace_parent: None,
     }
 }
 

@@ -442,6 +442,7 @@ fn refused_caller(remote: SocketAddr, identity: Option<Arc<crate::auth::Identity
         remote: Some(remote),
         forwarded_headers: Vec::new(),
         identity,
+        trace_parent: None,
     }
 }
 
@@ -645,7 +646,8 @@ async fn initialize(
     if let Some(identity) = identity {
         session.set_identity(identity);
     }
-    let caller = Caller::of_session(&session, Downstream::Http, Some(remote));
+    let mut caller = Caller::of_session(&session, Downstream::Http, Some(remote));
+    caller.trace_parent = crate::trace::TraceParent::from_headers(headers).map(Arc::new);
     let relay: Arc<dyn Relay> = Arc::new(CallRelay::new(
         Some(session.clone()),
         mpsc::unbounded_channel().0,
@@ -782,6 +784,7 @@ async fn stateless(
         downstream: Downstream::Http,
         remote: Some(remote),
         identity,
+        trace_parent: None,
     };
     dispatch(gateway, caller, message, headers, None).await
 }
@@ -852,6 +855,8 @@ async fn dispatch(
     headers: &HeaderMap,
     session: Option<Arc<Session>>,
 ) -> Response {
+    let mut caller = caller;
+    caller.trace_parent = crate::trace::TraceParent::from_headers(headers).map(Arc::new);
     let era = caller.era;
     if message.kind() == Kind::Notification {
         if era == Era::Stateless {

@@ -137,6 +137,7 @@ fn caller_for(
                 downstream: Downstream::Stdio,
                 remote: None,
                 identity: None,
+                trace_parent: None,
             });
         }
         return None;
