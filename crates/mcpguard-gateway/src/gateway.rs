@@ -29,6 +29,15 @@ pub enum Agents {
     Many,
 }
 
+/// With shared state, how long a replica serves a session it holds before asking Redis
+/// again whether it still lives (an end on another replica arrives at once by message;
+/// this bounds the delay when that message is lost).
+const SESSION_RECHECK: Duration = Duration::from_secs(1);
+
+/// The message replicas pass each other when a session ends (never from an agent: only
+/// answers and cancellations of agents are passed on).
+const SESSION_ENDED: &str = "mcpguard/session_ended";
+
 /// JSON-RPC code for a request the agent cancelled (the LSP convention).
 pub const REQUEST_CANCELLED: i64 = -32800;
 
@@ -145,7 +154,80 @@ impl Gateway {
         self.pipeline.log_only(&ctx).await;
     }
 
+    /// Passes an agent's message in `session` that nothing here waits for (an answer to a
+    /// server→client request, a cancellation) to the other replicas. False without
+    /// shared state or when it could not be sent.
+    pub async fn pass_on(&self, session: &Session, message: &Message) -> bool {
+        let Some(shared) = &self.shared else {
+            return false;
+        };
+        match shared.send_to_session(session.id(), message.bytes()).await {
+            Ok(_) => true,
+            Err(e) => {
+                tracing::warn!(session = session.log_id(), error = %e, "a message for another replica was lost");
+                false
+            }
+        }
+    }
+
+    /// Delivers what other replicas pass on to this replica's sessions.
+    fn spawn_mail(&self) {
+        let Some(shared) = self.shared.clone() else {
+            return;
+        };
+        let sessions = Arc::downgrade(&self.sessions);
+        let stop = self.shutdown.clone();
+        tokio::spawn(async move {
+            shared
+                .listen(stop, move |tag, bytes| {
+                    let Some(sessions) = sessions.upgrade() else {
+                        return;
+                    };
+                    let Some(session) = sessions
+                        .all()
+                        .into_iter()
+                        .find(|s| crate::shared::session_tag(s.id()) == tag)
+                    else {
+                        return;
+                    };
+                    let Ok(message) = Message::parse(bytes::Bytes::copy_from_slice(bytes)) else {
+                        return;
+                    };
+                    if message.method() == Some(SESSION_ENDED) {
+                        let sessions = sessions.clone();
+                        tokio::spawn(async move {
+                            if sessions.end(session.id()).await {
+                                tracing::info!(
+                                    session = session.log_id(),
+                                    "session ended on another replica"
+                                );
+                            }
+                        });
+                    } else if message.is_reply() {
+                        if session.deliver_answer(message) {
+                            tracing::debug!(
+                                session = session.log_id(),
+                                "an answer arrived through another replica"
+                            );
+                        }
+                    } else if message.method() == Some(mcpguard_protocol::mcp::method::CANCELLED)
+                        && let Some(id) = message
+                            .params()
+                            .and_then(|p| mcpguard_protocol::json::member(p, "requestId"))
+                        && session.cancel(id)
+                    {
+                        tracing::debug!(
+                            session = session.log_id(),
+                            "a call was cancelled through another replica"
+                        );
+                    }
+                })
+                .await;
+        });
+    }
+
     fn spawn_housekeeping(self: &Arc<Self>) {
+        self.spawn_mail();
         if let Some(interval) = self.auth.jwt().and_then(|j| j.refresh_interval()) {
             let auth = self.auth.clone();
             let shutdown = self.shutdown.clone();
@@ -232,8 +314,16 @@ impl Gateway {
         let Some(shared) = &self.shared else {
             return Ok(local);
         };
+        if let Some(session) = &local
+            && session.confirmed_within(SESSION_RECHECK)
+        {
+            return Ok(local);
+        }
         match (local, shared.load_session(id).await?) {
-            (Some(session), Some(_)) => Ok(Some(session)),
+            (Some(session), Some(_)) => {
+                session.confirm();
+                Ok(Some(session))
+            }
             (Some(_), None) => {
                 // Ended on another replica, or expired: end this replica's part too.
                 self.sessions.end(id).await;
@@ -251,6 +341,7 @@ impl Gateway {
                     session = session.log_id(),
                     "serving a session another replica opened"
                 );
+                session.confirm();
                 Ok(Some(self.sessions.adopt(session)))
             }
             (None, None) => Ok(None),
@@ -273,10 +364,16 @@ impl Gateway {
     /// Ends the session `id` here and on every replica. False when it was unknown.
     pub async fn end_session(&self, id: &str) -> Result<bool, String> {
         let here = self.sessions.end(id).await;
-        match &self.shared {
-            Some(shared) => Ok(shared.end_session(id).await? || here),
-            None => Ok(here),
+        let Some(shared) = &self.shared else {
+            return Ok(here);
+        };
+        let anywhere = shared.end_session(id).await? || here;
+        // Replicas holding it end it now rather than at their next check.
+        let ended = Message::notification(SESSION_ENDED, None);
+        if let Err(e) = shared.send_to_session(id, ended.bytes()).await {
+            tracing::warn!(error = %e, "other replicas will notice the ended session within a second");
         }
+        Ok(anywhere)
     }
 
     /// The sessions.

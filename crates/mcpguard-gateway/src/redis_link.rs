@@ -23,6 +23,11 @@ impl RedisLink {
         })
     }
 
+    /// The client, for connections of their own (subscriptions).
+    pub fn client(&self) -> &redis::Client {
+        &self.client
+    }
+
     async fn connection(&self) -> Result<redis::aio::ConnectionManager, String> {
         let mut slot = self.connection.lock().await;
         if let Some(connection) = slot.as_ref() {

@@ -231,6 +231,8 @@ pub struct Session {
     identity: std::sync::OnceLock<Arc<crate::auth::Identity>>,
     /// The name of who opened it; only they may use it.
     owner: std::sync::OnceLock<String>,
+    /// With shared state: when this replica last confirmed in Redis that the session lives.
+    confirmed: Mutex<Option<Instant>>,
 }
 
 const BACKLOG_LIMIT: usize = 256;
@@ -314,6 +316,7 @@ impl Session {
 
             identity: std::sync::OnceLock::new(),
             owner: owned,
+            confirmed: Mutex::new(None),
         }
     }
 
@@ -450,6 +453,23 @@ impl Session {
             .lock()
             .insert(request_id.to_string(), token.clone());
         token
+    }
+
+    /// Notes that the shared state confirmed the session lives, now.
+    pub fn confirm(&self) {
+        *self.confirmed.lock() = Some(Instant::now());
+    }
+
+    /// True when the shared state confirmed the session less than `within` ago.
+    pub fn confirmed_within(&self, within: Duration) -> bool {
+        self.confirmed
+            .lock()
+            .is_some_and(|at| at.elapsed() < within)
+    }
+
+    /// True while request `request_id` of the agent runs here.
+    pub fn is_tracking(&self, request_id: &str) -> bool {
+        self.in_flight.lock().contains_key(request_id)
     }
 
     /// Stops tracking a request.

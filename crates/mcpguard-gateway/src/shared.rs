@@ -9,8 +9,10 @@
 //! the entries added since it last looked. Values are never stored, only their keyed
 //! fingerprints, which is why replicas must share `taint.digest_key`.
 //!
-//! What stays local to a replica: open SSE streams and their replay buffers, server→client
-//! requests awaiting the agent's answer, and calls in flight (see `docs/replicas.md`).
+//! What stays local to a replica: open SSE streams and their replay buffers. An agent's
+//! answer to a server→client request, or its cancellation of a call, that reaches another
+//! replica is passed on through Redis pub/sub to the replica that waits for it
+//! ([`SharedState::send_to_session`], [`SharedState::listen`]).
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -129,10 +131,16 @@ pub struct SharedState {
     flag_tool: redis::Script,
     save_session: redis::Script,
     delete: redis::Script,
+    publish: redis::Script,
 }
 
 fn hashed(text: &str) -> String {
     hex::encode(&Sha256::digest(text.as_bytes())[..16])
+}
+
+/// How a session is named in Redis keys and channels (never by its id, its credential).
+pub fn session_tag(id: &str) -> String {
+    hashed(id)
 }
 
 impl SharedState {
@@ -152,6 +160,7 @@ impl SharedState {
                 "redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1",
             ),
             delete: redis::Script::new("return redis.call('DEL', unpack(KEYS))"),
+            publish: redis::Script::new("return redis.call('PUBLISH', KEYS[1], ARGV[1])"),
         })
     }
 
@@ -339,6 +348,69 @@ impl SharedState {
                     })
             })
             .collect()
+    }
+
+    /// Passes an agent's message for session `id` (an answer to a server→client request,
+    /// a cancellation) to the replica that waits for it. Answers how many replicas
+    /// listen. Nothing is stored: a message no replica waits for is dropped, as on one
+    /// process.
+    pub async fn send_to_session(&self, id: &str, message: &[u8]) -> Result<u64, String> {
+        let mut invocation = self.publish.prepare_invoke();
+        invocation
+            .key(format!("{}mail:{}", self.prefix, session_tag(id)))
+            .arg(message);
+        self.link
+            .invoke(&invocation, "passing a message to another replica")
+            .await
+    }
+
+    /// Receives messages other replicas pass on, calling `deliver(session tag, message)`
+    /// for each, until `stop`; reconnects (after a second) when Redis goes away.
+    pub async fn listen(
+        &self,
+        stop: tokio_util::sync::CancellationToken,
+        deliver: impl Fn(&str, &[u8]) + Send,
+    ) {
+        use futures::StreamExt as _;
+        let pattern = format!("{}mail:*", self.prefix);
+        let channel_prefix = format!("{}mail:", self.prefix);
+        loop {
+            let subscribed = async {
+                let mut pubsub = self.link.client().get_async_pubsub().await?;
+                pubsub.psubscribe(&pattern).await?;
+                Ok::<_, redis::RedisError>(pubsub)
+            }
+            .await;
+            match subscribed {
+                Ok(pubsub) => {
+                    tracing::debug!("listening for messages from other replicas");
+                    let mut messages = pubsub.into_on_message();
+                    loop {
+                        tokio::select! {
+                            _ = stop.cancelled() => return,
+                            message = messages.next() => match message {
+                                Some(message) => {
+                                    if let Some(tag) = message.get_channel_name().strip_prefix(&channel_prefix) {
+                                        deliver(tag, message.get_payload_bytes());
+                                    }
+                                }
+                                None => break,
+                            },
+                        }
+                    }
+                    tracing::warn!(
+                        "the subscription to other replicas' messages ended; reconnecting"
+                    );
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot subscribe to other replicas' messages; retrying");
+                }
+            }
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            }
+        }
     }
 
     /// Adds `labels` to the tool exposed as `tool`; answers every label it has earned on

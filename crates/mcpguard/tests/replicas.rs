@@ -222,8 +222,16 @@ fn two_replicas_share_sessions_taint_and_one_audit_log() {
         b"",
     );
     assert_eq!(status, 200);
-    let (status, body) = post(a.port, &alice, &session, list);
-    assert_eq!(status, 404, "{body}");
+    // A hears of it by message at once, or asks Redis again within a second.
+    let deadline = std::time::Instant::now() + Duration::from_secs(3);
+    let ended_on_a = loop {
+        let (status, _) = post(a.port, &alice, &session, list);
+        if status == 404 || std::time::Instant::now() > deadline {
+            break status;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert_eq!(ended_on_a, 404);
 
     a.proc.terminate(Duration::from_secs(10));
     b.proc.terminate(Duration::from_secs(10));
@@ -342,4 +350,56 @@ fn the_documented_compose_configuration_is_valid() {
     let shown = text(&out);
     assert!(shown.contains(r#"state.backend = "redis""#), "{shown}");
     assert!(shown.contains(r#"audit.backend = "postgres""#), "{shown}");
+}
+
+#[test]
+fn answers_and_cancellations_reach_the_replica_that_waits_for_them() {
+    let keys = keys();
+    let digest = digest_key(keys.path());
+    let prefix = format!("{}:", unique("mcpguard-test"));
+    let config = echo_stdio_config(&format!(
+        "taint:\n  digest_key: {}\nstate:\n  backend: redis\n  redis: {{url: 'redis://127.0.0.1:6379', key_prefix: '{prefix}'}}",
+        yaml_str(s(&digest))
+    ));
+    let a = Gateway::start(&config);
+    let b = Gateway::start(&config);
+    let session = open_session_with(a.port, r#"{"elicitation":{}}"#);
+    let headers = [
+        ("mcp-session-id", session.as_str()),
+        ("mcp-protocol-version", PROTOCOL),
+    ];
+
+    // A relays the upstream's question on the call's stream; the agent answers through B.
+    let mut stream = SseReader::post(
+        a.port,
+        &headers,
+        &call(1, "ask_user", &serde_json::json!({"question": "colour?"})),
+    );
+    let question = stream.next_message();
+    assert_eq!(question["method"], "elicitation/create", "{question}");
+    let answer = serde_json::json!({
+        "jsonrpc": "2.0", "id": question["id"],
+        "result": {"action": "accept", "content": {"value": "blue"}},
+    });
+    let (status, _, _) = mcp_post(b.port, &headers, &answer.to_string());
+    assert_eq!(status, 202);
+    let result = stream.next_message();
+    assert_eq!(text_of(&result["result"]), "blue", "{result}");
+
+    // A runs a long call; the agent cancels it through B.
+    let (port, caller_session) = (a.port, session.clone());
+    let started = std::time::Instant::now();
+    let running = std::thread::spawn(move || {
+        session_call(port, &caller_session, 9, "slow", r#"{"seconds":30}"#)
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let cancel = r#"{"jsonrpc":"2.0","method":"notifications/cancelled","params":{"requestId":9,"reason":"changed my mind"}}"#;
+    let (status, _, _) = mcp_post(b.port, &headers, cancel);
+    assert_eq!(status, 202);
+    let ended = running.join().unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "the call was not cancelled"
+    );
+    assert_eq!(ended["error"]["code"], -32800, "{ended}");
 }

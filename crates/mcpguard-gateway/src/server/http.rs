@@ -383,9 +383,10 @@ async fn post_mcp(
         }
         adopt_identity(&session, identity.as_ref());
         session.touch();
-        if !session.deliver_answer(message) {
+        let copy = message.clone();
+        if !session.deliver_answer(message) && !gateway.pass_on(&session, &copy).await {
             tracing::debug!(
-                session = session.id(),
+                session = session.log_id(),
                 "an answer arrived for no pending request"
             );
         }
@@ -411,6 +412,13 @@ async fn post_mcp(
             return unsupported_version(message.id(), version, Era::Handshake);
         }
         session.touch();
+        if message.method() == Some(mcp::method::CANCELLED)
+            && let Some(request) = message.params().and_then(|p| json::member(p, "requestId"))
+            && !session.is_tracking(request)
+        {
+            // The call runs on another replica (or no longer runs anywhere).
+            gateway.pass_on(&session, &message).await;
+        }
         let caller = Caller::of_session(&session, Downstream::Http, Some(remote));
         return dispatch(gateway, caller, message, &headers, Some(session)).await;
     }
