@@ -427,7 +427,18 @@ impl Gateway {
             .then(|| message.id().map(str::to_string))
             .flatten();
         let cancel = match (&caller.session, &request_id) {
-            (Some(session), Some(id)) => Some((session.clone(), session.track(id))),
+            (Some(session), Some(id)) => match session.track(id) {
+                Some(token) => Some((session.clone(), token)),
+                None => {
+                    return Some(transport_error(
+                        Some(id),
+                        mcpguard_protocol::codes::INVALID_REQUEST,
+                        format!(
+                            "request id {id} is already used by a request in progress in this session; give every request its own id"
+                        ),
+                    ));
+                }
+            },
             _ => None,
         };
         // Kept to record the call if the agent cancels it before the pipeline finishes.

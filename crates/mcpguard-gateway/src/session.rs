@@ -447,12 +447,16 @@ impl Session {
     }
 
     /// Tracks an agent request in flight so `notifications/cancelled` can stop it.
-    pub fn track(&self, request_id: &str) -> CancellationToken {
+    /// `None` when a request with that id is already in flight: ids must not be reused
+    /// while their request runs (the answer and a cancellation would be ambiguous).
+    pub fn track(&self, request_id: &str) -> Option<CancellationToken> {
+        let mut in_flight = self.in_flight.lock();
+        if in_flight.contains_key(request_id) {
+            return None;
+        }
         let token = self.closed.child_token();
-        self.in_flight
-            .lock()
-            .insert(request_id.to_string(), token.clone());
-        token
+        in_flight.insert(request_id.to_string(), token.clone());
+        Some(token)
     }
 
     /// Notes that the shared state confirmed the session lives, now.

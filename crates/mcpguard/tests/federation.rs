@@ -145,6 +145,33 @@ fn both_sdk_clients_see_three_upstreams_as_one_server() {
 }
 
 #[test]
+fn a_request_id_still_in_flight_is_refused_not_crossed() {
+    let gateway = Gateway::start(&echo_stdio_config(""));
+    let port = gateway.port;
+    let session = open_session(port);
+    let caller_session = session.clone();
+    let slow = std::thread::spawn(move || {
+        session_call(port, &caller_session, 7, "slow", r#"{"seconds":1.5}"#)
+    });
+    std::thread::sleep(Duration::from_millis(400));
+    let reused = session_call(port, &session, 7, "echo", r#"{"message":"second"}"#);
+    assert_eq!(reused["error"]["code"], -32600, "{reused}");
+    assert!(
+        reused["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("already used"),
+        "{reused}"
+    );
+    // The first call with that id is unharmed and gets its own answer.
+    let first = slow.join().unwrap();
+    assert!(first["result"].is_object(), "{first}");
+    // Once it has answered, the id is free again.
+    let again = session_call(port, &session, 7, "echo", r#"{"message":"third"}"#);
+    assert_eq!(again["result"]["content"][0]["text"], "third", "{again}");
+}
+
+#[test]
 fn a_cancelled_call_stops_at_once() {
     let gateway = Gateway::start(&echo_stdio_config(""));
     let port = gateway.port;

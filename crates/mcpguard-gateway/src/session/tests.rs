@@ -98,12 +98,16 @@ async fn answers_reach_the_request_they_answer() {
 #[tokio::test]
 async fn cancel_stops_a_tracked_request_once() {
     let session = Session::new("{}", "2025-11-25", 8);
-    let token = session.track("5");
+    let token = session.track("5").unwrap();
+    assert!(
+        session.track("5").is_none(),
+        "an id in flight cannot be used again"
+    );
     assert!(!token.is_cancelled());
     assert!(session.cancel("5"));
     assert!(token.is_cancelled());
     assert!(!session.cancel("5"));
-    let other = session.track("6");
+    let other = session.track("6").unwrap();
     session.close().await;
     assert!(
         other.is_cancelled(),
@@ -142,7 +146,7 @@ async fn a_session_in_use_is_not_expired() {
     let session = Arc::new(Session::new("{}", "2025-11-25", 8));
     store.insert(session.clone());
     // A call in flight keeps it.
-    let _token = session.track("1");
+    let _token = session.track("1").unwrap();
     assert_eq!(store.expire(Duration::ZERO).await, 0);
     session.untrack("1");
     // So does an attached GET stream.
