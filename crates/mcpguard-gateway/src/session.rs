@@ -24,6 +24,11 @@ use crate::upstream::http::HttpLink;
 /// Most bytes of messages one stream keeps for resumption (besides its event count).
 pub const REPLAY_BUFFER_BYTES: usize = 16 * 1024 * 1024;
 
+/// Events an attached agent may fall behind by before its response is cut (it resumes
+/// with `Last-Event-ID` from the replay buffer): a stalled agent never makes the gateway
+/// hold more than that and the replay buffer.
+pub const LIVE_QUEUE: usize = 1024;
+
 /// How long an agent has to answer a server→client request.
 pub const CLIENT_ANSWER_TIMEOUT: Duration = Duration::from_secs(300);
 
@@ -62,7 +67,7 @@ struct StreamState {
     undelivered: u64,
     /// Bytes of the messages in `events`.
     bytes: usize,
-    live: Option<mpsc::UnboundedSender<StreamEvent>>,
+    live: Option<mpsc::Sender<StreamEvent>>,
     finished: bool,
 }
 
@@ -113,8 +118,14 @@ impl Stream {
             retry_ms,
         };
         if let Some(live) = &state.live
-            && live.send(event.clone()).is_err()
+            && let Err(e) = live.try_send(event.clone())
         {
+            if matches!(e, mpsc::error::TrySendError::Full(_)) {
+                tracing::debug!(
+                    stream = self.number,
+                    "the agent fell {LIVE_QUEUE} events behind: its response ends and it resumes from the replay buffer"
+                );
+            }
             state.live = None;
         }
         state.bytes += event.message.as_ref().map_or(0, |m| m.bytes().len());
@@ -138,7 +149,7 @@ impl Stream {
     /// Attaches an agent: replays the events after `after_seq` (all when `None`), then
     /// delivers new ones. The receiver ends when the stream finishes. `None` when events
     /// the agent asked for have already been dropped from the buffer.
-    pub fn attach(&self, after_seq: Option<u64>) -> Option<mpsc::UnboundedReceiver<StreamEvent>> {
+    pub fn attach(&self, after_seq: Option<u64>) -> Option<mpsc::Receiver<StreamEvent>> {
         let mut state = self.state.lock();
         let first_kept = state
             .events
@@ -149,10 +160,10 @@ impl Stream {
         if wanted < first_kept {
             return None;
         }
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (tx, rx) = mpsc::channel(self.capacity + LIVE_QUEUE);
         for (seq, event) in &state.events {
             if *seq >= wanted {
-                let _ = tx.send(event.clone());
+                let _ = tx.try_send(event.clone());
             }
         }
         if !state.finished {
@@ -163,13 +174,13 @@ impl Stream {
 
     /// Attaches an agent that names no event to resume from (a fresh `GET`): it gets what
     /// no agent has received yet, then new events. Never replays what was delivered.
-    pub fn attach_fresh(&self) -> mpsc::UnboundedReceiver<StreamEvent> {
+    pub fn attach_fresh(&self) -> mpsc::Receiver<StreamEvent> {
         let mut state = self.state.lock();
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (tx, rx) = mpsc::channel(self.capacity + LIVE_QUEUE);
         let from = state.undelivered;
         for (seq, event) in &state.events {
             if *seq >= from {
-                let _ = tx.send(event.clone());
+                let _ = tx.try_send(event.clone());
             }
         }
         state.undelivered = state.next_seq;

@@ -932,7 +932,7 @@ async fn dispatch(
             let events = stream.attach(None);
             tokio::spawn(pump(stream, first, rx, request_id));
             match events {
-                Some(events) => sse_response(events, draining, None),
+                Some(events) => sse_response(Events::Session(events), draining, None),
                 None => no_answer(""),
             }
         }
@@ -959,7 +959,7 @@ async fn dispatch(
                     }
                 }
             });
-            sse_response(events_rx, draining, abort_on_drop)
+            sse_response(Events::Call(events_rx), draining, abort_on_drop)
         }
     }
 }
@@ -1053,8 +1053,24 @@ impl Drop for AbortOnDrop {
     }
 }
 
+/// The events of an SSE response: a session stream's (bounded: a stalled agent is cut
+/// off and resumes) or one stateless call's (ends with the call).
+enum Events {
+    Session(mpsc::Receiver<StreamEvent>),
+    Call(mpsc::UnboundedReceiver<StreamEvent>),
+}
+
+impl Events {
+    async fn recv(&mut self) -> Option<StreamEvent> {
+        match self {
+            Events::Session(rx) => rx.recv().await,
+            Events::Call(rx) => rx.recv().await,
+        }
+    }
+}
+
 fn sse_response(
-    events: mpsc::UnboundedReceiver<StreamEvent>,
+    events: Events,
     draining: tokio_util::sync::CancellationToken,
     guard: Option<AbortOnDrop>,
 ) -> Response {
@@ -1140,7 +1156,7 @@ async fn get_mcp(State(gateway): State<Arc<Gateway>>, request: Request) -> Respo
         }
         None => session.standalone_stream().attach_fresh(),
     };
-    sse_response(events, gateway.draining(), None)
+    sse_response(Events::Session(events), gateway.draining(), None)
 }
 
 async fn delete_mcp(State(gateway): State<Arc<Gateway>>, headers: HeaderMap) -> Response {

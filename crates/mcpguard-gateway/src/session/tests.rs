@@ -7,7 +7,7 @@ fn message(n: u32) -> Message {
     )
 }
 
-fn drain(rx: &mut mpsc::UnboundedReceiver<StreamEvent>) -> Vec<String> {
+fn drain(rx: &mut mpsc::Receiver<StreamEvent>) -> Vec<String> {
     let mut ids = Vec::new();
     while let Ok(event) = rx.try_recv() {
         ids.push(event.id);
@@ -188,4 +188,25 @@ fn the_replay_buffer_is_bounded_in_bytes_too() {
     let kept = drain(&mut rx);
     assert!(kept.len() <= 16, "{} events kept", kept.len());
     assert_eq!(kept.last().map(String::as_str), Some("1-39"));
+}
+
+#[tokio::test]
+async fn an_agent_that_falls_behind_is_cut_off_and_resumes_from_the_buffer() {
+    let stream = Stream::new(1, 64);
+    let mut stalled = stream.attach(None).unwrap();
+    for n in 0..(64 + LIVE_QUEUE + 10) as u32 {
+        stream.push(&message(n));
+    }
+    // The queue held what fits; then the response was cut.
+    let mut got = Vec::new();
+    while let Some(event) = stalled.recv().await {
+        got.push(event.id);
+    }
+    assert_eq!(got.len(), 64 + LIVE_QUEUE);
+    assert!(!stream.is_attached());
+    // The agent resumes after the last event it got: nothing is lost.
+    let last = parse_event_id(got.last().unwrap()).unwrap().1;
+    let mut resumed = stream.attach(Some(last)).unwrap();
+    let rest = drain(&mut resumed);
+    assert_eq!(rest.len(), 10, "{rest:?}");
 }
