@@ -50,6 +50,19 @@ if [ ! -x .tools/promtool ]; then
   rm -rf "$tmp"
 fi
 
+# nginx (Debian's package, unpacked into .tools/ rather than installed, so no service is
+# set up or started): the replica tests put a round-robin balancer in front of two gateways.
+if [ ! -x .tools/nginx ]; then
+  say "fetching nginx (Debian package nginx, unpacked into .tools/)"
+  tmp=$(mktemp -d)
+  (cd "$tmp" && { apt-get download nginx >/dev/null 2>&1 \
+     || { apt-get update -qq >/dev/null && apt-get download nginx >/dev/null; }; })
+  dpkg-deb -x "$tmp"/nginx_*.deb "$tmp/unpacked"
+  mkdir -p .tools
+  cp "$tmp/unpacked/usr/sbin/nginx" .tools/nginx
+  rm -rf "$tmp"
+fi
+
 if ! command -v cargo-nextest >/dev/null 2>&1 && ! cargo nextest --version >/dev/null 2>&1; then
   say "installing cargo-nextest"
   cargo install --locked cargo-nextest

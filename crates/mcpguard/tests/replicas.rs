@@ -4,6 +4,8 @@
 //! other, a secret read through one replica is caught leaving through the other, the
 //! session's owner is enforced everywhere, ending it on one ends it on both, and both
 //! write one intact audit chain. A replica whose Redis is down refuses (fail closed).
+//! Answers and cancellations cross replicas; and the Python SDK client, in both eras,
+//! works through nginx balancing every request round robin over the two.
 
 #![allow(
     clippy::unwrap_used,
@@ -402,4 +404,144 @@ fn answers_and_cancellations_reach_the_replica_that_waits_for_them() {
         "the call was not cancelled"
     );
     assert_eq!(ended["error"]["code"], -32800, "{ended}");
+}
+
+/// nginx (Debian's binary, unpacked into `.tools/` by the setup) balancing round robin
+/// over `ports`, every request to the next one (no affinity, no kept connections).
+struct Balancer {
+    _nginx: Proc,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Balancer {
+    fn start(ports: &[u16]) -> Balancer {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let servers: String = ports
+            .iter()
+            .map(|p| format!("    server 127.0.0.1:{p};\n"))
+            .collect();
+        let temp = dir.path().display();
+        std::fs::write(
+            dir.path().join("nginx.conf"),
+            format!(
+                "worker_processes 1;\npid {temp}/nginx.pid;\nevents {{}}\nhttp {{\n  access_log off;\n  \
+                 client_body_temp_path {temp}/body;\n  proxy_temp_path {temp}/proxy;\n  fastcgi_temp_path {temp}/fcgi;\n  \
+                 uwsgi_temp_path {temp}/uwsgi;\n  scgi_temp_path {temp}/scgi;\n  upstream gateways {{\n{servers}  }}\n  \
+                 server {{\n    listen 127.0.0.1:{port};\n    location / {{\n      proxy_pass http://gateways;\n      \
+                 proxy_http_version 1.1;\n      proxy_set_header Host $http_host;\n      proxy_set_header Connection \"\";\n      proxy_buffering off;\n      \
+                 proxy_read_timeout 1h;\n    }}\n  }}\n}}\n"
+            ),
+        )
+        .unwrap();
+        let child = Command::new(repo().join(".tools/nginx"))
+            .arg("-p")
+            .arg(dir.path())
+            .arg("-c")
+            .arg(dir.path().join("nginx.conf"))
+            .arg("-e")
+            .arg(dir.path().join("error.log"))
+            .args(["-g", "daemon off;"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("nginx: run scripts/setup.sh to unpack it into .tools/");
+        let nginx = Proc {
+            child,
+            what: "nginx".into(),
+        };
+        wait_port(port, Duration::from_secs(10));
+        Balancer {
+            _nginx: nginx,
+            port,
+            _dir: dir,
+        }
+    }
+}
+
+const NO_EXFILTRATION: &str = "version: 1\nname: replicas\ndefault_action: allow\nrules:\n  \
+  - id: NO-EXFIL\n    name: No secrets to network tools\n    action: deny\n    \
+  tool_patterns: ['*post*']\n    taint_labels: [secret]\n    owasp_asi: [ASI02]\n";
+
+#[test]
+fn sdk_clients_behind_a_round_robin_balancer_see_one_gateway() {
+    let keys = keys();
+    let digest = digest_key(keys.path());
+    let files = tempfile::tempdir().unwrap();
+    std::fs::write(
+        files.path().join("creds.txt"),
+        format!("[default]\naws_access_key_id = {KEY}\n"),
+    )
+    .unwrap();
+    let policy = keys.path().join("policy.yaml");
+    std::fs::write(&policy, NO_EXFILTRATION).unwrap();
+    let prefix = format!("{}:", unique("mcpguard-test"));
+    let config = echo_stdio_config(&format!(
+        "  fs:\n    command: {fs}\n    args: [{dir}]\n  net:\n    command: {py}\n    args: [{net}]\n\
+         policy:\n  policy_paths: [{policy}]\n\
+         taint:\n  digest_key: {digest}\n\
+         state:\n  backend: redis\n  redis: {{url: 'redis://127.0.0.1:6379', key_prefix: '{prefix}'}}\n",
+        fs = yaml_str(&node_bin("mcp-server-filesystem").display().to_string()),
+        dir = yaml_str(&files.path().canonicalize().unwrap().display().to_string()),
+        py = yaml_str(&python().display().to_string()),
+        net = peer_yaml("py_net_tools.py"),
+        policy = yaml_str(s(&policy)),
+        digest = yaml_str(s(&digest)),
+    ));
+    let a = Gateway::start(&config);
+    let b = Gateway::start(&config);
+    let balancer = Balancer::start(&[a.port, b.port]);
+    let url = format!("http://127.0.0.1:{}/mcp", balancer.port);
+    let path = files.path().canonicalize().unwrap().join("creds.txt");
+    for mode in ["legacy", "auto"] {
+        // The question a handshake-era upstream asks mid-call reaches a stateless agent as
+        // `input_required`, and its retry must come back to the replica holding the parked
+        // call (docs/replicas.md): so the stateless agent here asks nothing.
+        let question = if mode == "legacy" {
+            serde_json::json!({"op": "call_tool", "name": "ask_user", "arguments": {"question": "colour?"}})
+        } else {
+            serde_json::json!({"op": "call_tool", "name": "echo", "arguments": {"message": "blue"}})
+        };
+        let script = serde_json::json!([
+            {"op": "list_tools"},
+            {"op": "call_tool", "name": "fs__read_text_file", "arguments": {"path": path.display().to_string()}},
+            {"op": "call_tool", "name": "net__http_post", "arguments": {"url": "http://127.0.0.1:9/in", "body": format!("backup {}", KEY.to_lowercase())}},
+            question,
+            {"op": "call_tool", "name": "echo", "arguments": {"message": format!("hi from {mode}")}},
+        ]);
+        let run = py_client(&url, mode, &script, CALLBACKS);
+        assert!(
+            run.ok("list_tools", 0)
+                .to_string()
+                .contains("fs__read_text_file"),
+            "{mode}"
+        );
+        assert!(
+            text_of(run.ok("call_tool", 0)).contains(KEY),
+            "{mode}: the read is allowed"
+        );
+        let leak = run.step("call_tool", 1);
+        assert_eq!(leak["ok"], false, "{mode}: the flow must be denied: {leak}");
+        assert!(leak.to_string().contains("NO-EXFIL"), "{mode}: {leak}");
+        assert_eq!(text_of(run.ok("call_tool", 2)), "blue", "{mode}");
+        assert_eq!(
+            text_of(run.ok("call_tool", 3)),
+            format!("hi from {mode}"),
+            "{mode}"
+        );
+    }
+    let served = |gateway: &Gateway| {
+        gateway
+            .logs()
+            .lines()
+            .filter(|l| l.contains("method=\"tools/call\""))
+            .count()
+    };
+    assert!(
+        served(&a) > 0 && served(&b) > 0,
+        "the balancer spread the calls: A {} B {}",
+        served(&a),
+        served(&b)
+    );
 }
