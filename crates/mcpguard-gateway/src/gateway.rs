@@ -97,13 +97,16 @@ impl Gateway {
                 .map_err(|e| format!("upstreams.{name}: {e}"))?,
             );
         }
-        let router = Arc::new(Router::new(
-            upstreams,
-            config.federation.default_upstream.as_deref(),
-            sessions.clone(),
-            listeners,
-            agents,
-        ));
+        let router = Arc::new(
+            Router::new(
+                upstreams,
+                config.federation.default_upstream.as_deref(),
+                sessions.clone(),
+                listeners,
+                agents,
+            )
+            .with_shared(shared.clone()),
+        );
         let locate_targets = !plugins.is_empty();
         let mut all: Vec<Arc<dyn Plugin>> = plugins;
         all.push(Arc::new(CallLog));
@@ -176,52 +179,71 @@ impl Gateway {
             return;
         };
         let sessions = Arc::downgrade(&self.sessions);
+        let router = Arc::downgrade(&self.router);
         let stop = self.shutdown.clone();
+        let answering = shared.clone();
+        let resume = move |resume: crate::shared::ResumeRequest| {
+            let (Some(router), shared) = (router.upgrade(), answering.clone()) else {
+                return;
+            };
+            tokio::spawn(async move {
+                let answer = router.resume_parked(&resume.request).await;
+                if let Err(e) = shared.answer_resume(&resume, &answer).await {
+                    tracing::warn!(error = %e, "the answer of a resumed call could not reach its replica");
+                }
+            });
+        };
         tokio::spawn(async move {
             shared
-                .listen(stop, move |tag, bytes| {
-                    let Some(sessions) = sessions.upgrade() else {
-                        return;
-                    };
-                    let Some(session) = sessions
-                        .all()
-                        .into_iter()
-                        .find(|s| crate::shared::session_tag(s.id()) == tag)
-                    else {
-                        return;
-                    };
-                    let Ok(message) = Message::parse(bytes::Bytes::copy_from_slice(bytes)) else {
-                        return;
-                    };
-                    if message.method() == Some(SESSION_ENDED) {
-                        let sessions = sessions.clone();
-                        tokio::spawn(async move {
-                            if sessions.end(session.id()).await {
-                                tracing::info!(
+                .listen(
+                    stop,
+                    move |tag, bytes| {
+                        let Some(sessions) = sessions.upgrade() else {
+                            return;
+                        };
+                        let Some(session) = sessions
+                            .all()
+                            .into_iter()
+                            .find(|s| crate::shared::session_tag(s.id()) == tag)
+                        else {
+                            return;
+                        };
+                        let Ok(message) = Message::parse(bytes::Bytes::copy_from_slice(bytes))
+                        else {
+                            return;
+                        };
+                        if message.method() == Some(SESSION_ENDED) {
+                            let sessions = sessions.clone();
+                            tokio::spawn(async move {
+                                if sessions.end(session.id()).await {
+                                    tracing::info!(
+                                        session = session.log_id(),
+                                        "session ended on another replica"
+                                    );
+                                }
+                            });
+                        } else if message.is_reply() {
+                            if session.deliver_answer(message) {
+                                tracing::debug!(
                                     session = session.log_id(),
-                                    "session ended on another replica"
+                                    "an answer arrived through another replica"
                                 );
                             }
-                        });
-                    } else if message.is_reply() {
-                        if session.deliver_answer(message) {
+                        } else if message.method()
+                            == Some(mcpguard_protocol::mcp::method::CANCELLED)
+                            && let Some(id) = message
+                                .params()
+                                .and_then(|p| mcpguard_protocol::json::member(p, "requestId"))
+                            && session.cancel(id)
+                        {
                             tracing::debug!(
                                 session = session.log_id(),
-                                "an answer arrived through another replica"
+                                "a call was cancelled through another replica"
                             );
                         }
-                    } else if message.method() == Some(mcpguard_protocol::mcp::method::CANCELLED)
-                        && let Some(id) = message
-                            .params()
-                            .and_then(|p| mcpguard_protocol::json::member(p, "requestId"))
-                        && session.cancel(id)
-                    {
-                        tracing::debug!(
-                            session = session.log_id(),
-                            "a call was cancelled through another replica"
-                        );
-                    }
-                })
+                    },
+                    resume,
+                )
                 .await;
         });
     }

@@ -9,6 +9,10 @@
 //! and when the agent calls again, passes its answer to the waiting upstream and carries
 //! on with the same call. The `requestState` is an unguessable token; a parked call nobody
 //! resumes is dropped (and so cancelled upstream) after [`PARK_LIMIT`].
+//!
+//! With replicas, the token also names the replica that holds the call
+//! (`mcpguard-parked.<replica>.<random>`), so a retry that lands on another replica is
+//! passed to the holder (see `shared.rs`).
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -56,6 +60,15 @@ struct Parked {
 #[derive(Default)]
 pub struct Parking {
     parked: Mutex<HashMap<String, Parked>>,
+    /// This replica's id, put in tokens when replicas share state.
+    replica: Option<String>,
+}
+
+/// The replica named in a parked-call token, when it names one.
+pub fn replica_of(params: Option<&str>) -> Option<String> {
+    let state = json::member_str(params?, "requestState")?;
+    let rest = state.strip_prefix(TOKEN_PREFIX)?;
+    rest.split_once('.').map(|(replica, _)| replica.to_string())
 }
 
 /// True when `params` carry a `requestState` issued by the gateway's parking.
@@ -69,6 +82,19 @@ impl Parking {
     /// An empty parking.
     pub fn new() -> Parking {
         Parking::default()
+    }
+
+    /// An empty parking of replica `replica`, whose tokens name it.
+    pub fn of_replica(replica: &str) -> Parking {
+        Parking {
+            parked: Mutex::new(HashMap::new()),
+            replica: Some(replica.to_string()),
+        }
+    }
+
+    /// This replica's id, when tokens name one.
+    pub fn replica(&self) -> Option<&str> {
+        self.replica.as_deref()
     }
 
     /// Number of parked calls.
@@ -180,7 +206,10 @@ impl Parking {
 
     fn park_token(&self) -> (String, String) {
         self.expire();
-        let token = format!("{TOKEN_PREFIX}{}", uuid::Uuid::new_v4().simple());
+        let token = match &self.replica {
+            Some(replica) => format!("{TOKEN_PREFIX}{replica}.{}", uuid::Uuid::new_v4().simple()),
+            None => format!("{TOKEN_PREFIX}{}", uuid::Uuid::new_v4().simple()),
+        };
         let key = format!("mcpguard-{}", uuid::Uuid::new_v4().simple());
         (token, key)
     }

@@ -104,6 +104,8 @@ pub struct Router {
     tables: RwLock<Tables>,
     sessions: Arc<SessionStore>,
     parking: crate::parking::Parking,
+    /// State shared with other replicas (to pass on retries of calls parked elsewhere).
+    shared: Option<Arc<crate::shared::SharedState>>,
     listeners: Arc<crate::listeners::Listeners>,
     agents: crate::gateway::Agents,
     last_refresh: parking_lot::Mutex<HashMap<&'static str, Option<std::time::Instant>>>,
@@ -126,9 +128,33 @@ impl Router {
             tables: RwLock::new(Tables::default()),
             sessions,
             parking: crate::parking::Parking::new(),
+            shared: None,
             listeners,
             agents,
             last_refresh: parking_lot::Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Shares parked calls with other replicas through `shared` (tokens name this replica;
+    /// a retry of a call parked elsewhere is passed to its holder).
+    pub fn with_shared(mut self, shared: Option<Arc<crate::shared::SharedState>>) -> Router {
+        if let Some(shared) = &shared {
+            self.parking = crate::parking::Parking::of_replica(shared.replica());
+        }
+        self.shared = shared;
+        self
+    }
+
+    /// Resumes a call parked here for a retry another replica received; the answer, or
+    /// an error answer.
+    pub async fn resume_parked(&self, request: &Message) -> Message {
+        match self
+            .parking
+            .resume(request, Arc::new(crate::upstream::NoRelay))
+            .await
+        {
+            Ok(reply) => reply,
+            Err(e) => Message::error_response(request.id(), &e.to_rpc()),
         }
     }
 
@@ -281,7 +307,12 @@ impl Router {
             }
             (Era::Stateless, Era::Handshake) => {
                 let method = request.method().unwrap_or_default().to_string();
-                let reply = if crate::parking::is_parked_state(request.params()) {
+                let holder = crate::parking::replica_of(request.params())
+                    .filter(|r| Some(r.as_str()) != self.parking.replica());
+                let reply = if let (Some(holder), Some(shared)) = (holder, &self.shared) {
+                    // The agent answers a question asked in a call another replica holds.
+                    shared.resume_elsewhere(&holder, &request).await
+                } else if crate::parking::is_parked_state(request.params()) {
                     // The agent answers a question the upstream asked mid-call.
                     self.parking.resume(&request, ctx.relay.clone()).await?
                 } else {

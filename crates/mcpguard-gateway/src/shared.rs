@@ -119,8 +119,39 @@ for i = 1, #ARGV do redis.call('SADD', KEYS[1], ARGV[i]) end
 return redis.call('SMEMBERS', KEYS[1])
 ";
 
+/// A retry of a parked call that another replica received, to resume here.
+pub struct ResumeRequest {
+    /// The replica waiting for the answer.
+    pub reply_to: String,
+    /// Its name for this exchange.
+    pub call: String,
+    /// The agent's retry (with `requestState` and `inputResponses`).
+    pub request: mcpguard_protocol::Message,
+}
+
+/// What replicas send each other on their own channels: `kind` `resume` (with
+/// `reply_to` and `request`) or `answer` (with `message`). A plain struct: raw JSON
+/// values cannot sit in an internally tagged enum.
+#[derive(serde::Deserialize)]
+struct ReplicaMessage {
+    kind: String,
+    call: String,
+    reply_to: Option<String>,
+    request: Option<Box<serde_json::value::RawValue>>,
+    message: Option<Box<serde_json::value::RawValue>>,
+}
+
+/// How long a replica waits for another to finish a resumed call.
+const RESUME_WAIT: Duration = Duration::from_secs(300);
+
 /// The shared state of a replicated gateway.
 pub struct SharedState {
+    /// This replica's id (random per process).
+    replica: String,
+    /// Retries passed to other replicas, waiting for their answers.
+    resumes: parking_lot::Mutex<
+        std::collections::HashMap<String, tokio::sync::oneshot::Sender<mcpguard_protocol::Message>>,
+    >,
     link: RedisLink,
     prefix: String,
     ttl_ms: u64,
@@ -148,6 +179,8 @@ impl SharedState {
     /// than `idle` are forgotten. Connects on first use.
     pub fn new(config: &StateRedisConfig, idle: Duration) -> Result<SharedState, String> {
         Ok(SharedState {
+            replica: uuid::Uuid::new_v4().simple().to_string()[..12].to_string(),
+            resumes: parking_lot::Mutex::new(std::collections::HashMap::new()),
             link: RedisLink::new(&config.url, Duration::from_millis(config.timeout_ms.max(1)))?,
             prefix: config.key_prefix.clone(),
             ttl_ms: idle.as_millis().clamp(1_000, u128::from(u64::MAX)) as u64,
@@ -176,6 +209,136 @@ impl SharedState {
                     .map(|s| Some(Arc::new(s)))
                     .map_err(|e| format!("state.redis.url: {e}"))
             }
+        }
+    }
+
+    /// This replica's id.
+    pub fn replica(&self) -> &str {
+        &self.replica
+    }
+
+    fn replica_channel(&self, replica: &str) -> String {
+        format!("{}replica:{replica}", self.prefix)
+    }
+
+    async fn publish(&self, channel: String, payload: &str, what: &str) -> Result<u64, String> {
+        let mut invocation = self.publish.prepare_invoke();
+        invocation.key(channel).arg(payload);
+        self.link.invoke(&invocation, what).await
+    }
+
+    /// Passes an agent's retry of a call parked on replica `holder` there, and waits for
+    /// the call's answer. Answers an error message when the holder is gone or silent.
+    pub async fn resume_elsewhere(
+        &self,
+        holder: &str,
+        request: &mcpguard_protocol::Message,
+    ) -> mcpguard_protocol::Message {
+        use mcpguard_protocol::{Message, RpcError, codes};
+        let fail = |why: String| {
+            Message::error_response(
+                request.id(),
+                &RpcError::new(
+                    codes::INVALID_PARAMS,
+                    format!("invalid or expired requestState: {why}"),
+                )
+                .with_data(serde_json::json!({"reason": "invalid_request_state"})),
+            )
+        };
+        let Ok(raw) = std::str::from_utf8(request.bytes()) else {
+            return fail("the request is not UTF-8".into());
+        };
+        let call = uuid::Uuid::new_v4().simple().to_string();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.resumes.lock().insert(call.clone(), tx);
+        let payload = format!(
+            r#"{{"kind":"resume","reply_to":{},"call":"{call}","request":{raw}}}"#,
+            serde_json::Value::from(self.replica.as_str())
+        );
+        let sent = self
+            .publish(
+                self.replica_channel(holder),
+                &payload,
+                "passing a retry to another replica",
+            )
+            .await;
+        let outcome = match sent {
+            Ok(0) => Err("the replica that holds the call is gone".to_string()),
+            Err(e) => Err(e),
+            Ok(_) => match tokio::time::timeout(RESUME_WAIT, rx).await {
+                Ok(Ok(answer)) => Ok(answer),
+                _ => Err("the replica that holds the call did not answer".to_string()),
+            },
+        };
+        self.resumes.lock().remove(&call);
+        match outcome {
+            Ok(answer) => {
+                tracing::debug!(
+                    replica = holder,
+                    "a retry was resumed on the replica holding its call"
+                );
+                answer.with_id(request.id().unwrap_or("null"))
+            }
+            Err(why) => {
+                tracing::warn!(replica = holder, reason = %why, "a parked call could not be resumed on its replica");
+                fail(why)
+            }
+        }
+    }
+
+    /// Sends the answer of a resumed call back to the replica that passed the retry.
+    pub async fn answer_resume(
+        &self,
+        resume: &ResumeRequest,
+        answer: &mcpguard_protocol::Message,
+    ) -> Result<(), String> {
+        let Ok(raw) = std::str::from_utf8(answer.bytes()) else {
+            return Err("the answer is not UTF-8".into());
+        };
+        let payload = format!(
+            r#"{{"kind":"answer","call":{},"message":{raw}}}"#,
+            serde_json::Value::from(resume.call.as_str())
+        );
+        self.publish(
+            self.replica_channel(&resume.reply_to),
+            &payload,
+            "answering another replica",
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// Handles a message on this replica's own channel.
+    fn on_replica_message(&self, payload: &[u8], resume: &(impl Fn(ResumeRequest) + Send)) {
+        let Ok(message) = serde_json::from_slice::<ReplicaMessage>(payload) else {
+            tracing::warn!("an unreadable message from another replica was dropped");
+            return;
+        };
+        let parse = |raw: &serde_json::value::RawValue| {
+            mcpguard_protocol::Message::parse(bytes::Bytes::from(raw.get().to_string())).ok()
+        };
+        match (
+            message.kind.as_str(),
+            message.reply_to,
+            message.request,
+            message.message,
+        ) {
+            ("resume", Some(reply_to), Some(request), _) => {
+                if let Some(request) = parse(&request) {
+                    resume(ResumeRequest {
+                        reply_to,
+                        call: message.call,
+                        request,
+                    });
+                }
+            }
+            ("answer", _, _, Some(answer)) => {
+                let waiting = self.resumes.lock().remove(&message.call);
+                if let (Some(waiting), Some(answer)) = (waiting, parse(&answer)) {
+                    let _ = waiting.send(answer);
+                }
+            }
+            _ => tracing::warn!("a message of unknown kind from another replica was dropped"),
         }
     }
 
@@ -370,14 +533,17 @@ impl SharedState {
         &self,
         stop: tokio_util::sync::CancellationToken,
         deliver: impl Fn(&str, &[u8]) + Send,
+        resume: impl Fn(ResumeRequest) + Send,
     ) {
         use futures::StreamExt as _;
         let pattern = format!("{}mail:*", self.prefix);
         let channel_prefix = format!("{}mail:", self.prefix);
+        let own = self.replica_channel(&self.replica);
         loop {
             let subscribed = async {
                 let mut pubsub = self.link.client().get_async_pubsub().await?;
                 pubsub.psubscribe(&pattern).await?;
+                pubsub.subscribe(&own).await?;
                 Ok::<_, redis::RedisError>(pubsub)
             }
             .await;
@@ -390,7 +556,10 @@ impl SharedState {
                             _ = stop.cancelled() => return,
                             message = messages.next() => match message {
                                 Some(message) => {
-                                    if let Some(tag) = message.get_channel_name().strip_prefix(&channel_prefix) {
+                                    let channel = message.get_channel_name();
+                                    if channel == own {
+                                        self.on_replica_message(message.get_payload_bytes(), &resume);
+                                    } else if let Some(tag) = channel.strip_prefix(&channel_prefix) {
                                         deliver(tag, message.get_payload_bytes());
                                     }
                                 }

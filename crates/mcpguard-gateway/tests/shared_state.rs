@@ -162,3 +162,20 @@ async fn a_dead_redis_is_an_error_not_an_answer() {
     assert!(dead.sync_taint("session:s", None, "", 0).await.is_err());
     assert!(dead.pin_tools(&[("a/b".into(), [0; 32])]).await.is_err());
 }
+
+#[tokio::test]
+async fn a_retry_for_a_replica_that_is_gone_fails_at_once() {
+    let shared = state();
+    let retry = mcpguard_protocol::Message::request(
+        "5",
+        "tools/call",
+        Some(r#"{"name":"ask","requestState":"mcpguard-parked.nobody.x"}"#),
+    );
+    let started = std::time::Instant::now();
+    let answer = shared.resume_elsewhere("nobody", &retry).await;
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert_eq!(answer.id(), Some("5"));
+    let error = answer.error().unwrap();
+    assert!(error.contains("invalid_request_state"), "{error}");
+    assert!(error.contains("gone"), "{error}");
+}

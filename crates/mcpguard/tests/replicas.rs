@@ -477,11 +477,13 @@ fn sdk_clients_behind_a_round_robin_balancer_see_one_gateway() {
     let policy = keys.path().join("policy.yaml");
     std::fs::write(&policy, NO_EXFILTRATION).unwrap();
     let prefix = format!("{}:", unique("mcpguard-test"));
+    // `protocol: handshake`: the gateway, not the upstream, turns a question asked
+    // mid-call into `input_required` for a stateless agent, so any replica can resume it.
     let config = echo_stdio_config(&format!(
-        "  fs:\n    command: {fs}\n    args: [{dir}]\n  net:\n    command: {py}\n    args: [{net}]\n\
+        "    protocol: handshake\n  fs:\n    command: {fs}\n    args: [{dir}]\n  net:\n    command: {py}\n    args: [{net}]\n\
          policy:\n  policy_paths: [{policy}]\n\
          taint:\n  digest_key: {digest}\n\
-         state:\n  backend: redis\n  redis: {{url: 'redis://127.0.0.1:6379', key_prefix: '{prefix}'}}\n",
+         state:\n  backend: redis\n  redis: {{url: 'redis://127.0.0.1:6379', key_prefix: '{prefix}'}}",
         fs = yaml_str(&node_bin("mcp-server-filesystem").display().to_string()),
         dir = yaml_str(&files.path().canonicalize().unwrap().display().to_string()),
         py = yaml_str(&python().display().to_string()),
@@ -495,14 +497,11 @@ fn sdk_clients_behind_a_round_robin_balancer_see_one_gateway() {
     let url = format!("http://127.0.0.1:{}/mcp", balancer.port);
     let path = files.path().canonicalize().unwrap().join("creds.txt");
     for mode in ["legacy", "auto"] {
-        // The question a handshake-era upstream asks mid-call reaches a stateless agent as
-        // `input_required`, and its retry must come back to the replica holding the parked
-        // call (docs/replicas.md): so the stateless agent here asks nothing.
-        let question = if mode == "legacy" {
-            serde_json::json!({"op": "call_tool", "name": "ask_user", "arguments": {"question": "colour?"}})
-        } else {
-            serde_json::json!({"op": "call_tool", "name": "echo", "arguments": {"message": "blue"}})
-        };
+        // The upstream asks mid-call: a handshake-era agent gets `elicitation/create` and
+        // answers it through whichever replica; a stateless one gets `input_required` and
+        // retries through whichever replica, which passes the retry to the replica holding
+        // the parked call.
+        let question = serde_json::json!({"op": "call_tool", "name": "ask_user", "arguments": {"question": "colour?"}});
         let script = serde_json::json!([
             {"op": "list_tools"},
             {"op": "call_tool", "name": "fs__read_text_file", "arguments": {"path": path.display().to_string()}},
