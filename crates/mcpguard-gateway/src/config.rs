@@ -384,6 +384,11 @@ pub struct ProxyConfig {
     /// Host names accepted in the `Host` header besides loopback ones. When the gateway
     /// binds a loopback address, any other `Host` gets 403 (DNS-rebinding defence).
     pub allowed_hosts: Vec<String>,
+    /// Balancers (addresses or CIDR ranges) whose `X-Forwarded-For` is believed: a request
+    /// from one is attributed to the right-most address in that header that is not itself
+    /// a trusted proxy (for taint state and rate limits of unauthenticated callers, and the
+    /// audit log). Empty: the TCP peer is the client.
+    pub trusted_proxies: Vec<String>,
     /// Default time an upstream has to answer one call, in seconds.
     pub call_timeout_seconds: f64,
     /// How long in-flight calls may run after SIGTERM/SIGINT before they are cut off.
@@ -409,6 +414,7 @@ impl Default for ProxyConfig {
             max_upstream_message_bytes: 64 * 1024 * 1024,
             allowed_origins: Vec::new(),
             allowed_hosts: Vec::new(),
+            trusted_proxies: Vec::new(),
             call_timeout_seconds: 60.0,
             shutdown_grace_seconds: 10.0,
             session_idle_timeout_seconds: 3600.0,
@@ -660,6 +666,9 @@ impl Config {
                 "federation.separator".into(),
                 "the separator must not be empty; the default is `__`".into(),
             );
+        }
+        if let Err(e) = crate::forwarded::TrustedProxies::parse(&self.proxy.trusted_proxies) {
+            push("proxy.trusted_proxies".into(), e);
         }
         let traces = &self.observability.traces;
         if traces.enabled {

@@ -58,6 +58,8 @@ pub struct Gateway {
     metrics: Arc<crate::metrics::Metrics>,
     /// State shared with other replicas (sessions), when configured.
     shared: Option<Arc<crate::shared::SharedState>>,
+    /// Balancers whose `X-Forwarded-For` is believed.
+    proxies: crate::forwarded::TrustedProxies,
 }
 
 impl Gateway {
@@ -74,6 +76,8 @@ impl Gateway {
             crate::auth::Authenticator::new(&config.auth).map_err(|e| format!("auth: {e}"))?,
         );
         let shared = crate::shared::SharedState::from_config(&config)?;
+        let proxies = crate::forwarded::TrustedProxies::parse(&config.proxy.trusted_proxies)
+            .map_err(|e| format!("proxy.trusted_proxies: {e}"))?;
         let shutdown = CancellationToken::new();
         let sessions = Arc::new(SessionStore::new());
         let listeners = Arc::new(crate::listeners::Listeners::new());
@@ -127,6 +131,7 @@ impl Gateway {
             auth,
             metrics,
             shared,
+            proxies,
         });
         gateway.spawn_housekeeping();
         Ok(gateway)
@@ -155,6 +160,24 @@ impl Gateway {
         ctx.response = Some(answer);
         ctx.answered_in = Some((crate::pipeline::Phase::Access, "auth"));
         self.pipeline.log_only(&ctx).await;
+    }
+
+    /// The client of a request from `peer` with `headers` (see [`crate::forwarded`]).
+    pub fn client_address(
+        &self,
+        peer: std::net::SocketAddr,
+        headers: &http::HeaderMap,
+    ) -> std::net::SocketAddr {
+        if self.proxies.is_empty() {
+            return peer;
+        }
+        self.proxies.client(
+            peer,
+            headers
+                .get_all("x-forwarded-for")
+                .iter()
+                .filter_map(|v| v.to_str().ok()),
+        )
     }
 
     /// Passes an agent's message in `session` that nothing here waits for (an answer to a

@@ -11,6 +11,7 @@ pub mod bridge;
 pub mod caller;
 pub mod config;
 pub mod error;
+pub mod forwarded;
 pub mod gateway;
 pub mod listeners;
 pub mod metrics;

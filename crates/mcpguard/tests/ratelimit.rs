@@ -142,3 +142,37 @@ fn two_gateways_on_one_redis_share_the_limit_and_a_dead_redis_fails_closed() {
     let run = py_client(&open.url(), "auto", &call, &[]);
     assert_eq!(text_of(run.ok("call_tool", 0)), "x");
 }
+
+/// A stateless tool call as client `forwarded_for` behind a balancer on loopback; the
+/// HTTP status.
+fn call_as(port: u16, forwarded_for: &str, id: u64) -> u16 {
+    mcp_post(
+        port,
+        &[
+            ("mcp-protocol-version", "2026-07-28"),
+            ("mcp-method", "tools/call"),
+            ("mcp-name", "echo"),
+            ("x-forwarded-for", forwarded_for),
+        ],
+        &tools_call(id),
+    )
+    .0
+}
+
+#[test]
+fn behind_a_trusted_balancer_anonymous_callers_are_told_apart_by_x_forwarded_for() {
+    let limit = "rate_limits:\n  enabled: true\n  per_identity: {rate: 0.01, burst: 1}\n";
+    // The balancer (here: the test, on loopback) is trusted: two clients, two buckets.
+    let trusting = Gateway::start(&echo_stdio_config(&format!(
+        "{limit}proxy:\n  trusted_proxies: [127.0.0.1/32, '::1']\n"
+    )));
+    assert_eq!(call_as(trusting.port, "203.0.113.1", 1), 200);
+    assert_eq!(call_as(trusting.port, "203.0.113.1", 2), 429);
+    assert_eq!(call_as(trusting.port, "203.0.113.2", 3), 200);
+    // A hop the client wrote itself, left of the balancer's, changes nothing.
+    assert_eq!(call_as(trusting.port, "198.51.100.7, 203.0.113.1", 4), 429);
+    // Without trusted proxies the header is ignored: one address, one bucket.
+    let plain = Gateway::start(&echo_stdio_config(limit));
+    assert_eq!(call_as(plain.port, "203.0.113.1", 1), 200);
+    assert_eq!(call_as(plain.port, "203.0.113.2", 2), 429);
+}

@@ -311,6 +311,7 @@ async fn post_mcp(
     if let Some(refusal) = check_origin(&gateway, &headers) {
         return refusal;
     }
+    let remote = gateway.client_address(remote, &headers);
     let content_type = header_str(&headers, "content-type").unwrap_or("");
     if !content_type
         .split(';')
