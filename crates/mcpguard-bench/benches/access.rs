@@ -109,8 +109,25 @@ fn bench_auth(c: &mut Criterion) {
             .name,
         "alice"
     );
+    // The same token again: verified once, then served from the verifier's memory.
     c.bench_function("auth/jwt_eddsa", |b| {
         b.iter(|| runtime.block_on(jwt.authenticate(&jwt_headers)).unwrap())
+    });
+    // A different token every time (twice as many as the verifier remembers): every call
+    // checks a signature.
+    let fresh: Vec<_> = (0..20_000)
+        .map(|n| {
+            let mut claims = claims.clone();
+            claims["jti"] = serde_json::json!(n);
+            headers(&jsonwebtoken::encode(&header, &claims, &encoding).unwrap())
+        })
+        .collect();
+    let mut next = fresh.iter().cycle();
+    c.bench_function("auth/jwt_eddsa_uncached", |b| {
+        b.iter(|| {
+            let headers = next.next().unwrap();
+            runtime.block_on(jwt.authenticate(headers)).unwrap()
+        })
     });
 }
 

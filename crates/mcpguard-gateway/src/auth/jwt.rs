@@ -137,6 +137,30 @@ pub struct JwtVerifier {
     config: JwtConfig,
     last_fetch: Mutex<Option<Instant>>,
     http: reqwest::Client,
+    /// Tokens verified already (by SHA-256), with their expiry and the key set they were
+    /// verified against: a repeated token skips the signature check until it expires or
+    /// the keys change.
+    verified: Mutex<lru::LruCache<[u8; 32], CachedToken>>,
+    /// Bumped whenever the keys are replaced.
+    generation: std::sync::atomic::AtomicU64,
+}
+
+/// Most verified tokens remembered.
+const VERIFIED_CACHE: usize = 10_000;
+
+struct CachedToken {
+    verified: Verified,
+    /// `exp`, in seconds since the epoch.
+    expires: u64,
+    /// `nbf`, in seconds since the epoch (0 when absent).
+    not_before: u64,
+    generation: u64,
+}
+
+fn now_seconds() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 impl std::fmt::Debug for JwtVerifier {
@@ -224,6 +248,10 @@ impl JwtVerifier {
             config: config.clone(),
             last_fetch: Mutex::new(None),
             http,
+            verified: Mutex::new(lru::LruCache::new(
+                std::num::NonZeroUsize::new(VERIFIED_CACHE).unwrap_or(std::num::NonZeroUsize::MIN),
+            )),
+            generation: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
@@ -260,12 +288,47 @@ impl JwtVerifier {
         let keys = parse_jwks(&text)?;
         let count = keys.keys.len();
         self.keys.store(Arc::new(keys));
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         Ok(count)
     }
 
     /// Verifies `token`; an unknown key id makes it fetch the keys again first (at most
     /// every 10 seconds), so a rotated key is picked up without waiting.
     pub async fn verify(&self, token: &str) -> Result<Verified, JwtError> {
+        use sha2::Digest as _;
+        let digest: [u8; 32] = sha2::Sha256::digest(token.as_bytes()).into();
+        let generation = self.generation.load(std::sync::atomic::Ordering::SeqCst);
+        {
+            let mut cache = self.verified.lock();
+            if let Some(hit) = cache.get(&digest) {
+                let now = now_seconds();
+                if hit.generation == generation && now < hit.expires && now >= hit.not_before {
+                    return Ok(hit.verified.clone());
+                }
+                cache.pop(&digest);
+            }
+        }
+        let (verified, expires, not_before) = self.verify_signature(token).await?;
+        if let Some(expires) = expires {
+            self.verified.lock().put(
+                digest,
+                CachedToken {
+                    verified: verified.clone(),
+                    expires,
+                    not_before,
+                    generation,
+                },
+            );
+        }
+        Ok(verified)
+    }
+
+    /// Verifies the signature and claims; also answers `exp` and `nbf` (0 when absent).
+    async fn verify_signature(
+        &self,
+        token: &str,
+    ) -> Result<(Verified, Option<u64>, u64), JwtError> {
         let header = jsonwebtoken::decode_header(token).map_err(|_| JwtError::Malformed)?;
         if !self.validation.algorithms.contains(&header.alg) {
             return Err(JwtError::Algorithm);
@@ -298,13 +361,18 @@ impl JwtVerifier {
         )
         .map_err(|e| map_error(&e))?;
         let claims = data.claims;
+        let expires = claims.get("exp").and_then(serde_json::Value::as_u64);
+        let not_before = claims
+            .get("nbf")
+            .and_then(serde_json::Value::as_u64)
+            .unwrap_or(0);
         let identity = claims
             .get(&self.config.identity_claim)
             .and_then(|v| v.as_str())
             .filter(|s| !s.is_empty())
             .ok_or_else(|| JwtError::Claim(self.config.identity_claim.clone()))?
             .to_string();
-        Ok(Verified {
+        let verified = Verified {
             identity,
             roles: strings(claims.get(&self.config.roles_claim)),
             scopes: strings(
@@ -317,7 +385,8 @@ impl JwtVerifier {
                 .and_then(|v| v.as_str())
                 .map(str::to_string)
                 .or(header.kid),
-        })
+        };
+        Ok((verified, expires, not_before))
     }
 
     /// The key for `kid` (or, without a `kid`, the only key of a fitting type).
@@ -411,6 +480,73 @@ mod tests {
                 .unwrap_err()
                 .contains("issuer")
         );
+    }
+
+    /// The Ed25519 key of RFC 8037, appendix A.1 (a published test key).
+    const RFC8037_D: &str = "nWGxne_9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A";
+    const RFC8037_X: &str = "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo";
+
+    fn jwks(x: &str) -> String {
+        format!(
+            r#"{{"keys":[{{"kty":"OKP","crv":"Ed25519","x":"{x}","kid":"k1","alg":"EdDSA"}}]}}"#
+        )
+    }
+
+    fn signed(claims: &serde_json::Value) -> String {
+        use base64::Engine as _;
+        let seed = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(RFC8037_D)
+            .unwrap_or_default();
+        // PKCS#8 v1 wrapping of an Ed25519 seed (RFC 8410).
+        let mut der = vec![
+            0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22,
+            0x04, 0x20,
+        ];
+        der.extend_from_slice(&seed);
+        let mut header = jsonwebtoken::Header::new(Algorithm::EdDSA);
+        header.kid = Some("k1".into());
+        jsonwebtoken::encode(
+            &header,
+            claims,
+            &jsonwebtoken::EncodingKey::from_ed_der(&der),
+        )
+        .unwrap_or_default()
+    }
+
+    #[tokio::test]
+    async fn a_verified_token_is_remembered_until_the_keys_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("jwks.json");
+        std::fs::write(&file, jwks(RFC8037_X)).unwrap();
+        let config = JwtConfig {
+            issuer: "https://as.test".into(),
+            jwks_file: Some(file.clone()),
+            ..JwtConfig::default()
+        };
+        let verifier = JwtVerifier::new(&config, Some("https://gw.test/mcp")).unwrap();
+        verifier.refresh().await.unwrap();
+        let now = now_seconds();
+        let token = signed(&serde_json::json!({
+            "sub": "alice", "iss": "https://as.test", "aud": "https://gw.test/mcp", "exp": now + 600,
+        }));
+        assert_eq!(verifier.verify(&token).await.unwrap().identity, "alice");
+        // Without its key the token still passes: it was verified, and the keys are the
+        // same generation (the swap below bypasses `refresh` on purpose).
+        verifier
+            .keys
+            .store(Arc::new(parse_jwks(r#"{"keys":[]}"#).unwrap()));
+        assert_eq!(verifier.verify(&token).await.unwrap().identity, "alice");
+        // Replacing the keys forgets every verified token: now it is checked again.
+        std::fs::write(&file, jwks("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")).unwrap();
+        verifier.refresh().await.unwrap();
+        assert!(verifier.verify(&token).await.is_err());
+        // An expired token is never served from memory.
+        std::fs::write(&file, jwks(RFC8037_X)).unwrap();
+        verifier.refresh().await.unwrap();
+        let old = signed(&serde_json::json!({
+            "sub": "bob", "iss": "https://as.test", "aud": "https://gw.test/mcp", "exp": now - 120,
+        }));
+        assert_eq!(verifier.verify(&old).await, Err(JwtError::Expired));
     }
 
     #[test]
