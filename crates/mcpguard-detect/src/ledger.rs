@@ -32,14 +32,16 @@ struct Entry {
 /// One ledger value as replicas of the gateway exchange it: its type, label, keyed
 /// fingerprint and provenance — never the value. Only replicas sharing the digest key
 /// can use each other's entries.
+///
+/// Fields a newer replica adds are ignored, and a label this build does not know counts
+/// as `secret`: a rolling upgrade never makes an entry unreadable.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct SharedEntry {
     /// The finding's type (`secret.aws_access_key`).
     #[serde(rename = "type")]
     pub kind: String,
-    /// `secret` or `pii`.
-    pub label: Label,
+    /// `secret` or `pii` (anything else is taken as `secret`).
+    pub label: String,
     /// Length of the canonical form.
     pub len: u32,
     /// Keyed rolling hash of the canonical form.
@@ -48,6 +50,13 @@ pub struct SharedEntry {
     pub mac: String,
     /// Where it was first seen.
     pub source: Provenance,
+}
+
+impl SharedEntry {
+    /// What identifies the value: its length, rolling hash and digest.
+    pub fn fingerprint_id(&self) -> String {
+        format!("{}:{}:{}", self.len, self.rolling, self.mac)
+    }
 }
 
 /// The catalogue's type name for `kind`; types this build does not know (a newer
@@ -135,7 +144,7 @@ impl TaintLedger {
             .filter(|(_, fp)| fp.len as usize >= MIN_TRACKED_LEN)
             .map(|(f, fp)| SharedEntry {
                 kind: f.kind.to_string(),
-                label: f.label,
+                label: f.label.as_str().to_string(),
                 len: fp.len,
                 rolling: fp.rolling,
                 mac: hex_of(&fp.mac),
@@ -155,7 +164,11 @@ impl TaintLedger {
             };
             self.insert(Entry {
                 kind: static_kind(&entry.kind),
-                label: entry.label,
+                label: if entry.label == Label::Pii.as_str() {
+                    Label::Pii
+                } else {
+                    Label::Secret
+                },
                 fingerprint: Fingerprint {
                     len: entry.len,
                     rolling: entry.rolling,
@@ -169,7 +182,15 @@ impl TaintLedger {
 
     fn insert(&mut self, entry: Entry) {
         let fp = entry.fingerprint;
-        if (fp.len as usize) < MIN_TRACKED_LEN || self.entries.iter().any(|e| e.fingerprint == fp) {
+        // The index says whether a value of this length and rolling hash is held at all:
+        // only then look for it.
+        let indexed = self
+            .index
+            .get(&fp.len)
+            .is_some_and(|by_hash| by_hash.contains_key(&fp.rolling));
+        if (fp.len as usize) < MIN_TRACKED_LEN
+            || (indexed && self.entries.iter().any(|e| e.fingerprint == fp))
+        {
             return;
         }
         if self.entries.len() == self.capacity

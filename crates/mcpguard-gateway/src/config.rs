@@ -565,8 +565,8 @@ pub struct TracesConfig {
     pub endpoint: String,
     /// `service.name` of the spans.
     pub service_name: String,
-    /// Share of new traces recorded (0–1); a call that continues an agent's trace follows
-    /// the agent's sampling decision.
+    /// Share of traces recorded (0–1), decided by the gateway from the trace id; an
+    /// agent's `traceparent` sets the trace a call joins, not whether it is recorded.
     pub sample_ratio: f64,
     /// Headers sent to the collector (e.g. its `authorization`).
     pub headers: BTreeMap<String, String>,

@@ -224,10 +224,7 @@ impl Gateway {
                         let Some(sessions) = sessions.upgrade() else {
                             return;
                         };
-                        let Some(session) = sessions
-                            .all()
-                            .into_iter()
-                            .find(|s| crate::shared::session_tag(s.id()) == tag)
+                        let Some(session) = sessions.all().into_iter().find(|s| s.tag() == tag)
                         else {
                             return;
                         };
@@ -331,6 +328,7 @@ impl Gateway {
         let router = self.router.clone();
         let idle = Duration::from_secs_f64(self.config.proxy.session_idle_timeout_seconds);
         let shutdown = self.shutdown.clone();
+        let shared = self.shared.clone();
         tokio::spawn(async move {
             loop {
                 tokio::select! {
@@ -338,6 +336,15 @@ impl Gateway {
                     _ = shutdown.cancelled() => return,
                 }
                 router.expire_parked();
+                if let Some(shared) = &shared {
+                    // A session busy here (a call running, a GET stream attached) is in
+                    // use however long since its last request: keep it alive in Redis.
+                    for session in sessions.all().into_iter().filter(|s| s.is_busy()) {
+                        if let Err(e) = shared.load_session(session.id()).await {
+                            tracing::warn!(session = session.log_id(), error = %e, "could not keep a busy session alive in the shared state");
+                        }
+                    }
+                }
                 let ended = sessions.expire(idle).await;
                 if ended > 0 {
                     tracing::info!(ended, "ended idle sessions");
@@ -375,6 +382,12 @@ impl Gateway {
                 Ok(None)
             }
             (None, Some(record)) => {
+                let limit = self.config.proxy.max_sessions;
+                if self.sessions.len() >= limit {
+                    return Err(format!(
+                        "this replica holds its maximum of {limit} sessions (`proxy.max_sessions`)"
+                    ));
+                }
                 let session = Arc::new(Session::restore(
                     id.to_string(),
                     &record.initialize_params,
@@ -408,11 +421,12 @@ impl Gateway {
 
     /// Ends the session `id` here and on every replica. False when it was unknown.
     pub async fn end_session(&self, id: &str) -> Result<bool, String> {
-        let here = self.sessions.end(id).await;
         let Some(shared) = &self.shared else {
-            return Ok(here);
+            return Ok(self.sessions.end(id).await);
         };
-        let anywhere = shared.end_session(id).await? || here;
+        // Redis first: if it cannot take the end, the session stays whole everywhere.
+        let in_redis = shared.end_session(id).await?;
+        let anywhere = self.sessions.end(id).await || in_redis;
         // Replicas holding it end it now rather than at their next check.
         let ended = Message::notification(SESSION_ENDED, None);
         if let Err(e) = shared.send_to_session(id, ended.bytes()).await {

@@ -14,8 +14,8 @@ impl RedisLink {
     /// A link to the Redis at `url` (connected on first use, reconnected when lost);
     /// each round trip gives up after `timeout`.
     pub fn new(url: &str, timeout: Duration) -> Result<RedisLink, String> {
-        let client =
-            redis::Client::open(url).map_err(|e| format!("`{url}` is not a Redis URL: {e}"))?;
+        // (The URL is not repeated: it may hold a password.)
+        let client = redis::Client::open(url).map_err(|e| format!("not a Redis URL: {e}"))?;
         Ok(RedisLink {
             client,
             connection: tokio::sync::Mutex::new(None),

@@ -244,6 +244,8 @@ pub struct Session {
     owner: std::sync::OnceLock<String>,
     /// With shared state: when this replica last confirmed in Redis that the session lives.
     confirmed: Mutex<Option<Instant>>,
+    /// How replicas name the session to each other (a digest of the id), made once.
+    tag: std::sync::OnceLock<String>,
 }
 
 const BACKLOG_LIMIT: usize = 256;
@@ -328,6 +330,7 @@ impl Session {
             identity: std::sync::OnceLock::new(),
             owner: owned,
             confirmed: Mutex::new(None),
+            tag: std::sync::OnceLock::new(),
         }
     }
 
@@ -468,6 +471,12 @@ impl Session {
         let token = self.closed.child_token();
         in_flight.insert(request_id.to_string(), token.clone());
         Some(token)
+    }
+
+    /// How replicas name this session to each other ([`crate::shared::session_tag`]).
+    pub fn tag(&self) -> &str {
+        self.tag
+            .get_or_init(|| crate::shared::session_tag(&self.id))
     }
 
     /// Notes that the shared state confirmed the session lives, now.

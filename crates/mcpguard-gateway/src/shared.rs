@@ -56,24 +56,56 @@ pub struct TaintSync {
     pub unreadable: usize,
 }
 
+/// The taint-state key of a handshake-era session's calls (the guard's caller key).
+pub fn session_caller(id: &str) -> String {
+    format!("session:{id}")
+}
+
+/// The Redis keys of one caller's taint state.
+struct TaintKeys {
+    facts: String,
+    tools: String,
+    ledger: String,
+    entries: String,
+    sequence: String,
+}
+
+impl TaintKeys {
+    fn all(self) -> [String; 5] {
+        [
+            self.facts,
+            self.tools,
+            self.ledger,
+            self.entries,
+            self.sequence,
+        ]
+    }
+}
+
 /// Tools remembered per session.
 const TOOL_HISTORY: usize = 64;
 
 /// `session:` lookups: the record, touched so that it lives another idle period.
 const LOAD_SESSION: &str = r"
 local record = redis.call('GET', KEYS[1])
-if record then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+if record then
+  for i = 1, #KEYS do redis.call('PEXPIRE', KEYS[i], ARGV[1]) end
+end
 return record
 ";
 
-/// Counts the call, reads the facts before it, the tool's flags and the new ledger entries.
-/// KEYS: facts, tools, ledger, flags. ARGV: ttl ms, cursor, tool name ('' for none),
-/// current minute, history length.
+/// Counts the call (on Redis's clock, the same for every replica), reads the facts before
+/// it, the tool's flags and the ledger entries recorded after the cursor.
+/// KEYS: facts, tools, ledger (sorted set: fingerprint by sequence number), entries
+/// (hash: fingerprint to entry), sequence, flags. ARGV: ttl ms, cursor (a sequence
+/// number), tool name ('' for none), history length.
 const SYNC_TAINT: &str = r"
 local ttl = tonumber(ARGV[1])
+local time = redis.call('TIME')
+local now_ms = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+local minute = math.floor(now_ms / 60000)
 local calls = tonumber(redis.call('HGET', KEYS[1], 'calls') or '0')
 local untrusted = redis.call('HGET', KEYS[1], 'untrusted') or '0'
-local minute = tonumber(ARGV[4])
 local current = redis.call('HINCRBY', KEYS[1], 'w:' .. minute, 1)
 local previous = tonumber(redis.call('HGET', KEYS[1], 'w:' .. (minute - 1)) or '0')
 redis.call('HDEL', KEYS[1], 'w:' .. (minute - 2))
@@ -82,23 +114,41 @@ local tools = redis.call('LRANGE', KEYS[2], 0, -1)
 local flags = {}
 if ARGV[3] ~= '' then
   redis.call('RPUSH', KEYS[2], ARGV[3])
-  redis.call('LTRIM', KEYS[2], -tonumber(ARGV[5]), -1)
-  flags = redis.call('SMEMBERS', KEYS[4])
+  redis.call('LTRIM', KEYS[2], -tonumber(ARGV[4]), -1)
+  flags = redis.call('SMEMBERS', KEYS[6])
 end
-local entries = redis.call('XRANGE', KEYS[3], ARGV[2], '+')
-for i = 1, 3 do redis.call('PEXPIRE', KEYS[i], ttl) end
-return {calls, untrusted, tools, current, previous, flags, entries}
+local found = redis.call('ZRANGEBYSCORE', KEYS[3], '(' .. ARGV[2], '+inf', 'WITHSCORES')
+local entries = {}
+for i = 1, #found, 2 do
+  local entry = redis.call('HGET', KEYS[4], found[i])
+  if entry then
+    entries[#entries + 1] = found[i + 1]
+    entries[#entries + 1] = entry
+  end
+end
+for i = 1, 5 do redis.call('PEXPIRE', KEYS[i], ttl) end
+return {calls, untrusted, tools, current, previous, flags, entries, tostring(now_ms)}
 ";
 
-/// Records what a call's output taught: untrusted content, sensitive values.
-/// KEYS: facts, ledger. ARGV: ttl ms, untrusted ('1' or '0'), ledger length, entries...
+/// Records what a call's output taught: untrusted content, sensitive values. A value
+/// recorded again moves to the newest place (one place per fingerprint, so repeating one
+/// value never pushes others out); the ledger keeps the newest `keep`.
+/// KEYS: facts, ledger, entries, sequence. ARGV: ttl ms, untrusted ('1' or '0'), keep,
+/// then fingerprint, entry, fingerprint, entry...
 const RECORD_TAINT: &str = r"
 if ARGV[2] == '1' then redis.call('HSET', KEYS[1], 'untrusted', '1') end
-for i = 4, #ARGV do
-  redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[3], '*', 'e', ARGV[i])
+for i = 4, #ARGV, 2 do
+  local seq = redis.call('INCR', KEYS[4])
+  redis.call('ZADD', KEYS[2], seq, ARGV[i])
+  redis.call('HSET', KEYS[3], ARGV[i], ARGV[i + 1])
 end
-redis.call('PEXPIRE', KEYS[1], ARGV[1])
-if #ARGV >= 4 then redis.call('PEXPIRE', KEYS[2], ARGV[1]) end
+local excess = redis.call('ZCARD', KEYS[2]) - tonumber(ARGV[3])
+if excess > 0 then
+  local old = redis.call('ZRANGE', KEYS[2], 0, excess - 1)
+  redis.call('ZREMRANGEBYRANK', KEYS[2], 0, excess - 1)
+  for i = 1, #old do redis.call('HDEL', KEYS[3], old[i]) end
+end
+for i = 1, 4 do redis.call('PEXPIRE', KEYS[i], ARGV[1]) end
 return 1
 ";
 
@@ -140,6 +190,9 @@ struct ReplicaMessage {
     request: Option<Box<serde_json::value::RawValue>>,
     message: Option<Box<serde_json::value::RawValue>>,
 }
+
+/// How often the subscription to other replicas' messages is checked.
+const LISTEN_KEEPALIVE: Duration = Duration::from_secs(15);
 
 /// How long a replica waits for another to finish a resumed call.
 const RESUME_WAIT: Duration = Duration::from_secs(300);
@@ -251,6 +304,14 @@ impl SharedState {
         let call = uuid::Uuid::new_v4().simple().to_string();
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.resumes.lock().insert(call.clone(), tx);
+        // Forgotten however this ends, also when the agent hangs up and this is dropped.
+        struct Forget<'a>(&'a SharedState, &'a str);
+        impl Drop for Forget<'_> {
+            fn drop(&mut self) {
+                self.0.resumes.lock().remove(self.1);
+            }
+        }
+        let _forget = Forget(self, &call);
         let payload = format!(
             r#"{{"kind":"resume","reply_to":{},"call":"{call}","request":{raw}}}"#,
             serde_json::Value::from(self.replica.as_str())
@@ -270,7 +331,6 @@ impl SharedState {
                 _ => Err("the replica that holds the call did not answer".to_string()),
             },
         };
-        self.resumes.lock().remove(&call);
         match outcome {
             Ok(answer) => {
                 tracing::debug!(
@@ -364,7 +424,12 @@ impl SharedState {
     /// unknown, has ended or has expired.
     pub async fn load_session(&self, id: &str) -> Result<Option<SessionRecord>, String> {
         let mut invocation = self.load_session.prepare_invoke();
-        invocation.key(self.key("session", id)).arg(self.ttl_ms);
+        invocation.key(self.key("session", id));
+        // The session's taint state lives as long as the session does.
+        for key in self.taint_keys(&session_caller(id)).all() {
+            invocation.key(key);
+        }
+        invocation.arg(self.ttl_ms);
         let text: Option<String> = self
             .link
             .invoke(&invocation, "looking the session up")
@@ -379,52 +444,48 @@ impl SharedState {
 
     /// Ends the session `id` for every replica. False when it was unknown.
     pub async fn end_session(&self, id: &str) -> Result<bool, String> {
-        let session = self.key("session", id);
-        let taint = format!("session:{id}");
         let mut invocation = self.delete.prepare_invoke();
-        invocation.key(&session);
-        for key in self.taint_keys(&taint, "") {
+        invocation.key(self.key("session", id));
+        for key in self.taint_keys(&session_caller(id)).all() {
             invocation.key(key);
         }
-        let session_gone: i64 = self.link.invoke(&invocation, "ending the session").await?;
-        Ok(session_gone > 0)
+        let deleted: i64 = self.link.invoke(&invocation, "ending the session").await?;
+        Ok(deleted > 0)
     }
 
-    fn taint_keys(&self, caller: &str, tool: &str) -> [String; 4] {
+    fn taint_keys(&self, caller: &str) -> TaintKeys {
         let base = self.key("taint", caller);
-        [
-            format!("{base}:facts"),
-            format!("{base}:tools"),
-            format!("{base}:ledger"),
-            self.key("flags", tool),
-        ]
+        TaintKeys {
+            facts: format!("{base}:facts"),
+            tools: format!("{base}:tools"),
+            ledger: format!("{base}:ledger"),
+            entries: format!("{base}:entries"),
+            sequence: format!("{base}:seq"),
+        }
     }
 
     /// Counts a call of `tool` by `caller` (a session or a stateless caller's key) and
     /// reads the caller's taint state: the facts before this call, and the ledger entries
-    /// after `cursor` (empty: from the start).
+    /// recorded after `cursor` (empty: from the start).
     pub async fn sync_taint(
         &self,
         caller: &str,
         tool: Option<&str>,
         cursor: &str,
-        now_ms: u64,
     ) -> Result<TaintSync, String> {
         let tool = tool.unwrap_or_default();
+        let keys = self.taint_keys(caller);
         let mut invocation = self.sync_taint.prepare_invoke();
-        for key in self.taint_keys(caller, tool) {
-            invocation.key(key);
-        }
-        let from = if cursor.is_empty() {
-            "-".to_string()
-        } else {
-            format!("({cursor}")
-        };
         invocation
+            .key(keys.facts)
+            .key(keys.tools)
+            .key(keys.ledger)
+            .key(keys.entries)
+            .key(keys.sequence)
+            .key(self.key("flags", tool))
             .arg(self.ttl_ms)
-            .arg(from)
+            .arg(if cursor.is_empty() { "0" } else { cursor })
             .arg(tool)
-            .arg(now_ms / 60_000)
             .arg(TOOL_HISTORY);
         type Reply = (
             u64,
@@ -433,12 +494,14 @@ impl SharedState {
             u64,
             u64,
             Vec<String>,
-            Vec<(String, Vec<String>)>,
+            Vec<String>,
+            String,
         );
-        let (calls, untrusted, tools, current, previous, flags, events): Reply = self
+        let (calls, untrusted, tools, current, previous, flags, found, now_ms): Reply = self
             .link
             .invoke(&invocation, "reading the session's taint state")
             .await?;
+        let now_ms: u64 = now_ms.parse().unwrap_or(0);
         let into_minute = (now_ms % 60_000) as f64 / 60_000.0;
         let mut sync = TaintSync {
             calls,
@@ -449,21 +512,26 @@ impl SharedState {
             cursor: cursor.to_string(),
             ..TaintSync::default()
         };
-        for (id, fields) in events {
-            match fields
-                .get(1)
-                .map(|e| serde_json::from_str::<SharedEntry>(e))
-            {
-                Some(Ok(entry)) => sync.entries.push(entry),
-                _ => sync.unreadable += 1,
+        for pair in found.chunks(2) {
+            let [sequence, entry] = pair else {
+                sync.unreadable += 1;
+                continue;
+            };
+            match serde_json::from_str::<SharedEntry>(entry) {
+                Ok(entry) => sync.entries.push(entry),
+                Err(_) => sync.unreadable += 1,
             }
-            sync.cursor = id;
+            // Scores come back as integers written in decimal.
+            if sequence.parse::<u64>().is_ok() {
+                sync.cursor = sequence.clone();
+            }
         }
         Ok(sync)
     }
 
     /// Records what a call of `caller` taught: that it read untrusted content, and the
-    /// sensitive values its output held (the ledger keeps the last `capacity`).
+    /// sensitive values its output held (the ledger keeps the last `capacity` values, each
+    /// once).
     pub async fn record_taint(
         &self,
         caller: &str,
@@ -471,16 +539,24 @@ impl SharedState {
         entries: &[SharedEntry],
         capacity: usize,
     ) -> Result<(), String> {
-        let [facts, _, ledger, _] = self.taint_keys(caller, "");
+        let keys = self.taint_keys(caller);
         let mut invocation = self.record_taint.prepare_invoke();
         invocation
-            .key(facts)
-            .key(ledger)
+            .key(keys.facts)
+            .key(keys.ledger)
+            .key(keys.entries)
+            .key(keys.sequence)
             .arg(self.ttl_ms)
             .arg(if untrusted { "1" } else { "0" })
             .arg(capacity.max(1) * 2);
+        let mut seen = std::collections::HashSet::new();
         for entry in entries {
-            invocation.arg(serde_json::to_string(entry).map_err(|e| e.to_string())?);
+            let print = entry.fingerprint_id();
+            if seen.insert(print.clone()) {
+                invocation
+                    .arg(print)
+                    .arg(serde_json::to_string(entry).map_err(|e| e.to_string())?);
+            }
         }
         self.link
             .invoke::<i64>(&invocation, "recording the session's taint")
@@ -540,20 +616,36 @@ impl SharedState {
         let channel_prefix = format!("{}mail:", self.prefix);
         let own = self.replica_channel(&self.replica);
         loop {
-            let subscribed = async {
+            let subscribing = async {
                 let mut pubsub = self.link.client().get_async_pubsub().await?;
                 pubsub.psubscribe(&pattern).await?;
                 pubsub.subscribe(&own).await?;
                 Ok::<_, redis::RedisError>(pubsub)
-            }
-            .await;
+            };
+            let subscribed = tokio::select! {
+                _ = stop.cancelled() => return,
+                subscribed = tokio::time::timeout(LISTEN_KEEPALIVE, subscribing) => match subscribed {
+                    Ok(subscribed) => subscribed,
+                    Err(_) => Err(redis::RedisError::from((redis::ErrorKind::Io, "subscribing timed out"))),
+                },
+            };
             match subscribed {
                 Ok(pubsub) => {
                     tracing::debug!("listening for messages from other replicas");
-                    let mut messages = pubsub.into_on_message();
+                    let (mut sink, mut messages) = pubsub.split();
+                    let mut keepalive = tokio::time::interval(LISTEN_KEEPALIVE);
+                    keepalive.tick().await;
                     loop {
                         tokio::select! {
                             _ = stop.cancelled() => return,
+                            _ = keepalive.tick() => {
+                                // A connection that died without closing would leave the
+                                // replica deaf: ask Redis, and reconnect when it is silent.
+                                let pong = tokio::time::timeout(LISTEN_KEEPALIVE, sink.ping::<redis::Value>()).await;
+                                if !matches!(pong, Ok(Ok(_))) {
+                                    break;
+                                }
+                            }
                             message = messages.next() => match message {
                                 Some(message) => {
                                     let channel = message.get_channel_name();

@@ -127,9 +127,10 @@ fn tracer_provider(traces: &TracesConfig) -> anyhow::Result<SdkTracerProvider> {
                 .with_service_name(traces.service_name.clone())
                 .build(),
         )
-        .with_sampler(Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(
-            traces.sample_ratio,
-        ))))
+        // The gateway decides what it records: an agent's `traceparent` sets the trace a
+        // call belongs to, never whether it is recorded (an agent could otherwise force
+        // every call into the collector, or keep its own calls out).
+        .with_sampler(Sampler::TraceIdRatioBased(traces.sample_ratio))
         .with_batch_exporter(exporter)
         .build())
 }

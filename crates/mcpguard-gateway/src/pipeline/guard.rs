@@ -198,13 +198,11 @@ impl Guard {
         tool: Option<&str>,
     ) -> Result<crate::shared::TaintSync, String> {
         let cursor = state.lock().cursor.clone();
-        let now_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64);
-        let mut sync = shared
-            .sync_taint(&caller_key(ctx), tool, &cursor, now_ms)
-            .await?;
+        let mut sync = shared.sync_taint(&caller_key(ctx), tool, &cursor).await?;
         let mut st = state.lock();
+        // (The local clock of the call rate is not used with shared state; this keeps
+        // idle expiry and eviction of local copies working.)
+        st.last_seen = std::time::Instant::now();
         let refused = st.ledger.import(std::mem::take(&mut sync.entries)) + sync.unreadable;
         if refused > 0 {
             // An entry that cannot be followed is taint that could be lost: refuse.
@@ -243,9 +241,7 @@ impl Guard {
         tracing::error!(target: "mcpguard::decisions", reason = %error, "result withheld: its taint could not be shared with the other replicas");
         let error = RpcError::new(
             codes::DENIED,
-            format!(
-                "the result was withheld: it holds sensitive or untrusted content and the shared taint state is unavailable ({error}); denied (fail closed)"
-            ),
+            "the result was withheld: it holds sensitive or untrusted content and the shared taint state is unavailable; denied (fail closed)",
         );
         Some(Flow::Respond(Message::error_response(
             ctx.request.id(),
@@ -418,7 +414,7 @@ fn call_of<'a>(
 /// another agent's approval.
 fn caller_key(ctx: &CallContext) -> String {
     match ctx.caller.session_id() {
-        Some(id) => format!("session:{id}"),
+        Some(id) => crate::shared::session_caller(id),
         None => format!(
             "stateless:{}",
             ctx.caller
@@ -625,11 +621,10 @@ impl Guard {
         let pinned = match self.pinned(&digests).await {
             Ok(pinned) => pinned,
             Err(e) => {
+                tracing::error!(target: "mcpguard::decisions", reason = %e, "the tool list cannot be checked against the shared tool pins");
                 let error = RpcError::new(
                     codes::DENIED,
-                    format!(
-                        "the tool list cannot be checked against the shared tool pins ({e}); withheld (fail closed)"
-                    ),
+                    "the tool list cannot be checked against the shared tool pins; withheld (fail closed)",
                 );
                 return Flow::Respond(Message::error_response(ctx.request.id(), &error));
             }
@@ -808,7 +803,8 @@ impl Plugin for Guard {
                 match self.sync_shared(shared, ctx, &state, tool.as_deref()).await {
                     Ok(sync) => Some(sync),
                     Err(e) => {
-                        scan_error = Some(format!("the shared taint state is unavailable ({e})"));
+                        tracing::error!(target: "mcpguard::decisions", reason = %e, "the shared taint state is unavailable");
+                        scan_error = Some("the shared taint state is unavailable".to_string());
                         None
                     }
                 }

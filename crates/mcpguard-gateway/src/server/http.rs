@@ -1202,13 +1202,15 @@ async fn lookup_session(
     }
 }
 
+/// 503 for a session this replica cannot serve now; the reason goes to the log only
+/// (it may name internal hosts), the agent learns to retry.
 fn shared_state_down(error: &str) -> Response {
-    tracing::error!(reason = %error, "the shared session state is unavailable");
+    tracing::error!(reason = %error, "a session cannot be served: the state replicas share is unavailable");
     rpc_error(
         StatusCode::SERVICE_UNAVAILABLE,
         None,
         codes::INTERNAL_ERROR,
-        format!("the gateway cannot reach the state its replicas share ({error}); retry later"),
+        "the gateway cannot serve this session right now: the state its replicas share is unavailable; retry later",
     )
 }
 
