@@ -25,7 +25,7 @@ use tokio::sync::mpsc;
 use crate::caller::{Caller, Downstream};
 use crate::gateway::Gateway;
 use crate::relay::{CallRelay, Outbound};
-use crate::session::{Session, Stream, StreamEvent, parse_event_id};
+use crate::session::{LIVE_QUEUE, Session, Stream, StreamEvent, parse_event_id};
 use crate::upstream::setup::meta_key;
 use crate::upstream::{Relay, StreamSignal};
 
@@ -933,34 +933,15 @@ async fn dispatch(
             let events = stream.attach(None);
             tokio::spawn(pump(stream, first, rx, request_id));
             match events {
-                Some(events) => sse_response(Events::Session(events), draining, None),
+                Some(events) => sse_response(events, draining, None),
                 None => no_answer(""),
             }
         }
         None => {
             // Stateless: a plain stream for this call only, no ids, no resumption.
-            let (events_tx, events_rx) = mpsc::unbounded_channel::<StreamEvent>();
-            tokio::spawn(async move {
-                let mut next = Some(first);
-                while let Some(item) = match next.take() {
-                    Some(item) => Some(item),
-                    None => rx.recv().await,
-                } {
-                    let Outbound::Message(m) = item else {
-                        continue;
-                    };
-                    let last = is_final(&m, &request_id);
-                    let event = StreamEvent {
-                        id: String::new(),
-                        message: Some(m),
-                        retry_ms: None,
-                    };
-                    if events_tx.send(event).is_err() || last {
-                        break;
-                    }
-                }
-            });
-            sse_response(Events::Call(events_rx), draining, abort_on_drop)
+            let (events_tx, events_rx) = mpsc::channel::<StreamEvent>(LIVE_QUEUE);
+            tokio::spawn(super::call_stream::pump(first, rx, request_id, events_tx));
+            sse_response(events_rx, draining, abort_on_drop)
         }
     }
 }
@@ -974,7 +955,8 @@ fn no_answer(request_id: &str) -> Response {
     )
 }
 
-fn is_final(message: &Message, request_id: &str) -> bool {
+/// True when `message` is the answer to request `request_id`.
+pub(super) fn is_final(message: &Message, request_id: &str) -> bool {
     message.is_reply() && message.id() == Some(request_id)
 }
 
@@ -1054,24 +1036,11 @@ impl Drop for AbortOnDrop {
     }
 }
 
-/// The events of an SSE response: a session stream's (bounded: a stalled agent is cut
-/// off and resumes) or one stateless call's (ends with the call).
-enum Events {
-    Session(mpsc::Receiver<StreamEvent>),
-    Call(mpsc::UnboundedReceiver<StreamEvent>),
-}
-
-impl Events {
-    async fn recv(&mut self) -> Option<StreamEvent> {
-        match self {
-            Events::Session(rx) => rx.recv().await,
-            Events::Call(rx) => rx.recv().await,
-        }
-    }
-}
-
+/// An SSE response of `events`: a session stream's (a stalled agent is cut off and
+/// resumes) or one stateless call's (ends with the call; a stalled agent misses
+/// notifications). Both queues are bounded.
 fn sse_response(
-    events: Events,
+    events: mpsc::Receiver<StreamEvent>,
     draining: tokio_util::sync::CancellationToken,
     guard: Option<AbortOnDrop>,
 ) -> Response {
@@ -1157,7 +1126,7 @@ async fn get_mcp(State(gateway): State<Arc<Gateway>>, request: Request) -> Respo
         }
         None => session.standalone_stream().attach_fresh(),
     };
-    sse_response(Events::Session(events), gateway.draining(), None)
+    sse_response(events, gateway.draining(), None)
 }
 
 async fn delete_mcp(State(gateway): State<Arc<Gateway>>, headers: HeaderMap) -> Response {
