@@ -62,37 +62,56 @@ impl Extractor for TraceParent {
 /// The span of one call (a JSON-RPC request or notification through the pipeline),
 /// child of the agent's trace when it sent one.
 pub fn call_span(ctx: &CallContext) -> Span {
+    use tracing::field::Empty;
+    let span = tracing::info_span!(
+        target: TARGET,
+        "mcp.call",
+        otel.name = Empty,
+        otel.kind = "server",
+        otel.status_code = Empty,
+        rpc.system = "jsonrpc",
+        rpc.method = Empty,
+        rpc.jsonrpc.request_id = Empty,
+        rpc.jsonrpc.error_code = Empty,
+        mcp.tool = Empty,
+        mcp.session = Empty,
+        mcp.protocol_version = Empty,
+        enduser.id = Empty,
+        mcpguard.upstream = Empty,
+        mcpguard.answered_by = Empty,
+        mcpguard.decision = Empty,
+        mcpguard.rule = Empty,
+    );
+    // Nothing below runs when no exporter wants spans: the hot path stays as it was.
+    if span.is_disabled() {
+        return span;
+    }
     let method = ctx.method();
     let name = ctx
         .request
         .param_str("name")
-        .filter(|_| method != "initialize")
-        .map(|n| n.into_owned());
-    let span = tracing::info_span!(
-        target: TARGET,
-        "mcp.call",
-        otel.name = %match &name {
-            Some(name) => format!("{method} {name}"),
-            None => method.to_string(),
-        },
-        otel.kind = "server",
-        otel.status_code = tracing::field::Empty,
-        rpc.system = "jsonrpc",
-        rpc.method = method,
-        rpc.jsonrpc.request_id = ctx.request.id().unwrap_or_default(),
-        rpc.jsonrpc.error_code = tracing::field::Empty,
-        mcp.tool = name.as_deref().unwrap_or_default(),
-        mcp.session = ctx.caller.session_log_id().unwrap_or_default(),
-        mcp.protocol_version = &*ctx.caller.protocol_version,
-        enduser.id = ctx.caller.identity.as_ref().map_or("", |i| i.name.as_str()),
-        mcpguard.upstream = tracing::field::Empty,
-        mcpguard.answered_by = tracing::field::Empty,
-        mcpguard.decision = tracing::field::Empty,
-        mcpguard.rule = tracing::field::Empty,
+        .filter(|_| method != "initialize");
+    let otel_name = match &name {
+        Some(name) => format!("{method} {name}"),
+        None => method.to_string(),
+    };
+    span.record("otel.name", otel_name.as_str());
+    span.record("rpc.method", method);
+    span.record(
+        "rpc.jsonrpc.request_id",
+        ctx.request.id().unwrap_or_default(),
     );
-    if !span.is_disabled()
-        && let Some(parent) = &ctx.caller.trace_parent
-    {
+    span.record("mcp.tool", name.as_deref().unwrap_or_default());
+    span.record(
+        "mcp.session",
+        ctx.caller.session_log_id().unwrap_or_default(),
+    );
+    span.record("mcp.protocol_version", &*ctx.caller.protocol_version);
+    span.record(
+        "enduser.id",
+        ctx.caller.identity.as_ref().map_or("", |i| i.name.as_str()),
+    );
+    if let Some(parent) = &ctx.caller.trace_parent {
         let context =
             opentelemetry::global::get_text_map_propagator(|p| p.extract(parent.as_ref()));
         let _ = span.set_parent(context);
