@@ -97,6 +97,38 @@ async fn ask_on_session_stream(session: &Arc<Session>, request: Message) -> Mess
     .await
 }
 
+/// The rank of an MCP log level (RFC 5424 severities, `debug` lowest).
+pub fn log_rank(level: &str) -> Option<u8> {
+    const LEVELS: [&str; 8] = [
+        "debug",
+        "info",
+        "notice",
+        "warning",
+        "error",
+        "critical",
+        "alert",
+        "emergency",
+    ];
+    LEVELS.iter().position(|l| *l == level).map(|p| p as u8)
+}
+
+/// False for a log line below the level `session`'s agent asked for with
+/// `logging/setLevel`: an upstream shared by several agents logs at the lowest level any
+/// of them asked for, and each agent gets only what it asked for.
+pub fn wanted_by(session: &Session, message: &Message) -> bool {
+    if message.method() != Some(method::MESSAGE) {
+        return true;
+    }
+    let Some(wanted) = session.log_level.lock().as_deref().and_then(log_rank) else {
+        return true;
+    };
+    let level = message
+        .params()
+        .and_then(|p| mcpguard_protocol::json::member_str(p, "level"))
+        .and_then(|l| log_rank(&l));
+    level.is_none_or(|level| level >= wanted)
+}
+
 /// Messages about one call.
 pub struct CallRelay {
     session: Option<Arc<Session>>,
@@ -116,6 +148,11 @@ impl CallRelay {
 #[async_trait]
 impl Relay for CallRelay {
     async fn notify(&self, message: Message) {
+        if let Some(session) = &self.session
+            && !wanted_by(session, &message)
+        {
+            return;
+        }
         if let Err(unsent) = self.stream.send(Outbound::Message(message)) {
             // The call's stream is gone (the call ended): fall back to the session stream.
             if let (Some(session), Outbound::Message(message)) = (&self.session, unsent.0) {
@@ -164,7 +201,9 @@ impl SessionRelay {
 #[async_trait]
 impl Relay for SessionRelay {
     async fn notify(&self, message: Message) {
-        if let Some(session) = self.session.upgrade() {
+        if let Some(session) = self.session.upgrade()
+            && wanted_by(&session, &message)
+        {
             session.send_unsolicited(&message);
         }
     }
@@ -233,7 +272,9 @@ impl Relay for BroadcastRelay {
                 session.send_unsolicited(&message);
             }
         } else if let Some(session) = self.the_one_session() {
-            session.send_unsolicited(&message);
+            if wanted_by(&session, &message) {
+                session.send_unsolicited(&message);
+            }
         } else {
             tracing::debug!(
                 method,

@@ -965,26 +965,45 @@ impl Router {
         if let Some(index) = self.passthrough() {
             let upstream = &self.upstreams[index];
             let link = self.link(&ctx.caller, upstream).await?;
-            if link.era == Era::Handshake {
+            if link.era == Era::Handshake && !link.shared {
                 return self.call(ctx, index, request, Vec::new()).await;
             }
         }
-        // Remember the level for stateless upstreams (it rides in `_meta`), and tell every
-        // handshake upstream that logs.
+        // Remember the level (it rides in `_meta` to stateless upstreams, and filters what
+        // this agent gets), and tell every handshake upstream that logs. An upstream shared
+        // by several agents is set to the lowest level any of them asked for: one agent
+        // never silences or floods another.
         if let (Some(session), Some(level)) = (
             ctx.caller.session.as_ref(),
             request.params().and_then(|p| json::member_str(p, "level")),
         ) {
             *session.log_level.lock() = Some(level.into_owned());
         }
+        let lowest = self
+            .sessions
+            .all()
+            .iter()
+            .filter_map(|s| s.log_level.lock().clone())
+            .min_by_key(|l| crate::relay::log_rank(l).unwrap_or(0));
         let calls = (0..self.upstreams.len()).map(|index| {
-            let request = request.clone();
+            let mut request = request.clone();
+            let lowest = lowest.clone();
             async move {
                 let upstream = &self.upstreams[index];
                 let logs = upstream
                     .info()
                     .is_some_and(|info| info.has_capability("logging"));
                 let link = self.link(&ctx.caller, upstream).await.ok();
+                if let (Some(link), Some(lowest)) = (&link, &lowest)
+                    && link.shared
+                {
+                    let params = json::set_member(
+                        request.params().unwrap_or("{}"),
+                        "level",
+                        &serde_json::Value::from(lowest.as_str()).to_string(),
+                    );
+                    request = request.with_params(&params);
+                }
                 if logs
                     && link.is_some_and(|l| l.era == Era::Handshake)
                     && let Err(e) = self.call(ctx, index, request, Vec::new()).await

@@ -326,3 +326,66 @@ fn an_unlisted_tool_with_header_params_is_called_with_its_headers() {
     assert_eq!(status, 400, "{answer}");
     assert_eq!(answer["error"]["code"], -32020);
 }
+
+#[test]
+fn one_agents_log_level_neither_silences_nor_floods_another_on_a_shared_upstream() {
+    // A handshake-era stdio upstream: one connection, one log threshold, for every agent.
+    let gateway = Gateway::start(&echo_stdio_config("    protocol: handshake\n"));
+    let port = gateway.port;
+    let quiet = open_session(port);
+    let chatty = open_session(port);
+    let set_level = |session: &str, level: &str| {
+        let (status, _, answer) = mcp_post(
+            port,
+            &[
+                ("mcp-session-id", session),
+                ("mcp-protocol-version", "2025-11-25"),
+            ],
+            &format!(
+                r#"{{"jsonrpc":"2.0","id":90,"method":"logging/setLevel","params":{{"level":"{level}"}}}}"#
+            ),
+        );
+        assert_eq!(status, 200, "{answer}");
+    };
+    set_level(&chatty, "debug");
+    // The quiet agent asks for errors only, after the chatty one asked for everything:
+    // the shared upstream must not be turned down for both.
+    set_level(&quiet, "error");
+    let chatty_log = session_call_raw(
+        port,
+        &chatty,
+        1,
+        "log",
+        r#"{"message":"for-chatty","level":"info"}"#,
+    );
+    assert!(
+        chatty_log.contains("notifications/message"),
+        "the chatty agent gets its info line: {chatty_log}"
+    );
+    let quiet_log = session_call_raw(
+        port,
+        &quiet,
+        2,
+        "log",
+        r#"{"message":"for-quiet","level":"info"}"#,
+    );
+    assert!(
+        !quiet_log.contains("notifications/message"),
+        "the quiet agent gets no info line: {quiet_log}"
+    );
+    assert!(
+        quiet_log.contains("for-quiet"),
+        "the call itself answers: {quiet_log}"
+    );
+    let quiet_error = session_call_raw(
+        port,
+        &quiet,
+        3,
+        "log",
+        r#"{"message":"bad","level":"error"}"#,
+    );
+    assert!(
+        quiet_error.contains("notifications/message"),
+        "an error line reaches the quiet agent: {quiet_error}"
+    );
+}
