@@ -37,31 +37,26 @@ if [ ${#missing[@]} -gt 0 ]; then
     || { apt-get update -qq >/dev/null && apt-get install -y -qq "${missing[@]}" >/dev/null; }
 fi
 
-# promtool (from Debian's `prometheus` package, unpacked into .tools/ rather than installed,
-# so no Prometheus server is set up or started): the tests check /metrics with it.
-if [ ! -x .tools/promtool ]; then
-  say "fetching promtool (Debian package prometheus, unpacked into .tools/)"
+# Tools taken from Debian packages by unpacking them into .tools/ rather than installing
+# them, so that no service is set up or started:
+#   promtool (package prometheus): the tests check /metrics with it;
+#   nginx: the replica tests put a round-robin balancer in front of two gateways.
+unpack_tool() { # package, path of the binary inside it
+  local package=$1 inside=$2 name
+  name=$(basename "$inside")
+  [ -x ".tools/$name" ] && return 0
+  say "fetching $name (Debian package $package, unpacked into .tools/)"
+  local tmp
   tmp=$(mktemp -d)
-  (cd "$tmp" && { apt-get download prometheus >/dev/null 2>&1 \
-     || { apt-get update -qq >/dev/null && apt-get download prometheus >/dev/null; }; })
-  dpkg-deb -x "$tmp"/prometheus_*.deb "$tmp/unpacked"
+  (cd "$tmp" && { apt-get download "$package" >/dev/null 2>&1 \
+     || { apt-get update -qq >/dev/null && apt-get download "$package" >/dev/null; }; })
+  dpkg-deb -x "$tmp/${package}"_*.deb "$tmp/unpacked"
   mkdir -p .tools
-  cp "$tmp/unpacked/usr/bin/promtool" .tools/promtool
+  cp "$tmp/unpacked$inside" ".tools/$name"
   rm -rf "$tmp"
-fi
-
-# nginx (Debian's package, unpacked into .tools/ rather than installed, so no service is
-# set up or started): the replica tests put a round-robin balancer in front of two gateways.
-if [ ! -x .tools/nginx ]; then
-  say "fetching nginx (Debian package nginx, unpacked into .tools/)"
-  tmp=$(mktemp -d)
-  (cd "$tmp" && { apt-get download nginx >/dev/null 2>&1 \
-     || { apt-get update -qq >/dev/null && apt-get download nginx >/dev/null; }; })
-  dpkg-deb -x "$tmp"/nginx_*.deb "$tmp/unpacked"
-  mkdir -p .tools
-  cp "$tmp/unpacked/usr/sbin/nginx" .tools/nginx
-  rm -rf "$tmp"
-fi
+}
+unpack_tool prometheus /usr/bin/promtool
+unpack_tool nginx /usr/sbin/nginx
 
 if ! command -v cargo-nextest >/dev/null 2>&1 && ! cargo nextest --version >/dev/null 2>&1; then
   say "installing cargo-nextest"

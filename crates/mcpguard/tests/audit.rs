@@ -678,28 +678,9 @@ fn every_record_reaches_a_real_rsyslog_over_udp_as_json_and_tcp_as_cef() {
 #[test]
 fn two_gateways_share_one_postgres_log_as_one_chain() {
     let keys = keys();
-    let url = std::env::var("MCPGUARD_TEST_POSTGRES")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    let schema = format!("audit_e2e_{}_{nanos}", std::process::id());
-    struct SchemaCleanup(String, String);
-    impl Drop for SchemaCleanup {
-        fn drop(&mut self) {
-            let _ = Command::new("psql")
-                .args([
-                    self.0.as_str(),
-                    "-qc",
-                    &format!("DROP SCHEMA IF EXISTS {} CASCADE", self.1),
-                ])
-                .output();
-        }
-    }
-    let _cleanup = SchemaCleanup(url.clone(), schema.clone());
-    let extra =
-        format!("  backend: postgres\n  postgres_url: {url}\n  postgres_schema: {schema}\n");
+    let postgres = PostgresSchema::new("audit_e2e");
+    let (url, schema) = (postgres.url.clone(), postgres.schema.clone());
+    let extra = postgres.audit_lines();
     let unused = keys.path().join("unused.db");
     let mut a = audited_echo(keys.path(), &unused, &extra);
     let mut b = audited_echo(keys.path(), &unused, &extra);

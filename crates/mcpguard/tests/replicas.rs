@@ -80,20 +80,6 @@ fn digest_key(dir: &std::path::Path) -> std::path::PathBuf {
     own.join("digest.key")
 }
 
-struct SchemaCleanup(String, String);
-
-impl Drop for SchemaCleanup {
-    fn drop(&mut self) {
-        let _ = Command::new("psql")
-            .args([
-                self.0.as_str(),
-                "-qc",
-                &format!("DROP SCHEMA IF EXISTS {} CASCADE", self.1),
-            ])
-            .output();
-    }
-}
-
 #[test]
 fn two_replicas_share_sessions_taint_and_one_audit_log() {
     let keys = keys();
@@ -107,10 +93,8 @@ fn two_replicas_share_sessions_taint_and_one_audit_log() {
         format!("[default]\naws_access_key_id = {KEY}\n"),
     )
     .unwrap();
-    let postgres = std::env::var("MCPGUARD_TEST_POSTGRES")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-    let schema = unique("replicas");
-    let _cleanup = SchemaCleanup(postgres.clone(), schema.clone());
+    let database = PostgresSchema::new("replicas");
+    let (postgres, schema) = (database.url.clone(), database.schema.clone());
     let prefix = format!("{}:", unique("mcpguard-test"));
     let config = format!(
         "upstreams:\n  fs:\n    command: {fs}\n    args: [{dir}]\n  net:\n    command: {py}\n    args: [{net}]\n\
@@ -134,9 +118,7 @@ fn two_replicas_share_sessions_taint_and_one_audit_log() {
         audit = audit_yaml(
             keys.path(),
             &keys.path().join("unused.db"),
-            &format!(
-                "  backend: postgres\n  postgres_url: {postgres}\n  postgres_schema: {schema}\n"
-            ),
+            &database.audit_lines(),
         ),
     );
     let mut a = Gateway::start(&config);

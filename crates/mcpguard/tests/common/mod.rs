@@ -730,3 +730,47 @@ pub fn policy_and_rate_limit_config(dir: &Path, db: &Path, per_tool: &str) -> St
         audit = audit_yaml(dir, db, ""),
     )
 }
+
+/// A PostgreSQL schema of its own for one test, on the machine's server
+/// (`MCPGUARD_TEST_POSTGRES`, else trust auth on 127.0.0.1, database `test`); dropped with
+/// everything in it when this goes out of scope.
+pub struct PostgresSchema {
+    /// The server's URL.
+    pub url: String,
+    /// The schema's name.
+    pub schema: String,
+}
+
+impl PostgresSchema {
+    /// A new, unique schema name starting with `tag`.
+    pub fn new(tag: &str) -> PostgresSchema {
+        let url = std::env::var("MCPGUARD_TEST_POSTGRES")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos();
+        let schema = format!("{tag}_{}_{nanos}", std::process::id());
+        PostgresSchema { url, schema }
+    }
+
+    /// The `audit:` lines that put the log in this schema.
+    pub fn audit_lines(&self) -> String {
+        format!(
+            "  backend: postgres\n  postgres_url: {}\n  postgres_schema: {}\n",
+            self.url, self.schema
+        )
+    }
+}
+
+impl Drop for PostgresSchema {
+    fn drop(&mut self) {
+        let _ = Command::new("psql")
+            .args([
+                self.url.as_str(),
+                "-qc",
+                &format!("DROP SCHEMA IF EXISTS {} CASCADE", self.schema),
+            ])
+            .output();
+    }
+}
