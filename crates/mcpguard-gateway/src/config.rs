@@ -488,6 +488,24 @@ pub struct UpstreamConfig {
     /// Run this stdio server inside a sandbox for its whole life. With a sandbox, `cwd`
     /// is shown read-write at `/work` inside and is the server's working directory.
     pub sandbox: Option<UpstreamSandbox>,
+    /// `shared` (one process for every agent: the default) or `session` (a stdio server of
+    /// its own for each handshake-era session, started on the session's first use of it
+    /// and stopped when the session ends, so agents never share the server's state;
+    /// stateless agents, which have no session, use the shared one).
+    pub isolation: Isolation,
+}
+
+/// Who shares a stdio server.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema, Default,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Isolation {
+    /// One process for every agent.
+    #[default]
+    Shared,
+    /// One process per handshake-era session.
+    Session,
 }
 
 impl Default for UpstreamConfig {
@@ -507,6 +525,7 @@ impl Default for UpstreamConfig {
             required: true,
             enabled: true,
             sandbox: None,
+            isolation: Isolation::Shared,
         }
     }
 }
@@ -709,6 +728,12 @@ impl Config {
         }
         for (name, upstream) in &self.upstreams {
             let key = |field: &str| format!("upstreams.{name}.{field}");
+            if upstream.isolation == Isolation::Session && upstream.transport != Transport::Stdio {
+                push(
+                    key("isolation"),
+                    "only stdio upstreams can be started per session (an http server runs elsewhere)".into(),
+                );
+            }
             if let Some(sandbox) = &upstream.sandbox {
                 if upstream.transport != Transport::Stdio {
                     push(

@@ -246,6 +246,8 @@ pub struct Session {
     confirmed: Mutex<Option<Instant>>,
     /// How replicas name the session to each other (a digest of the id), made once.
     tag: std::sync::OnceLock<String>,
+    /// Stdio servers of its own (`isolation: session`), by upstream; stopped when it ends.
+    own_stdio: Mutex<HashMap<String, Arc<crate::upstream::stdio::StdioUpstream>>>,
 }
 
 const BACKLOG_LIMIT: usize = 256;
@@ -331,6 +333,7 @@ impl Session {
             owner: owned,
             confirmed: Mutex::new(None),
             tag: std::sync::OnceLock::new(),
+            own_stdio: Mutex::new(HashMap::new()),
         }
     }
 
@@ -510,6 +513,25 @@ impl Session {
             }
             None => false,
         }
+    }
+
+    /// A token cancelled when the session ends (for what lives exactly as long as it).
+    pub fn ending(&self) -> CancellationToken {
+        self.closed.child_token()
+    }
+
+    /// The stdio server of its own this session has for `upstream`, started by `start`
+    /// on first use.
+    pub fn own_stdio(
+        &self,
+        upstream: &str,
+        start: impl FnOnce() -> Arc<crate::upstream::stdio::StdioUpstream>,
+    ) -> Arc<crate::upstream::stdio::StdioUpstream> {
+        self.own_stdio
+            .lock()
+            .entry(upstream.to_string())
+            .or_insert_with(start)
+            .clone()
     }
 
     /// The per-upstream link slot of this session.

@@ -389,3 +389,72 @@ fn one_agents_log_level_neither_silences_nor_floods_another_on_a_shared_upstream
         "an error line reaches the quiet agent: {quiet_error}"
     );
 }
+
+/// How many processes run with `marker` in their command line.
+fn processes_with(marker: &str) -> usize {
+    let out = std::process::Command::new("pgrep")
+        .args(["-f", "-c", marker])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .unwrap_or(0)
+}
+
+#[test]
+fn with_session_isolation_each_session_has_a_server_of_its_own() {
+    // A marker in the server's arguments, to count its processes.
+    let marker = format!("/isolated-{}", std::process::id());
+    let gateway = Gateway::start(&format!(
+        "upstreams:\n  echo:\n    command: {py}\n    args: [{echo}, --transport, stdio, --path, '{marker}']\n    prefix: \"\"\n    isolation: session\n",
+        py = yaml_str(&python().display().to_string()),
+        echo = peer_yaml("py_echo_server.py"),
+    ));
+    let port = gateway.port;
+    assert_eq!(processes_with(&marker), 1, "the shared server (listings)");
+    let first = open_session(port);
+    let second = open_session(port);
+    let hello =
+        |session: &str, id: u64| session_call(port, session, id, "echo", r#"{"message":"hello"}"#);
+    assert_eq!(hello(&first, 1)["result"]["content"][0]["text"], "hello");
+    assert_eq!(hello(&second, 2)["result"]["content"][0]["text"], "hello");
+    assert_eq!(processes_with(&marker), 3, "one more per session");
+    // One agent brings its server down; the other's is untouched.
+    let _ = session_call(port, &first, 3, "crash", r#"{"code":3}"#);
+    assert_eq!(hello(&second, 4)["result"]["content"][0]["text"], "hello");
+    // Ending a session stops its server.
+    for session in [&first, &second] {
+        let (status, _, _) = http_request(
+            port,
+            "DELETE",
+            "/mcp",
+            &[("mcp-session-id", session.as_str())],
+            b"",
+        );
+        assert_eq!(status, 200);
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while processes_with(&marker) > 1 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(processes_with(&marker), 1, "only the shared server is left");
+}
+
+#[test]
+fn session_isolation_of_an_http_upstream_is_a_config_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("config.yaml");
+    std::fs::write(
+        &path,
+        "upstreams:\n  web:\n    transport: http\n    url: http://127.0.0.1:9/mcp\n    isolation: session\n",
+    )
+    .unwrap();
+    let out = mcpguard(&["--config", s(&path), "config-show"]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("upstreams.web.isolation"),
+        "{}",
+        text(&out)
+    );
+}

@@ -33,8 +33,16 @@ pub struct Link {
 }
 
 enum Kind {
-    Stdio(Arc<StdioUpstream>),
+    Stdio(Arc<StdioUpstream>, Box<OwnStdio>),
     Http(Box<HttpUpstream>),
+}
+
+/// What it takes to start a session's own copy of a stdio server (`isolation: session`).
+struct OwnStdio {
+    isolation: crate::config::Isolation,
+    config: UpstreamConfig,
+    max_message: usize,
+    sandboxes: Option<Arc<crate::sandboxing::SandboxHub>>,
 }
 
 struct HttpUpstream {
@@ -84,14 +92,22 @@ impl Upstream {
         let timeout =
             Duration::from_secs_f64(config.timeout_seconds.unwrap_or(proxy.call_timeout_seconds));
         let kind = match config.transport {
-            Transport::Stdio => Kind::Stdio(StdioUpstream::start(
-                name,
-                config.clone(),
-                proxy.max_upstream_message_bytes,
-                unsolicited,
-                shutdown,
-                sandboxes,
-            )),
+            Transport::Stdio => Kind::Stdio(
+                StdioUpstream::start(
+                    name,
+                    config.clone(),
+                    proxy.max_upstream_message_bytes,
+                    unsolicited,
+                    shutdown,
+                    sandboxes.clone(),
+                ),
+                Box::new(OwnStdio {
+                    isolation: config.isolation,
+                    config: config.clone(),
+                    max_message: proxy.max_upstream_message_bytes,
+                    sandboxes,
+                }),
+            ),
             Transport::Http => Kind::Http(Box::new(HttpUpstream {
                 endpoint: HttpEndpoint::new(
                     name,
@@ -121,7 +137,7 @@ impl Upstream {
     /// What the upstream said about itself on its shared link, once known.
     pub fn info(&self) -> Option<ServerInfo> {
         match &self.kind {
-            Kind::Stdio(stdio) => stdio.info(),
+            Kind::Stdio(stdio, _) => stdio.info(),
             Kind::Http(http) => http.shared_info.lock().clone(),
         }
     }
@@ -129,7 +145,7 @@ impl Upstream {
     /// How many times a stdio upstream was restarted (0 for HTTP upstreams).
     pub fn restarts(&self) -> u64 {
         match &self.kind {
-            Kind::Stdio(stdio) => stdio.restarts(),
+            Kind::Stdio(stdio, _) => stdio.restarts(),
             Kind::Http(_) => 0,
         }
     }
@@ -137,7 +153,7 @@ impl Upstream {
     /// Whether the upstream is usable now, and a one-line description.
     pub fn health(&self) -> (bool, String) {
         match &self.kind {
-            Kind::Stdio(stdio) => match stdio.status() {
+            Kind::Stdio(stdio, _) => match stdio.status() {
                 LinkStatus::Ready(info) => (true, format!("ready ({})", info.protocol_version)),
                 LinkStatus::Starting => (false, "starting".into()),
                 LinkStatus::Restarting { reason, attempt } => {
@@ -157,7 +173,7 @@ impl Upstream {
     /// own). Returns the error when it cannot be reached.
     pub async fn probe(&self) -> Result<(), String> {
         match &self.kind {
-            Kind::Stdio(_) => Ok(()),
+            Kind::Stdio(..) => Ok(()),
             Kind::Http(http) => http
                 .shared_link()
                 .await
@@ -170,7 +186,7 @@ impl Upstream {
     /// what it offers is known. Returns whether it is.
     pub async fn wait_ready(&self, wait: Duration) -> bool {
         match &self.kind {
-            Kind::Stdio(stdio) => stdio.wait_ready(wait).await,
+            Kind::Stdio(stdio, _) => stdio.wait_ready(wait).await,
             Kind::Http(http) => {
                 if http.shared_info.lock().is_some() {
                     return true;
@@ -190,7 +206,25 @@ impl Upstream {
         session_relay: impl FnOnce() -> Arc<dyn Relay>,
     ) -> Result<Link, CallError> {
         match &self.kind {
-            Kind::Stdio(stdio) => {
+            Kind::Stdio(shared, own) => {
+                let (stdio, is_shared) = match (&caller.session, own.isolation) {
+                    (Some(session), crate::config::Isolation::Session) => {
+                        let relay = session_relay();
+                        let stdio = session.own_stdio(&self.name, || {
+                            tracing::info!(upstream = %self.name, session = session.log_id(), "starting a server of the session's own");
+                            StdioUpstream::start(
+                                &self.name,
+                                own.config.clone(),
+                                own.max_message,
+                                relay,
+                                session.ending(),
+                                own.sandboxes.clone(),
+                            )
+                        });
+                        (stdio, false)
+                    }
+                    _ => (shared.clone(), true),
+                };
                 // The era is known once the child is set up; wait for that (bounded).
                 if stdio.info().is_none() {
                     stdio
@@ -199,9 +233,9 @@ impl Upstream {
                 }
                 let era = stdio.info().map_or(Era::Handshake, |info| info.era);
                 Ok(Link {
-                    connection: stdio.clone(),
+                    connection: stdio,
                     era,
-                    shared: true,
+                    shared: is_shared,
                 })
             }
             Kind::Http(http) => http.link(caller, session_relay).await,
@@ -211,7 +245,7 @@ impl Upstream {
     /// Stops the upstream (waits for a stdio child to exit).
     pub async fn stop(&self) {
         match &self.kind {
-            Kind::Stdio(stdio) => stdio.stopped().await,
+            Kind::Stdio(stdio, _) => stdio.stopped().await,
             Kind::Http(http) => http.reset_shared().await,
         }
     }
