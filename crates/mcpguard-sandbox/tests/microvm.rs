@@ -67,8 +67,10 @@ impl Agent {
             .arg("65534:65534")
             .spawn()
             .unwrap();
+        // The socket file appears at bind(), a moment before listen(): wait until a
+        // connection is accepted, not merely until the file exists.
         for _ in 0..500 {
-            if socket.exists() {
+            if std::os::unix::net::UnixStream::connect(&socket).is_ok() {
                 break;
             }
             std::thread::sleep(Duration::from_millis(10));
