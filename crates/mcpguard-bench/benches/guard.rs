@@ -1,6 +1,6 @@
 //! The guard's per-call work: detector scans of tool arguments (1, 4 and 64 KB, with and
-//! without findings), detector throughput on plain text, and policy evaluation with 10,
-//! 100 and 1000 rules.
+//! without findings), detector throughput on plain text and on a mixed JSON corpus of
+//! tool results, and policy evaluation with 10, 100 and 1000 rules.
 //!
 //! Run: `cargo bench -p mcpguard-bench --bench guard`.
 
@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 use std::hint::black_box;
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use mcpguard_bench::guard_inputs::{arguments, policy_of, read_file_call};
+use mcpguard_bench::guard_inputs::{arguments, mixed_corpus, policy_of, read_file_call};
 use mcpguard_detect::{Detector, DigestKey, Limits};
 use mcpguard_policy::{Action, SessionFacts};
 
@@ -46,6 +46,16 @@ fn detect(c: &mut Criterion) {
     group.sample_size(20);
     group.bench_function("1mb_without_findings", |b| {
         b.iter(|| detector.scan_text(black_box(&prose)).unwrap())
+    });
+    group.finish();
+
+    let corpus = mixed_corpus(1 << 20, 7);
+    assert!(detector.scan_json(&corpus).unwrap().is_empty());
+    let mut group = c.benchmark_group("detect_json");
+    group.throughput(Throughput::Bytes(corpus.len() as u64));
+    group.sample_size(20);
+    group.bench_function("1mb_mixed_corpus_without_findings", |b| {
+        b.iter(|| detector.scan_json(black_box(&corpus)).unwrap())
     });
     group.finish();
 }

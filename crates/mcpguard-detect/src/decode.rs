@@ -4,6 +4,8 @@
 
 use base64::Engine;
 
+use crate::profile::Profile;
+
 /// One reading of a string, and how it was obtained.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct View {
@@ -19,7 +21,9 @@ const MIN_ENCODED: usize = 12;
 /// All readings of `text` other than itself (not recursive; the caller recurses).
 pub fn views(text: &str) -> Vec<View> {
     let mut out = Vec::new();
-    if !text.is_ascii()
+    let profile = Profile::of(text);
+    if profile.has(Profile::NON_ASCII)
+        && !text.is_ascii()
         && let Some(folded) = fold_unicode(text)
     {
         out.push(View {
@@ -28,7 +32,8 @@ pub fn views(text: &str) -> Vec<View> {
         });
     }
     let bytes = text.as_bytes();
-    if has_percent_escape(bytes)
+    if profile.has(Profile::PERCENT)
+        && has_percent_escape(bytes)
         && let Some(decoded) = percent_decode(text)
     {
         out.push(View {
@@ -36,7 +41,8 @@ pub fn views(text: &str) -> Vec<View> {
             how: "url",
         });
     }
-    if memchr::memchr(b'&', bytes).is_some()
+    if profile.has(Profile::AMPERSAND)
+        && memchr::memchr(b'&', bytes).is_some()
         && let Some(decoded) = html_decode(text)
     {
         out.push(View {
@@ -44,7 +50,8 @@ pub fn views(text: &str) -> Vec<View> {
             how: "html",
         });
     }
-    if memchr::memchr(b'\\', bytes).is_some()
+    if profile.has(Profile::BACKSLASH)
+        && memchr::memchr(b'\\', bytes).is_some()
         && let Some(decoded) = backslash_decode(text)
     {
         out.push(View {
@@ -276,11 +283,54 @@ pub fn backslash_decode(text: &str) -> Option<String> {
     changed.then(|| String::from_utf8_lossy(&out).into_owned())
 }
 
+/// Bytes of base64 and base64url (both alphabets), and their padding `=`.
+const ENCODED_BYTES: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut c = 0;
+    while c < 256 {
+        let b = c as u8;
+        table[c] = b.is_ascii_alphanumeric() || matches!(b, b'+' | b'/' | b'-' | b'_' | b'=');
+        c += 1;
+    }
+    table
+};
+
 /// Decodes runs of base64/base64url and of hex that decode to text.
 fn encoded_runs(b: &[u8], out: &mut Vec<View>) {
-    // '=' only as trailing padding: `state=QUl6…` is a name, then a base64 run.
-    let b64 = |c: u8| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'/' | b'-' | b'_');
+    // A run and its padding are one stretch of encoding bytes; only stretches of at least
+    // `MIN_ENCODED` bytes can hold a run worth decoding. Probing the last byte a stretch
+    // that long would need skips most of plain prose without looking at every byte.
     let mut i = 0;
+    while i + MIN_ENCODED <= b.len() {
+        let probe = i + MIN_ENCODED - 1;
+        if !ENCODED_BYTES[usize::from(b[probe])] {
+            i = probe + 1;
+            continue;
+        }
+        // `b[i - 1]`, when there is one, is not an encoding byte.
+        let mut start = probe;
+        while start > i && ENCODED_BYTES[usize::from(b[start - 1])] {
+            start -= 1;
+        }
+        let mut end = probe + 1;
+        while end < b.len() && ENCODED_BYTES[usize::from(b[end])] {
+            end += 1;
+        }
+        if end - start >= MIN_ENCODED {
+            stretch_runs(b, start, end, out);
+        }
+        i = end + 1;
+    }
+}
+
+/// The runs inside one stretch `b[from..to]` of encoding bytes, decoded.
+fn stretch_runs(b: &[u8], from: usize, to: usize, out: &mut Vec<View>) {
+    // '=' only as trailing padding: `state=QUl6…` is a name, then a base64 run.
+    let b64 = |c: u8| c != b'=';
+    let b = &b[..to];
+    // Decoded bytes, reused across runs: most runs (digests, ids) do not decode to text.
+    let mut scratch = Vec::new();
+    let mut i = from;
     while i < b.len() {
         if !b64(b[i]) {
             i += 1;
@@ -300,12 +350,30 @@ fn encoded_runs(b: &[u8], out: &mut Vec<View>) {
         }
         let run = &b[start..i];
         if run.iter().all(u8::is_ascii_hexdigit) && run.len().is_multiple_of(2) {
-            if let Some(text) = hex_decode(run).and_then(textual) {
+            // Digests and ids decode to bytes that are not UTF-8, which their first
+            // bytes usually show: decoding the rest would be wasted.
+            if run.len() > PREFIX_BYTES * 2
+                && hex_decode(&run[..PREFIX_BYTES * 2], &mut scratch)
+                && !could_be_text(&scratch)
+            {
+                continue;
+            }
+            if hex_decode(run, &mut scratch)
+                && let Some(text) = textual(&scratch)
+            {
                 out.push(View { text, how: "hex" });
             }
             continue;
         }
-        if let Some(text) = base64_decode(run).and_then(textual) {
+        if run.len() > PREFIX_BYTES / 3 * 4
+            && base64_decode(&run[..PREFIX_BYTES / 3 * 4], &mut scratch)
+            && !could_be_text(&scratch)
+        {
+            continue;
+        }
+        if base64_decode(run, &mut scratch)
+            && let Some(text) = textual(&scratch)
+        {
             out.push(View {
                 text,
                 how: "base64",
@@ -314,13 +382,21 @@ fn encoded_runs(b: &[u8], out: &mut Vec<View>) {
     }
 }
 
-fn hex_decode(run: &[u8]) -> Option<Vec<u8>> {
-    run.chunks_exact(2)
-        .map(|pair| Some(hex_value(pair[0])? * 16 + hex_value(pair[1])?))
-        .collect()
+/// Decodes hex digit pairs into `into` (cleared first); false when one is not hex.
+fn hex_decode(run: &[u8], into: &mut Vec<u8>) -> bool {
+    into.clear();
+    for pair in run.chunks_exact(2) {
+        let (Some(high), Some(low)) = (hex_value(pair[0]), hex_value(pair[1])) else {
+            return false;
+        };
+        into.push(high * 16 + low);
+    }
+    true
 }
 
-fn base64_decode(run: &[u8]) -> Option<Vec<u8>> {
+/// Decodes a base64 or base64url run into `into` (cleared first); false when the run is
+/// not base64 or reads as a word.
+fn base64_decode(run: &[u8], into: &mut Vec<u8>) -> bool {
     use base64::engine::general_purpose::{STANDARD_NO_PAD, URL_SAFE_NO_PAD};
     let trimmed: &[u8] = {
         let mut end = run.len();
@@ -330,43 +406,60 @@ fn base64_decode(run: &[u8]) -> Option<Vec<u8>> {
         &run[..end]
     };
     if trimmed.contains(&b'=') {
-        return None;
+        return false;
     }
     // A run mixing both alphabets is not base64.
     let standard = trimmed.iter().any(|c| matches!(c, b'+' | b'/'));
     let url = trimmed.iter().any(|c| matches!(c, b'-' | b'_'));
     if standard && url {
-        return None;
+        return false;
     }
     // Words are prose, not base64: letters only, in one case or capitalised.
     let letters_only = trimmed.iter().all(u8::is_ascii_alphabetic);
     let tail_lower = trimmed.iter().skip(1).all(u8::is_ascii_lowercase);
     let all_upper = trimmed.iter().all(u8::is_ascii_uppercase);
     if letters_only && (tail_lower || all_upper) {
-        return None;
+        return false;
     }
     let engine = if url {
         &URL_SAFE_NO_PAD
     } else {
         &STANDARD_NO_PAD
     };
-    engine.decode(trimmed).ok().or_else(|| {
-        engine
-            .decode(&trimmed[..trimmed.len() - trimmed.len() % 4])
-            .ok()
-    })
+    into.clear();
+    if engine.decode_vec(trimmed, into).is_ok() {
+        return true;
+    }
+    into.clear();
+    engine
+        .decode_vec(&trimmed[..trimmed.len() - trimmed.len() % 4], into)
+        .is_ok()
+}
+
+/// How many decoded bytes are looked at before a long run is decoded whole (a multiple
+/// of 3, so that a base64 prefix decodes to whole bytes).
+const PREFIX_BYTES: usize = 12;
+
+/// False when `prefix`, the first bytes a run decodes to, already breaks UTF-8 (then
+/// the whole decoding does too, and [`textual`] would refuse it); a prefix that merely
+/// ends inside a character may still be text.
+fn could_be_text(prefix: &[u8]) -> bool {
+    match std::str::from_utf8(prefix) {
+        Ok(_) => true,
+        Err(e) => e.error_len().is_none(),
+    }
 }
 
 /// The bytes as text when they are UTF-8 and nearly all printable.
-fn textual(bytes: Vec<u8>) -> Option<String> {
+fn textual(bytes: &[u8]) -> Option<String> {
     if bytes.len() < 8 {
         return None;
     }
-    let text = String::from_utf8(bytes).ok()?;
+    let text = std::str::from_utf8(bytes).ok()?;
     let total = text.chars().count();
     let printable = text
         .chars()
         .filter(|c| !c.is_control() || matches!(c, '\n' | '\r' | '\t'))
         .count();
-    (printable * 100 >= total * 95).then_some(text)
+    (printable * 100 >= total * 95).then(|| text.to_owned())
 }

@@ -11,6 +11,7 @@ pub mod decode;
 mod fingerprint;
 mod ledger;
 mod pii;
+mod profile;
 mod redact;
 mod scan;
 mod tools;
@@ -374,20 +375,20 @@ impl<'d> Collector<'d> {
 
 impl walk::Visit for Collector<'_> {
     fn string(&mut self, path: &[PathSeg], name: Option<&str>, value: &str, _is_key: bool) {
-        let location = render_path(path);
-        self.string_at(value, name, &|_| location.clone());
+        self.string_at(value, name, &|_| render_path(path));
     }
 
     fn joined(&mut self, path: &[PathSeg], value: &str, cuts: &[usize]) {
-        let mut hits = Vec::new();
+        let mut hits = std::mem::take(&mut self.hits);
+        hits.clear();
         self.detector.engine.scan(value, &mut hits);
-        let location = render_path(path);
         for hit in hits
             .iter()
             .filter(|h| cuts.iter().any(|c| h.start < *c && *c < h.end))
         {
-            self.add(value, hit, location.clone(), Some("joined".into()), false);
+            self.add(value, hit, render_path(path), Some("joined".into()), false);
         }
+        self.hits = hits;
     }
 }
 

@@ -5,6 +5,7 @@
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use crate::catalog::Label;
+use crate::profile::Profile;
 use crate::scan::Hit;
 use crate::validate;
 
@@ -40,19 +41,51 @@ fn is_word(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b == b'_'
 }
 
-/// Finds personal data in `text`, appending to `out`.
-pub(crate) fn scan(text: &str, out: &mut Vec<Hit>) {
+/// Finds personal data in `text` (whose byte kinds are `profile`), appending to `out`.
+pub(crate) fn scan(text: &str, profile: Profile, out: &mut Vec<Hit>) {
     let bytes = text.as_bytes();
-    numbers(bytes, out);
-    emails(bytes, out);
-    ipv6(text, out);
+    if profile.has(Profile::DIGIT) {
+        numbers(bytes, out);
+    }
+    if profile.has(Profile::AT) {
+        emails(bytes, out);
+    }
+    if profile.has(Profile::COLON) {
+        ipv6(text, out);
+    }
+}
+
+/// Bytes that can begin a number token.
+fn may_start_number(c: u8) -> bool {
+    c.is_ascii_digit() || c == b'+' || c == b'('
+}
+
+/// The first index at or after `from` whose byte may begin a number, or `b.len()`.
+fn next_number_start(b: &[u8], mut from: usize) -> usize {
+    // Sixteen bytes at a time, without branching per byte (the compiler vectorises
+    // the fold): most text has long stretches without a digit.
+    const LANES: usize = 16;
+    while let Some(chunk) = b.get(from..).and_then(|rest| rest.first_chunk::<LANES>()) {
+        if chunk
+            .iter()
+            .fold(false, |any, &c| any | may_start_number(c))
+        {
+            break;
+        }
+        from += LANES;
+    }
+    while from < b.len() && !may_start_number(b[from]) {
+        from += 1;
+    }
+    from
 }
 
 /// Numbers: SSN, cards, phones, IPv4, and IBANs (letters then digits).
 fn numbers(b: &[u8], out: &mut Vec<Hit>) {
     let mut i = 0;
-    while i < b.len() {
-        let c = b[i];
+    loop {
+        i = next_number_start(b, i);
+        let Some(&c) = b.get(i) else { break };
         let starts_number = c.is_ascii_digit()
             || (c == b'+' || c == b'(') && b.get(i + 1).is_some_and(u8::is_ascii_digit);
         if !starts_number {
@@ -126,19 +159,126 @@ fn number_token_end(b: &[u8], start: usize) -> usize {
     }
 }
 
+/// Most digit groups a number token may have and still be personal data (a card in
+/// groups of four has five at most; a phone number six).
+const MAX_GROUPS: usize = 8;
+/// Most digits a number token may have and still be personal data (a 19-digit card).
+const MAX_DIGITS: usize = 19;
+/// Shortest number token that can be personal data (`1.2.3.4`).
+const MIN_TOKEN: usize = 7;
+/// Longest number token that can still be personal data: the digits, a separator of at
+/// most two bytes (`) `) between groups, and a leading `+` or `(`.
+const MAX_TOKEN: usize = MAX_DIGITS + 2 * (MAX_GROUPS - 1) + 1;
+
+/// The shape of a number token, read in one pass without allocating: its digit groups,
+/// its digits run together, and the separators between them.
+struct NumberShape<'t> {
+    text: &'t str,
+    /// `(start, len)` of each digit group within `text` (which is at most `MAX_TOKEN`
+    /// bytes long).
+    groups: [(u8, u8); MAX_GROUPS],
+    group_count: usize,
+    digits: [u8; MAX_DIGITS],
+    digit_count: usize,
+    /// The first separator seen, and whether every separator equals it.
+    first_sep: Option<u8>,
+    uniform: bool,
+    /// Which separators occur: bit per `SEPARATORS` entry.
+    seps: u8,
+}
+
+/// The separators a number token can hold (see `number_token_end`).
+const SEPARATORS: &[u8] = b".- ()+";
+
+fn sep_bit(c: u8) -> u8 {
+    SEPARATORS
+        .iter()
+        .position(|s| *s == c)
+        .map_or(0x80, |at| 1 << at)
+}
+
+impl<'t> NumberShape<'t> {
+    /// `None` when the token has more groups or digits than any personal number.
+    fn read(text: &'t str) -> Option<NumberShape<'t>> {
+        if !(MIN_TOKEN..=MAX_TOKEN).contains(&text.len()) {
+            return None;
+        }
+        let mut shape = NumberShape {
+            text,
+            groups: [(0, 0); MAX_GROUPS],
+            group_count: 0,
+            digits: [0; MAX_DIGITS],
+            digit_count: 0,
+            first_sep: None,
+            uniform: true,
+            seps: 0,
+        };
+        let mut in_group = false;
+        for (at, c) in text.bytes().enumerate() {
+            if c.is_ascii_digit() {
+                if !in_group {
+                    if shape.group_count == MAX_GROUPS {
+                        return None;
+                    }
+                    shape.groups[shape.group_count] = (u8::try_from(at).ok()?, 0);
+                    shape.group_count += 1;
+                    in_group = true;
+                }
+                shape.groups[shape.group_count - 1].1 += 1;
+                *shape.digits.get_mut(shape.digit_count)? = c;
+                shape.digit_count += 1;
+            } else {
+                in_group = false;
+                shape.seps |= sep_bit(c);
+                match shape.first_sep {
+                    None => shape.first_sep = Some(c),
+                    Some(first) => shape.uniform &= first == c,
+                }
+            }
+        }
+        Some(shape)
+    }
+
+    fn lens(&self) -> impl Iterator<Item = usize> + '_ {
+        self.groups[..self.group_count]
+            .iter()
+            .map(|g| usize::from(g.1))
+    }
+
+    fn lens_are(&self, expected: &[usize]) -> bool {
+        self.group_count == expected.len() && self.lens().eq(expected.iter().copied())
+    }
+
+    fn group(&self, index: usize) -> &'t str {
+        let (start, len) = self.groups[index];
+        let start = usize::from(start);
+        self.text
+            .get(start..start + usize::from(len))
+            .unwrap_or_default()
+    }
+
+    fn digits(&self) -> &str {
+        std::str::from_utf8(&self.digits[..self.digit_count]).unwrap_or_default()
+    }
+
+    /// True when every separator is one of `allowed` (also when there is none).
+    fn only(&self, allowed: &[u8]) -> bool {
+        let mask = allowed.iter().fold(0, |m, c| m | sep_bit(*c));
+        self.seps & !mask == 0
+    }
+}
+
 fn classify_number(token: &[u8], offset: usize) -> Option<Hit> {
+    if !(MIN_TOKEN..=MAX_TOKEN).contains(&token.len()) {
+        return None;
+    }
     let text = std::str::from_utf8(token).ok()?;
     let end = offset + token.len();
-    let groups: Vec<&str> = text
-        .split(|c: char| !c.is_ascii_digit())
-        .filter(|g| !g.is_empty())
-        .collect();
-    let digits: String = groups.concat();
-    let seps: Vec<char> = text.chars().filter(|c| !c.is_ascii_digit()).collect();
-    let only = |allowed: &[char]| seps.iter().all(|s| allowed.contains(s));
-    let lens: Vec<usize> = groups.iter().map(|g| g.len()).collect();
+    let shape = NumberShape::read(text)?;
+    let lens = |expected: &[usize]| shape.lens_are(expected);
+    let digit_count = shape.digit_count;
 
-    if only(&['.']) && lens.len() == 4 && !text.starts_with('+') {
+    if shape.only(b".") && shape.group_count == 4 && !text.starts_with('+') {
         let ip: Ipv4Addr = text.parse().ok()?;
         let public = !(ip.is_private()
             || ip.is_loopback()
@@ -149,36 +289,40 @@ fn classify_number(token: &[u8], offset: usize) -> Option<Hit> {
             || ip.octets()[0] == 0);
         return public.then(|| hit(offset, end, "ipv4", "pii.ip_address", 0.8));
     }
-    if lens == [3, 2, 4] && (only(&['-']) || only(&[' '])) {
-        return validate::ssn(groups[0], groups[1], groups[2])
+    if lens(&[3, 2, 4]) && (shape.only(b"-") || shape.only(b" ")) {
+        return validate::ssn(shape.group(0), shape.group(1), shape.group(2))
             .then(|| hit(offset, end, "ssn", "pii.ssn", 0.9));
     }
-    if (13..=19).contains(&digits.len()) && !text.starts_with('+') && !text.starts_with('(') {
-        let uniform = seps.windows(2).all(|w| w[0] == w[1]) && only(&[' ', '-']);
-        let grouping = lens.len() == 1
-            || lens[..lens.len() - 1].iter().all(|&l| l == 4)
-            || lens == [4, 6, 5]
-            || lens == [4, 6, 4];
-        if uniform && grouping && validate::card_issuer(&digits) && validate::luhn(&digits) {
+    if (13..=19).contains(&digit_count) && !text.starts_with('+') && !text.starts_with('(') {
+        let uniform = shape.uniform && shape.only(b" -");
+        let grouping = shape.group_count == 1
+            || shape.lens().take(shape.group_count - 1).all(|l| l == 4)
+            || lens(&[4, 6, 5])
+            || lens(&[4, 6, 4]);
+        let digits = shape.digits();
+        if uniform && grouping && validate::card_issuer(digits) && validate::luhn(digits) {
             return Some(hit(offset, end, "credit_card", "pii.credit_card", 0.95));
         }
     }
     if text.starts_with('+') {
-        let first = digits.as_bytes().first().copied().unwrap_or(b'0');
-        let well_grouped = lens.len() == 1 || lens.len() <= 6 && lens.iter().all(|&l| l <= 8);
-        return ((8..=15).contains(&digits.len()) && first != b'0' && well_grouped)
+        let first = shape.digits.first().copied().unwrap_or(b'0');
+        let well_grouped =
+            shape.group_count == 1 || shape.group_count <= 6 && shape.lens().all(|l| l <= 8);
+        return ((8..=15).contains(&digit_count) && first != b'0' && well_grouped)
             .then(|| hit(offset, end, "phone", "pii.phone", 0.85));
     }
     // North American numbers: (415) 555-0132, 415-555-0132, 415.555.0132, 1-415-555-0132.
-    let nanp = match lens.as_slice() {
-        [3, 3, 4] => Some(0),
-        [1, 3, 3, 4] if groups[0] == "1" => Some(1),
-        _ => None,
+    let nanp = if lens(&[3, 3, 4]) {
+        Some(0)
+    } else if lens(&[1, 3, 3, 4]) && shape.group(0) == "1" {
+        Some(1)
+    } else {
+        None
     };
     if let Some(skip) = nanp {
-        let area = groups[skip].as_bytes();
-        let exchange = groups[skip + 1].as_bytes();
-        let consistent = only(&['-']) || only(&['.']) || text.contains(')');
+        let area = shape.group(skip).as_bytes();
+        let exchange = shape.group(skip + 1).as_bytes();
+        let consistent = shape.only(b"-") || shape.only(b".") || text.contains(')');
         if consistent && area[0] >= b'2' && exchange[0] >= b'2' {
             return Some(hit(offset, end, "phone", "pii.phone", 0.8));
         }

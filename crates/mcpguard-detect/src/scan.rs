@@ -1,11 +1,13 @@
 //! Scanning one piece of text: anchored patterns, personal-data shapes, and
 //! `name = value` assignments. Returns spans; the caller turns them into findings.
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
+use memchr::memmem;
 use regex_automata::{Input, meta::Regex};
 
-use crate::catalog::{KEYED_RULES, Label, PATTERN_RULES};
+use crate::catalog::{KEYED_RULES, KeyedRule, Label, PATTERN_RULES, PatternRule, SquashedName};
 use crate::pii;
+use crate::profile::Profile;
 
 /// A match inside one text.
 #[derive(Debug, Clone, PartialEq)]
@@ -49,19 +51,48 @@ const NAME_ANCHORS: &[&str] = &[
     "client_key",
 ];
 
+/// The AWS CLI's name for a secret key, which it takes after a space
+/// (`aws configure set aws_secret_access_key …`).
+const AWS_SECRET_KEY_NAME: &[u8] = b"secret_access_key";
+
 /// Most pattern rules the scanner tracks (a fixed array per scan).
 const MAX_PATTERN_RULES: usize = 64;
 
 /// Longest span a pattern may cover after its anchor.
 const MAX_MATCH: usize = 40_000;
 
+/// Rules are searched in tiers by their shortest anchor: a vectorised multi-literal
+/// search (Teddy) fingerprints as many leading bytes as its shortest literal has (at most
+/// four), so one two-byte anchor among sixty would make every search match on two-byte
+/// fingerprints and verify candidates all the time. A rule's tier is the first whose
+/// length its shortest anchor reaches.
+const TIER_MIN_LEN: &[usize] = &[4, 3, 0];
+
+/// Texts shorter than this are searched for all anchors at once with a plain automaton:
+/// the vectorised search needs a few dozen bytes to start, and below that falls back to
+/// a slower hashing search once per tier.
+const SHORT_TEXT: usize = 64;
+
 /// The compiled detectors.
 pub(crate) struct Engine {
+    tiers: Vec<AnchorTier>,
+    /// Every rule's anchors in one automaton, for short texts.
+    all_anchors: AnchorTier,
+    regexes: Vec<Regex>,
+    /// The shortest text any pattern rule can match.
+    shortest_match: usize,
+    names: AhoCorasick,
+    /// Literals that end a candidate name in plain text (see `assignments`).
+    to_word: memmem::Finder<'static>,
+    flag_dashes: memmem::Finder<'static>,
+    aws_secret_key: memmem::Finder<'static>,
+}
+
+/// The anchors of the rules of one tier, searched together.
+struct AnchorTier {
     anchors: AhoCorasick,
     /// For each anchor pattern, the rules it starts.
     anchor_rules: Vec<Vec<usize>>,
-    regexes: Vec<Regex>,
-    names: AhoCorasick,
 }
 
 /// A detector failed to compile (a bug in the catalogue; tests catch it).
@@ -76,8 +107,6 @@ pub struct BuildError {
 
 impl Engine {
     pub(crate) fn new() -> Result<Engine, BuildError> {
-        let mut literals: Vec<&str> = Vec::new();
-        let mut anchor_rules: Vec<Vec<usize>> = Vec::new();
         if PATTERN_RULES.len() > MAX_PATTERN_RULES {
             return Err(BuildError {
                 detector: "catalogue".into(),
@@ -87,82 +116,115 @@ impl Engine {
             });
         }
         let mut regexes = Vec::with_capacity(PATTERN_RULES.len());
-        for (index, rule) in PATTERN_RULES.iter().enumerate() {
-            for anchor in rule.anchors {
-                match literals.iter().position(|l| l == anchor) {
-                    Some(at) => anchor_rules[at].push(index),
-                    None => {
-                        literals.push(anchor);
-                        anchor_rules.push(vec![index]);
-                    }
-                }
-            }
+        let mut shortest_match = usize::MAX;
+        let syntax = regex_automata::util::syntax::Config::new()
+            .unicode(false)
+            .utf8(false);
+        for rule in PATTERN_RULES {
+            let failed = |reason: String| BuildError {
+                detector: rule.detector.into(),
+                reason,
+            };
             let regex = Regex::builder()
-                .syntax(
-                    regex_automata::util::syntax::Config::new()
-                        .unicode(false)
-                        .utf8(false),
-                )
+                .syntax(syntax)
                 .build(rule.pattern)
-                .map_err(|e| BuildError {
-                    detector: rule.detector.into(),
-                    reason: e.to_string(),
-                })?;
+                .map_err(|e| failed(e.to_string()))?;
+            let hir = regex_automata::util::syntax::parse_with(rule.pattern, &syntax)
+                .map_err(|e| failed(e.to_string()))?;
+            shortest_match = shortest_match.min(hir.properties().minimum_len().unwrap_or(0));
             regexes.push(regex);
         }
+        let tier_of = |rule: &PatternRule| {
+            let shortest = rule.anchors.iter().map(|a| a.len()).min().unwrap_or(0);
+            TIER_MIN_LEN
+                .iter()
+                .position(|min| shortest >= *min)
+                .unwrap_or(TIER_MIN_LEN.len() - 1)
+        };
+        let mut tiers = Vec::new();
+        for tier in 0..TIER_MIN_LEN.len() {
+            let rules = PATTERN_RULES
+                .iter()
+                .enumerate()
+                .filter(|(_, rule)| tier_of(rule) == tier);
+            if let Some(built) = AnchorTier::new(rules, None)? {
+                tiers.push(built);
+            }
+        }
+        let all_anchors =
+            AnchorTier::new(PATTERN_RULES.iter().enumerate(), Some(AhoCorasickKind::DFA))?
+                .ok_or_else(|| BuildError {
+                    detector: "catalogue".into(),
+                    reason: "no pattern rules".into(),
+                })?;
         let build = |e: aho_corasick::BuildError| BuildError {
             detector: "anchors".into(),
             reason: e.to_string(),
         };
-        // An anchor that begins with a shorter anchor also starts the shorter one's rules:
-        // the search reports only the longest anchor at each position.
-        for (i, long) in literals.iter().enumerate() {
-            for (j, short) in literals.iter().enumerate() {
-                if i != j && long.len() > short.len() && long.starts_with(short) {
-                    let extra = anchor_rules[j].clone();
-                    anchor_rules[i].extend(extra);
-                }
-            }
-        }
-        let anchors = AhoCorasickBuilder::new()
-            .match_kind(MatchKind::LeftmostLongest)
-            .build(&literals)
-            .map_err(build)?;
         let names = AhoCorasickBuilder::new()
             .ascii_case_insensitive(true)
             .match_kind(MatchKind::LeftmostLongest)
             .build(NAME_ANCHORS)
             .map_err(build)?;
         Ok(Engine {
-            anchors,
-            anchor_rules,
+            tiers,
+            all_anchors,
             regexes,
+            shortest_match,
             names,
+            to_word: memmem::Finder::new(b" to "),
+            flag_dashes: memmem::Finder::new(b"--"),
+            aws_secret_key: memmem::Finder::new(AWS_SECRET_KEY_NAME),
         })
     }
 
     /// All hits in `text`, overlaps resolved.
     pub(crate) fn scan(&self, text: &str, out: &mut Vec<Hit>) {
         let first = out.len();
-        self.patterns(text, out);
-        pii::scan(text, out);
-        self.assignments(text, out);
+        let profile = Profile::of(text);
+        if text.len() >= self.shortest_match {
+            self.patterns(text, out);
+        }
+        pii::scan(text, profile, out);
+        // Assignments end names at `=`, `:`, ` to `, after `--` or at the AWS name.
+        if profile.has(Profile::EQUALS | Profile::COLON | Profile::SPACE | Profile::DASH)
+            || text.len() >= AWS_SECRET_KEY_NAME.len()
+        {
+            self.assignments(text, profile, out);
+        }
         resolve_overlaps(out, first);
     }
 
     fn patterns(&self, text: &str, out: &mut Vec<Hit>) {
-        let bytes = text.as_bytes();
-        // Per rule, where its last match ended: hits inside it are the same match.
+        // Per rule, where its last match ended: hits inside it are the same match. A rule
+        // belongs to one tier, so its anchors are met in order.
         let mut covered = [0usize; MAX_PATTERN_RULES];
+        if text.len() < SHORT_TEXT {
+            self.tier_patterns(&self.all_anchors, text, &mut covered, out);
+            return;
+        }
+        for tier in &self.tiers {
+            self.tier_patterns(tier, text, &mut covered, out);
+        }
+    }
+
+    fn tier_patterns(
+        &self,
+        tier: &AnchorTier,
+        text: &str,
+        covered: &mut [usize; MAX_PATTERN_RULES],
+        out: &mut Vec<Hit>,
+    ) {
+        let bytes = text.as_bytes();
         let mut pos = 0;
         // Leftmost-longest search (fast, prefiltered), restarted one byte after each
         // anchor so that anchors overlapping it are still seen.
-        while let Some(anchor) = self
+        while let Some(anchor) = tier
             .anchors
             .find(aho_corasick::Input::new(bytes).range(pos..bytes.len()))
         {
             pos = anchor.start() + 1;
-            for &index in &self.anchor_rules[anchor.pattern().as_usize()] {
+            for &index in &tier.anchor_rules[anchor.pattern().as_usize()] {
                 if anchor.start() < covered[index] {
                     continue;
                 }
@@ -219,7 +281,7 @@ impl Engine {
     }
 
     /// `name = value`, `name: value`, `"name": "value"` in plain text.
-    fn assignments(&self, text: &str, out: &mut Vec<Hit>) {
+    fn assignments(&self, text: &str, profile: Profile, out: &mut Vec<Hit>) {
         let b = text.as_bytes();
         let ident = |c: u8| c.is_ascii_alphanumeric() || c == b'_' || c == b'-' || c == b'.';
         // Candidate names end just before a separator (`=`, `:`, ` to `) or are flags
@@ -236,22 +298,26 @@ impl Engine {
             }
             ends.push(e);
         }
-        for at in memchr::memmem::find_iter(b, b" to ") {
-            let mut e = at;
-            if e > 0 && matches!(b[e - 1], b'"' | b'\'' | b'`') {
-                e -= 1;
+        if profile.has(Profile::SPACE) {
+            for at in self.to_word.find_iter(b) {
+                let mut e = at;
+                if e > 0 && matches!(b[e - 1], b'"' | b'\'' | b'`') {
+                    e -= 1;
+                }
+                ends.push(e);
             }
-            ends.push(e);
         }
-        for at in memchr::memmem::find_iter(b, b"--") {
-            let mut e = at + 2;
-            while e < b.len() && ident(b[e]) {
-                e += 1;
+        if profile.has(Profile::DASH) {
+            for at in self.flag_dashes.find_iter(b) {
+                let mut e = at + 2;
+                while e < b.len() && ident(b[e]) {
+                    e += 1;
+                }
+                ends.push(e);
             }
-            ends.push(e);
         }
-        for at in memchr::memmem::find_iter(b, b"secret_access_key") {
-            ends.push(at + "secret_access_key".len());
+        for at in self.aws_secret_key.find_iter(b) {
+            ends.push(at + AWS_SECRET_KEY_NAME.len());
         }
         ends.sort_unstable();
         ends.dedup();
@@ -296,10 +362,73 @@ impl Engine {
     }
 }
 
+impl AnchorTier {
+    /// The tier searching the anchors of `rules` (index into `PATTERN_RULES`, rule) with
+    /// an automaton of `kind` (the library's choice when `None`); `None` when there are
+    /// no rules.
+    fn new<'r>(
+        rules: impl Iterator<Item = (usize, &'r PatternRule)>,
+        kind: Option<AhoCorasickKind>,
+    ) -> Result<Option<AnchorTier>, BuildError> {
+        let mut literals: Vec<&str> = Vec::new();
+        let mut anchor_rules: Vec<Vec<usize>> = Vec::new();
+        for (index, rule) in rules {
+            for anchor in rule.anchors {
+                match literals.iter().position(|l| l == anchor) {
+                    Some(at) => anchor_rules[at].push(index),
+                    None => {
+                        literals.push(anchor);
+                        anchor_rules.push(vec![index]);
+                    }
+                }
+            }
+        }
+        if literals.is_empty() {
+            return Ok(None);
+        }
+        // An anchor that begins with a shorter anchor also starts the shorter one's rules:
+        // the search reports only the longest anchor at each position.
+        for (i, long) in literals.iter().enumerate() {
+            for (j, short) in literals.iter().enumerate() {
+                if i != j && long.len() > short.len() && long.starts_with(short) {
+                    let extra = anchor_rules[j].clone();
+                    anchor_rules[i].extend(extra);
+                }
+            }
+        }
+        let anchors = AhoCorasickBuilder::new()
+            .match_kind(MatchKind::LeftmostLongest)
+            .kind(kind)
+            // A chosen automaton is for short texts, where a prefilter costs more
+            // than it saves.
+            .prefilter(kind.is_none())
+            .build(&literals)
+            .map_err(|e| BuildError {
+                detector: "anchors".into(),
+                reason: e.to_string(),
+            })?;
+        Ok(Some(AnchorTier {
+            anchors,
+            anchor_rules,
+        }))
+    }
+}
+
 fn keyed(name: &str, value: &str, offset: usize) -> Option<Hit> {
+    // Squashed once, and only when a rule gets as far as the name.
+    let mut squashed: Option<SquashedName> = None;
+    let mut name_fits = |rule: &KeyedRule| {
+        let squashed = squashed.get_or_insert_with(|| SquashedName::new(name));
+        (rule.name)(name, squashed.as_str())
+    };
     KEYED_RULES
         .iter()
-        .find(|rule| (rule.name)(name) && (rule.value)(value))
+        .find(|rule| {
+            if rule.name_first && !name_fits(rule) {
+                return false;
+            }
+            (rule.value)(value) && (rule.name_first || name_fits(rule))
+        })
         .map(|rule| Hit {
             start: offset,
             end: offset + value.len(),

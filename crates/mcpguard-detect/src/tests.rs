@@ -708,3 +708,59 @@ fn taint_survives_added_or_removed_separators() {
         1
     );
 }
+
+/// Short texts take shortcuts (one automaton for all anchors, scanners skipped by the
+/// bytes present); long texts take the vectorised searches. Both must find the same.
+#[test]
+fn short_and_long_texts_find_the_same() {
+    let d = detector();
+    let pad = "\n".repeat(crate::profile::PROFILED_LEN);
+    let mut short = 0;
+    for (text, kind) in samples() {
+        if text.len() < crate::profile::PROFILED_LEN {
+            short += 1;
+        }
+        let alone = d.scan_text(&text).unwrap();
+        let padded = d.scan_text(&format!("{pad}{text}{pad}")).unwrap();
+        assert!(kinds(&alone).contains(&kind), "{kind} alone: {alone:?}");
+        assert!(kinds(&padded).contains(&kind), "{kind} padded: {padded:?}");
+    }
+    assert!(short >= 20, "only {short} samples exercise the short path");
+}
+
+proptest::proptest! {
+    #[test]
+    fn padding_a_text_changes_no_finding(text in "[a-zA-Z0-9@:=.%&\\\\ _/+()-]{0,63}") {
+        let pad = "\n".repeat(crate::profile::PROFILED_LEN);
+        let mut alone = kinds(&SHARED.scan_text(&text).unwrap());
+        let mut padded = kinds(&SHARED.scan_text(&format!("{pad}{text}{pad}")).unwrap());
+        alone.sort_unstable();
+        padded.sort_unstable();
+        proptest::prop_assert_eq!(alone, padded);
+    }
+}
+
+static SHORT_SAMPLES: std::sync::LazyLock<Vec<String>> = std::sync::LazyLock::new(|| {
+    samples()
+        .into_iter()
+        .map(|(text, _)| text)
+        .filter(|text| text.len() < crate::profile::PROFILED_LEN - 8)
+        .collect()
+});
+
+proptest::proptest! {
+    #[test]
+    fn padding_a_sample_in_context_changes_no_finding(
+        index in 0usize..1000,
+        before in "[ ,;\t]{0,3}",
+        after in "[ ,;\t]{0,3}",
+    ) {
+        let sample = &SHORT_SAMPLES[index % SHORT_SAMPLES.len()];
+        let text = format!("{before}{sample}{after}");
+        let pad = "\n".repeat(crate::profile::PROFILED_LEN);
+        let alone = kinds(&SHARED.scan_text(&text).unwrap());
+        let padded = kinds(&SHARED.scan_text(&format!("{pad}{text}{pad}")).unwrap());
+        proptest::prop_assert!(!alone.is_empty(), "nothing found in {:?}", text);
+        proptest::prop_assert_eq!(alone, padded);
+    }
+}

@@ -314,17 +314,19 @@ pub fn reference(value: &str) -> bool {
 /// True when `value` looks like a random secret: long enough, varied, not a placeholder,
 /// not a plain word, path, URL, digest or UUID.
 pub fn random_secret(value: &str) -> bool {
+    // Cheapest checks first: this runs on every string that has a secret-like name.
     let len = value.len();
-    if !(8..=512).contains(&len) || placeholder(value) || reference(value) || low_variety(value) {
-        return false;
-    }
-    if value
-        .bytes()
-        .any(|b| b.is_ascii_whitespace() || !b.is_ascii_graphic())
+    if !(8..=512).contains(&len)
+        || value
+            .bytes()
+            .any(|b| b.is_ascii_whitespace() || !b.is_ascii_graphic())
     {
         return false;
     }
     if value.contains("://") || value.starts_with('/') || value.starts_with("./") {
+        return false;
+    }
+    if low_variety(value) || placeholder(value) || reference(value) {
         return false;
     }
     let classes = char_classes(value);

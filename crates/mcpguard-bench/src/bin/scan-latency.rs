@@ -2,12 +2,15 @@
 //! arguments of 1, 4 and 64 KB many times and prints p50/p99/p99.9 per size, plus policy
 //! evaluation at 10/100/1000 rules. Criterion gives means; the target is on p99.
 //!
-//! Run: `cargo run --release -p mcpguard-bench --bin scan-latency [ITERATIONS]`.
+//! Run: `cargo run --release -p mcpguard-bench --bin scan-latency [ITERATIONS] [SIZES]`,
+//! where SIZES is a comma-separated list of argument sizes in bytes (default
+//! `1024,4096,65536`); with SIZES given, the policy part is skipped (for profiling one
+//! size alone).
 
 use std::collections::BTreeSet;
 use std::time::Instant;
 
-use mcpguard_bench::guard_inputs::{arguments, policy_of, read_file_call};
+use mcpguard_bench::guard_inputs::{arguments, mixed_corpus, policy_of, read_file_call};
 use mcpguard_detect::{Detector, DigestKey, Limits};
 use mcpguard_policy::{Action, SessionFacts};
 
@@ -24,10 +27,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .nth(1)
         .and_then(|a| a.parse().ok())
         .unwrap_or(20_000);
+    let sizes: Option<Vec<usize>> = std::env::args()
+        .nth(2)
+        .map(|list| list.split(',').map(str::parse).collect())
+        .transpose()?;
     let detector = Detector::new(DigestKey::new([3; 32]), Limits::default())?;
     println!("| argument size | scans | p50 µs | p99 µs | p99.9 µs | MB/s at p50 |");
     println!("|---|---|---|---|---|---|");
-    for size in [1024, 4096, 65536] {
+    for &size in sizes.as_deref().unwrap_or(&[1024, 4096, 65536]) {
         let json = arguments(size);
         let n = if size > 10_000 {
             iterations / 10
@@ -50,6 +57,32 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             json.len(),
             json.len() as f64 / p50
         );
+    }
+    let corpus = mixed_corpus(1 << 20, 7);
+    let findings = detector.scan_json(&corpus)?;
+    if !findings.is_empty() {
+        let types: Vec<&str> = findings.iter().map(|f| f.kind).collect();
+        return Err(format!("the mixed corpus should hold no findings, found {types:?}").into());
+    }
+    let rounds = (iterations / 1000).max(5);
+    let mut samples = Vec::with_capacity(rounds);
+    for _ in 0..rounds {
+        let start = Instant::now();
+        detector.scan_json(&corpus)?;
+        samples.push(start.elapsed().as_nanos() as u64);
+    }
+    let (p50, _, _) = percentiles(samples);
+    println!();
+    println!("| mixed JSON corpus without findings | scans | p50 ms | MB/s at p50 |");
+    println!("|---|---|---|---|");
+    println!(
+        "| {} B | {rounds} | {:.2} | {:.0} |",
+        corpus.len(),
+        p50 / 1000.0,
+        corpus.len() as f64 / p50
+    );
+    if sizes.is_some() {
+        return Ok(());
     }
     println!();
     println!("| rules | evaluations | p50 µs | p99 µs |");
