@@ -9,6 +9,8 @@
 //! - `mcpguard_upstream_up{upstream}`, `mcpguard_upstream_restarts_total{upstream}`
 //!   (read when scraped)
 
+use std::collections::HashMap;
+use std::hash::BuildHasher;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,6 +29,61 @@ use crate::pipeline::{CallContext, LogFailure, Plugin};
 type Labels = Vec<(String, String)>;
 type Histograms = Family<Labels, Histogram, fn() -> Histogram>;
 
+/// A cached metric with the label values it was made for.
+type Cached<M> = (Box<[Box<str>]>, M);
+
+/// The metrics of one family by their label values, so that recording on a label set
+/// seen before allocates nothing (the family itself wants owned labels for every
+/// lookup: a vector and two strings per label, dozens of allocations per call).
+/// The handles share their values with the family's, which is what gets exported.
+struct Handles<M, C> {
+    family: Family<Labels, M, C>,
+    names: &'static [&'static str],
+    /// By a hash of the label values; each entry keeps its values to tell collisions apart.
+    cache: parking_lot::RwLock<HashMap<u64, Vec<Cached<M>>>>,
+}
+
+impl<M, C> Handles<M, C>
+where
+    M: Clone + prometheus_client::metrics::TypedMetric,
+    C: prometheus_client::metrics::family::MetricConstructor<M> + Clone,
+{
+    fn new(family: Family<Labels, M, C>, names: &'static [&'static str]) -> Handles<M, C> {
+        Handles {
+            family,
+            names,
+            cache: parking_lot::RwLock::new(HashMap::new()),
+        }
+    }
+
+    /// The metric for `values` (one per label name, in order).
+    fn get(&self, values: &[&str]) -> M {
+        // A fast fixed hash: the entries are compared in full on every hit, so a
+        // collision costs a comparison, never a wrong metric.
+        let key = foldhash::fast::FixedState::with_seed(0x6d63_7067_7561_7264).hash_one(values);
+        let same = |stored: &[Box<str>]| stored.iter().map(|s| &**s).eq(values.iter().copied());
+        if let Some(entries) = self.cache.read().get(&key)
+            && let Some((_, metric)) = entries.iter().find(|(stored, _)| same(stored))
+        {
+            return metric.clone();
+        }
+        let labels: Labels = self
+            .names
+            .iter()
+            .zip(values)
+            .map(|(name, value)| (name.to_string(), value.to_string()))
+            .collect();
+        let metric = self.family.get_or_create(&labels).clone();
+        let stored: Box<[Box<str>]> = values.iter().map(|v| Box::from(*v)).collect();
+        let mut cache = self.cache.write();
+        let entries = cache.entry(key).or_default();
+        if !entries.iter().any(|(s, _)| same(s)) {
+            entries.push((stored, metric.clone()));
+        }
+        metric
+    }
+}
+
 fn latency_histogram() -> Histogram {
     // 10 µs to ~40 s.
     Histogram::new(exponential_buckets(0.000_01, 4.0, 12))
@@ -42,10 +99,10 @@ fn labels(pairs: &[(&str, &str)]) -> Labels {
 /// The gateway's metrics.
 pub struct Metrics {
     registry: Registry,
-    calls: Family<Labels, Counter>,
-    phases: Histograms,
-    upstreams: Histograms,
-    plugin_logs: Histograms,
+    calls: Handles<Counter, fn() -> Counter>,
+    phases: Handles<Histogram, fn() -> Histogram>,
+    upstreams: Handles<Histogram, fn() -> Histogram>,
+    plugin_logs: Handles<Histogram, fn() -> Histogram>,
     findings: Family<Labels, Counter>,
     rate_limited: Family<Labels, Counter>,
     auth_refusals: Family<Labels, Counter>,
@@ -69,7 +126,8 @@ impl Metrics {
     /// Every metric, registered.
     pub fn new() -> Metrics {
         let mut registry = Registry::with_prefix("mcpguard");
-        let calls = Family::<Labels, Counter>::default();
+        let counter: fn() -> Counter = Counter::default;
+        let calls = Family::<Labels, Counter, fn() -> Counter>::new_with_constructor(counter);
         let constructor: fn() -> Histogram = latency_histogram;
         let phases = Histograms::new_with_constructor(constructor);
         let upstreams = Histograms::new_with_constructor(constructor);
@@ -126,10 +184,10 @@ impl Metrics {
         );
         Metrics {
             registry,
-            calls,
-            phases,
-            upstreams,
-            plugin_logs,
+            calls: Handles::new(calls, &["method", "tool", "upstream", "outcome", "rule"]),
+            phases: Handles::new(phases, &["phase"]),
+            upstreams: Handles::new(upstreams, &["upstream"]),
+            plugin_logs: Handles::new(plugin_logs, &["plugin"]),
             findings,
             rate_limited,
             auth_refusals,
@@ -140,23 +198,17 @@ impl Metrics {
 
     /// Records how long a phase took.
     pub fn phase(&self, phase: &str, took: Duration) {
-        self.phases
-            .get_or_create(&labels(&[("phase", phase)]))
-            .observe(took.as_secs_f64());
+        self.phases.get(&[phase]).observe(took.as_secs_f64());
     }
 
     /// Records how long an upstream took to serve a call.
     pub fn upstream(&self, upstream: &str, took: Duration) {
-        self.upstreams
-            .get_or_create(&labels(&[("upstream", upstream)]))
-            .observe(took.as_secs_f64());
+        self.upstreams.get(&[upstream]).observe(took.as_secs_f64());
     }
 
     /// Records how long a plugin's log phase took.
     pub fn plugin_log(&self, plugin: &str, took: Duration) {
-        self.plugin_logs
-            .get_or_create(&labels(&[("plugin", plugin)]))
-            .observe(took.as_secs_f64());
+        self.plugin_logs.get(&[plugin]).observe(took.as_secs_f64());
     }
 
     /// The OpenMetrics exposition, with the upstreams' state as of now.
@@ -208,15 +260,55 @@ pub fn to_prometheus_text(openmetrics: &str) -> String {
     text
 }
 
+/// Most distinct tool names that become label values.
+const MAX_TOOL_LABELS: usize = 512;
+/// Most distinct non-standard method names (extensions) that become label values.
+const MAX_OTHER_METHODS: usize = 32;
+
+/// A bounded set of label values: the first `limit` distinct values pass, later new ones
+/// become `other`.
+struct LabelCap {
+    seen: parking_lot::RwLock<std::collections::HashSet<Box<str>>>,
+    limit: usize,
+}
+
+impl LabelCap {
+    fn new(limit: usize) -> LabelCap {
+        LabelCap {
+            seen: parking_lot::RwLock::new(std::collections::HashSet::new()),
+            limit,
+        }
+    }
+
+    /// `value`, or `other` once `limit` other values have been seen.
+    fn admit<'v>(&self, value: &'v str) -> &'v str {
+        if self.seen.read().contains(value) {
+            return value;
+        }
+        let mut seen = self.seen.write();
+        if seen.len() < self.limit {
+            seen.insert(value.into());
+            return value;
+        }
+        if seen.contains(value) { value } else { "other" }
+    }
+}
+
 /// The log-phase plugin that counts calls, findings and refusals.
 pub struct MetricsPlugin {
     metrics: Arc<Metrics>,
+    tools: LabelCap,
+    other_methods: LabelCap,
 }
 
 impl MetricsPlugin {
     /// Counts into `metrics`.
     pub fn new(metrics: Arc<Metrics>) -> MetricsPlugin {
-        MetricsPlugin { metrics }
+        MetricsPlugin {
+            metrics,
+            tools: LabelCap::new(MAX_TOOL_LABELS),
+            other_methods: LabelCap::new(MAX_OTHER_METHODS),
+        }
     }
 }
 
@@ -256,6 +348,10 @@ fn outcome(ctx: &CallContext, verdict: Option<&Verdict>) -> &'static str {
 
 #[async_trait]
 impl Plugin for MetricsPlugin {
+    fn phases(&self) -> &'static [crate::pipeline::Phase] {
+        &[crate::pipeline::Phase::Log]
+    }
+
     fn name(&self) -> &'static str {
         "metrics"
     }
@@ -265,26 +361,32 @@ impl Plugin for MetricsPlugin {
             return Ok(());
         }
         let verdict = ctx.extensions.get::<Verdict>();
-        let method = ctx.method();
+        // Label values come from the agent: methods the protocol does not define and
+        // tool names beyond the first `MAX_TOOL_LABELS` are counted as `other`, so that a
+        // client sending made-up names cannot grow the exposition without bound.
+        let method = match ctx.method() {
+            m if mcp::method::is_standard(m) => m,
+            m => self.other_methods.admit(m),
+        };
         let tool = if method == mcp::method::TOOLS_CALL || method == mcp::method::PROMPTS_GET {
-            ctx.request.param_str("name").map(|n| n.into_owned())
+            ctx.request.param_str("name")
         } else {
             None
         };
+        let tool = tool.as_deref().map(|t| self.tools.admit(t));
         let outcome = outcome(ctx, verdict);
         let rule = verdict
             .and_then(|v| v.decision.rule.as_ref())
-            .map(|r| r.id.clone())
-            .unwrap_or_default();
+            .map_or("", |r| r.id.as_str());
         self.metrics
             .calls
-            .get_or_create(&labels(&[
-                ("method", method),
-                ("tool", tool.as_deref().unwrap_or("")),
-                ("upstream", ctx.upstream.as_deref().unwrap_or("")),
-                ("outcome", outcome),
-                ("rule", &rule),
-            ]))
+            .get(&[
+                method,
+                tool.unwrap_or(""),
+                ctx.upstream.as_deref().unwrap_or(""),
+                outcome,
+                rule,
+            ])
             .inc();
         if let Some(verdict) = verdict {
             for (place, findings) in [
@@ -328,5 +430,38 @@ impl Plugin for MetricsPlugin {
             _ => {}
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn label_values_beyond_the_cap_become_other() {
+        let cap = LabelCap::new(2);
+        assert_eq!(cap.admit("a"), "a");
+        assert_eq!(cap.admit("b"), "b");
+        assert_eq!(cap.admit("a"), "a");
+        assert_eq!(cap.admit("c"), "other");
+        assert_eq!(cap.admit("b"), "b");
+    }
+
+    #[test]
+    fn cached_handles_share_the_exported_values() {
+        let metrics = Metrics::new();
+        for _ in 0..3 {
+            metrics.phase("access", Duration::from_micros(5));
+        }
+        metrics.upstream("echo", Duration::from_micros(5));
+        let text = metrics.render(&[]);
+        assert!(
+            text.contains("mcpguard_phase_duration_seconds_count{phase=\"access\"} 3"),
+            "{text}"
+        );
+        assert!(
+            text.contains("mcpguard_upstream_duration_seconds_count{upstream=\"echo\"} 1"),
+            "{text}"
+        );
     }
 }

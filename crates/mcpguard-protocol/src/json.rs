@@ -139,7 +139,7 @@ impl<'de> Visitor<'de> for StrictValue {
         // while such an upstream uses the other.
         // Most objects are small: a linear scan beats hashing until a few dozen keys.
         const LINEAR_LIMIT: usize = 24;
-        let mut small: Vec<Cow<'de, str>> = Vec::new();
+        let mut small: smallvec::SmallVec<[Cow<'de, str>; 8]> = smallvec::SmallVec::new();
         let mut large: Option<HashSet<Cow<'de, str>>> = None;
         while let Some(key) = map.next_key_seed(KeySeed)? {
             let folded = fold(key.clone());

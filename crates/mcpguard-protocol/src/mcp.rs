@@ -89,6 +89,40 @@ pub mod method {
     pub const SAMPLING_CREATE: &str = "sampling/createMessage";
     pub const ELICITATION_CREATE: &str = "elicitation/create";
     pub const ROOTS_LIST: &str = "roots/list";
+
+    /// True for the methods above (the ones the protocol defines).
+    pub fn is_standard(method: &str) -> bool {
+        [
+            INITIALIZE,
+            INITIALIZED,
+            DISCOVER,
+            PING,
+            TOOLS_LIST,
+            TOOLS_CALL,
+            PROMPTS_LIST,
+            PROMPTS_GET,
+            RESOURCES_LIST,
+            RESOURCES_TEMPLATES_LIST,
+            RESOURCES_READ,
+            RESOURCES_SUBSCRIBE,
+            RESOURCES_UNSUBSCRIBE,
+            COMPLETION_COMPLETE,
+            LOGGING_SET_LEVEL,
+            SUBSCRIPTIONS_LISTEN,
+            CANCELLED,
+            PROGRESS,
+            MESSAGE,
+            RESOURCES_UPDATED,
+            TOOLS_LIST_CHANGED,
+            PROMPTS_LIST_CHANGED,
+            RESOURCES_LIST_CHANGED,
+            ROOTS_LIST_CHANGED,
+            SAMPLING_CREATE,
+            ELICITATION_CREATE,
+            ROOTS_LIST,
+        ]
+        .contains(&method)
+    }
 }
 
 /// HTTP header names (lowercase).

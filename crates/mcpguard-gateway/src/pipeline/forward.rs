@@ -22,6 +22,10 @@ impl Forward {
 
 #[async_trait]
 impl Plugin for Forward {
+    fn phases(&self) -> &'static [super::Phase] {
+        &[super::Phase::Execution]
+    }
+
     fn name(&self) -> &'static str {
         "forward"
     }

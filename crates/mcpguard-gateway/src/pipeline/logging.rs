@@ -11,6 +11,10 @@ pub struct CallLog;
 
 #[async_trait]
 impl Plugin for CallLog {
+    fn phases(&self) -> &'static [super::Phase] {
+        &[super::Phase::Log]
+    }
+
     fn name(&self) -> &'static str {
         "call-log"
     }

@@ -49,6 +49,15 @@ pub enum Phase {
 }
 
 impl Phase {
+    /// Every phase, in running order.
+    pub const ALL: [Phase; 5] = [
+        Phase::Access,
+        Phase::PreExecution,
+        Phase::Execution,
+        Phase::PostExecution,
+        Phase::Log,
+    ];
+
     /// The name in metrics.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -125,6 +134,14 @@ pub trait Plugin: Send + Sync + 'static {
         0
     }
 
+    /// The phases this plugin implements; the pipeline calls it in no other (each call
+    /// of a phase costs a boxed future). All of them unless a plugin says otherwise: a
+    /// plugin that names too few would be skipped where it should act, so only plugins
+    /// whose phases are plain narrow this.
+    fn phases(&self) -> &'static [Phase] {
+        &Phase::ALL
+    }
+
     /// Authentication and admission.
     async fn access(&self, _ctx: &mut CallContext) -> Flow {
         Flow::Continue
@@ -181,6 +198,8 @@ pub struct LogFailure {
 #[derive(Clone, Default)]
 pub struct Pipeline {
     plugins: Vec<Arc<dyn Plugin>>,
+    /// For each phase (in `Phase::ALL` order), the plugins that implement it, in order.
+    by_phase: [Vec<Arc<dyn Plugin>>; 5],
     metrics: Option<Arc<crate::metrics::Metrics>>,
 }
 
@@ -188,8 +207,16 @@ impl Pipeline {
     /// A pipeline of `plugins`, ordered by descending priority (stable for ties).
     pub fn new(mut plugins: Vec<Arc<dyn Plugin>>) -> Pipeline {
         plugins.sort_by_key(|p| std::cmp::Reverse(p.priority()));
+        let by_phase = Phase::ALL.map(|phase| {
+            plugins
+                .iter()
+                .filter(|p| p.phases().contains(&phase))
+                .cloned()
+                .collect()
+        });
         Pipeline {
             plugins,
+            by_phase,
             metrics: None,
         }
     }
@@ -249,7 +276,7 @@ impl Pipeline {
         let mut failure = None;
         let log_started = Instant::now();
         async {
-            for plugin in &self.plugins {
+            for plugin in self.in_phase(Phase::Log) {
                 let started = Instant::now();
                 if let Err(e) = plugin.log(&ctx).await {
                     failure.get_or_insert((plugin.name(), e));
@@ -278,7 +305,7 @@ impl Pipeline {
     /// Runs only the log phase, for a call that ended outside the pipeline (the agent
     /// cancelled it): it is recorded with the answer the agent got.
     pub async fn log_only(&self, ctx: &CallContext) {
-        for plugin in &self.plugins {
+        for plugin in self.in_phase(Phase::Log) {
             if let Err(e) = plugin.log(ctx).await {
                 tracing::error!(
                     plugin = plugin.name(),
@@ -289,9 +316,15 @@ impl Pipeline {
         }
     }
 
+    /// The plugins that take part in `phase`, in order.
+    fn in_phase(&self, phase: Phase) -> &[Arc<dyn Plugin>] {
+        let at = Phase::ALL.iter().position(|p| *p == phase).unwrap_or(0);
+        &self.by_phase[at]
+    }
+
     /// Runs one phase; true when a plugin answered.
     async fn run_phase(&self, phase: Phase, ctx: &mut CallContext) -> bool {
-        for plugin in &self.plugins {
+        for plugin in self.in_phase(phase) {
             let flow = match phase {
                 Phase::Access => plugin.access(ctx).await,
                 Phase::PreExecution => plugin.pre_execution(ctx).await,

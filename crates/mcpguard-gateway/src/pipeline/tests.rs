@@ -171,3 +171,77 @@ async fn nobody_answering_leaves_no_response() {
     assert!(ctx.response.is_none());
     assert!(trace.lock().contains(&"log:quiet".to_string()));
 }
+
+/// A probe that declares it takes part in only some phases.
+struct Narrow {
+    probe: Probe,
+    phases: &'static [Phase],
+}
+
+#[async_trait]
+impl Plugin for Narrow {
+    fn name(&self) -> &'static str {
+        self.probe.name
+    }
+    fn phases(&self) -> &'static [Phase] {
+        self.phases
+    }
+    async fn access(&self, ctx: &mut CallContext) -> Flow {
+        self.probe.access(ctx).await
+    }
+    async fn pre_execution(&self, ctx: &mut CallContext) -> Flow {
+        self.probe.pre_execution(ctx).await
+    }
+    async fn execution(&self, ctx: &mut CallContext) -> Flow {
+        self.probe.execution(ctx).await
+    }
+    async fn post_execution(&self, ctx: &mut CallContext) -> Flow {
+        self.probe.post_execution(ctx).await
+    }
+    async fn log(&self, ctx: &CallContext) -> Result<(), super::LogFailure> {
+        self.probe.log(ctx).await
+    }
+}
+
+#[tokio::test]
+async fn plugins_run_only_in_the_phases_they_declare() {
+    let trace = Arc::new(Mutex::new(Vec::new()));
+    let probe = |name| Probe {
+        name,
+        priority: 0,
+        trace: trace.clone(),
+        answer_in: None,
+    };
+    let plugins: Vec<Arc<dyn Plugin>> = vec![
+        Arc::new(probe("all")),
+        Arc::new(Narrow {
+            probe: probe("logger"),
+            phases: &[Phase::Log],
+        }),
+        Arc::new(Narrow {
+            probe: Probe {
+                answer_in: Some(Phase::Execution),
+                ..probe("runner")
+            },
+            phases: &[Phase::Execution],
+        }),
+    ];
+    let pipeline = Pipeline::new(plugins);
+    let ctx = pipeline
+        .run(CallContext::new(caller(), request(), Arc::new(NoRelay)))
+        .await;
+    assert_eq!(ctx.answered_in, Some((Phase::Execution, "runner")));
+    let trace = trace.lock().clone();
+    for phase in ["access", "pre", "exec", "post", "log"] {
+        assert!(trace.contains(&format!("{phase}:all")), "{trace:?}");
+    }
+    let of = |name: &str| -> Vec<String> {
+        trace
+            .iter()
+            .filter(|t| t.ends_with(&format!(":{name}")) && !t.starts_with("answered"))
+            .cloned()
+            .collect()
+    };
+    assert_eq!(of("logger"), ["log:logger"]);
+    assert_eq!(of("runner"), ["exec:runner"]);
+}

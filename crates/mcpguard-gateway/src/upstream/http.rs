@@ -222,11 +222,9 @@ impl HttpLink {
             }
             if Era::of(&version) == Some(Era::Stateless) {
                 for (name, value) in mcp::stateless_headers(message) {
-                    if let (Ok(name), Ok(value)) = (
-                        HeaderName::from_bytes(name.as_bytes()),
-                        HeaderValue::from_str(&value),
-                    ) {
-                        headers.insert(name, value);
+                    // The names are the protocol's constants: no copy needed.
+                    if let Ok(value) = HeaderValue::from_str(&value) {
+                        headers.insert(HeaderName::from_static(name), value);
                     }
                 }
             }
