@@ -70,8 +70,9 @@ const TIER_MIN_LEN: &[usize] = &[4, 3, 0];
 
 /// Texts shorter than this are searched for all anchors at once with a plain automaton:
 /// the vectorised search needs a few dozen bytes to start, and below that falls back to
-/// a slower hashing search once per tier.
-const SHORT_TEXT: usize = 64;
+/// a slower hashing search once per tier. The same threshold as byte profiles, so that
+/// one padding in the tests crosses both.
+const SHORT_TEXT: usize = crate::profile::PROFILED_LEN;
 
 /// The compiled detectors.
 pub(crate) struct Engine {
